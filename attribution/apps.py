@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AttributionConfig(AppConfig):
+    """Inference-time attribution log and training-time attribution (TDA); see issues 4-5."""
+
+    name = "attribution"

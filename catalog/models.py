@@ -1,0 +1,243 @@
+"""The consent-tagged catalogue: recordings, who holds their rights, and what each holder allows.
+
+Consent is append-only: every change is a new `ConsentVersion` (a database trigger rejects
+UPDATE and DELETE on that table); `CurrentConsent` only points at the latest version per
+recording and holder so that retrieval can filter by consent inside one SQL query.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+ISRC_PATTERN = r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$"
+IPI_PATTERN = r"^[0-9]{9,11}$"
+TOTAL_BASIS_POINTS = 10_000
+
+isrc_validator = RegexValidator(
+    ISRC_PATTERN,
+    "ISRC must be 12 characters: country (2 letters), registrant (3 letters/digits), "
+    "year (2 digits), designation (5 digits), e.g. GBAYE0601498, without dashes.",
+    code="invalid_isrc",
+)
+ipi_validator = RegexValidator(
+    IPI_PATTERN, "IPI name number must be 9 to 11 digits.", "invalid_ipi"
+)
+
+
+class Use(models.TextChoices):
+    """What a recording may be used for (seed 004, Table 1)."""
+
+    TRAINING = "training", "Model training"
+    SONG_INFERENCE = "song_inference", "Song-level inference"
+    PARAMETER_INFERENCE = "parameter_inference", "Parameter-level inference"
+    AUDIO_INFERENCE = "audio_inference", "Audio-level inference"
+
+
+class Distribution(models.TextChoices):
+    """How outputs conditioned on a recording may be distributed (seed 004, Table 2)."""
+
+    PRIVATE = "private", "Private use"
+    NON_COMMERCIAL = "non_commercial", "Non-commercial distribution"
+    COMMERCIAL = "commercial", "Commercial distribution"
+
+
+class Artist(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Release(models.Model):
+    """An album or other release that groups recordings."""
+
+    title = models.CharField(max_length=255)
+    artist = models.ForeignKey(Artist, on_delete=models.PROTECT, related_name="releases")
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(fields=["title", "artist"], name="release_unique_per_artist")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+def recording_upload_path(instance: Recording, filename: str) -> str:
+    suffix = filename.rsplit(".", 1)[-1].lower()
+    digest = instance.content_sha256
+    return f"recordings/{digest[:2]}/{digest}.{suffix}"
+
+
+class Recording(models.Model):
+    title = models.CharField(max_length=255)
+    artist = models.ForeignKey(Artist, on_delete=models.PROTECT, related_name="recordings")
+    release = models.ForeignKey(
+        Release, on_delete=models.PROTECT, null=True, blank=True, related_name="recordings"
+    )
+    isrc = models.CharField(
+        "ISRC", max_length=12, unique=True, null=True, blank=True, validators=[isrc_validator]
+    )
+    duration_seconds = models.FloatField()
+    audio_file = models.FileField(upload_to=recording_upload_path, max_length=255)
+    audio_format = models.CharField(max_length=16)
+    sample_rate = models.PositiveIntegerField()
+    channels = models.PositiveSmallIntegerField()
+    content_sha256 = models.CharField(max_length=64, unique=True)
+
+    genre = models.CharField(max_length=100, blank=True)
+    subgenre = models.CharField(max_length=100, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    instruments = models.JSONField(default=list, blank=True)
+    moods = models.JSONField(default=list, blank=True)
+    tempo_bpm = models.FloatField(null=True, blank=True)
+    musical_key = models.CharField(max_length=3, blank=True)
+    mode = models.CharField(max_length=5, blank=True)
+    descriptors = models.JSONField(
+        default=dict, blank=True, help_text="Audio descriptors measured at import."
+    )
+
+    source = models.CharField(max_length=255, blank=True, help_text="Where it was imported from.")
+    source_filename = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["artist__name", "title"]
+        indexes = [models.Index(fields=["genre", "subgenre"]), models.Index(fields=["year"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(isrc__isnull=True) | Q(isrc__regex=ISRC_PATTERN),
+                name="recording_isrc_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(duration_seconds__gt=0), name="recording_duration_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.artist} - {self.title}"
+
+
+class RightsHolder(models.Model):
+    class Kind(models.TextChoices):
+        PERSON = "person", "Person"
+        ORGANISATION = "organisation", "Organisation"
+
+    name = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    ipi = models.CharField("IPI name number", max_length=11, blank=True, validators=[ipi_validator])
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="RightsHolderMembership", related_name="rights_holders"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ipi="") | Q(ipi__regex=IPI_PATTERN), name="holder_ipi_format"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RightsHolderMembership(models.Model):
+    """A user who may act for a rights holder (change its consent, read its reports)."""
+
+    holder = models.ForeignKey(RightsHolder, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["holder", "user"], name="membership_unique")]
+
+
+class RightsShare(models.Model):
+    """A holder's share of a recording in basis points. A recording's shares sum to 10,000:
+    a deferred constraint trigger checks it at commit (migration 0002)."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="shares")
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="shares")
+    basis_points = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(TOTAL_BASIS_POINTS)]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "holder"], name="share_unique"),
+            models.CheckConstraint(
+                condition=Q(basis_points__gte=1) & Q(basis_points__lte=TOTAL_BASIS_POINTS),
+                name="share_basis_points_range",
+            ),
+        ]
+
+
+class ConsentVersion(models.Model):
+    """One immutable state of a holder's consent for one recording.
+
+    Field names equal the `Use` and `Distribution` values, so selectors can filter by them.
+    """
+
+    recording = models.ForeignKey(
+        Recording, on_delete=models.PROTECT, related_name="consent_versions"
+    )
+    holder = models.ForeignKey(
+        RightsHolder, on_delete=models.PROTECT, related_name="consent_versions"
+    )
+    number = models.PositiveIntegerField()
+
+    training = models.BooleanField(default=False)
+    song_inference = models.BooleanField(default=False)
+    parameter_inference = models.BooleanField(default=False)
+    audio_inference = models.BooleanField(default=False)
+    private = models.BooleanField(default=False)
+    non_commercial = models.BooleanField(default=False)
+    commercial = models.BooleanField(default=False)
+
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    granted = models.JSONField(default=list, help_text="Uses/distributions switched on.")
+    revoked = models.JSONField(default=list, help_text="Uses/distributions switched off.")
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["recording_id", "holder_id", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "holder", "number"], name="consent_version_unique"
+            )
+        ]
+
+    def permits(self, name: str) -> bool:
+        return bool(getattr(self, name))
+
+    def __str__(self) -> str:
+        return f"consent v{self.number} of {self.holder} for recording {self.recording_id}"
+
+
+class CurrentConsent(models.Model):
+    """Pointer to the latest `ConsentVersion` per (recording, holder); written only by services."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="+")
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="+")
+    version = models.OneToOneField(ConsentVersion, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "holder"], name="current_consent_unique")
+        ]

@@ -1,0 +1,180 @@
+"""Reads of the catalogue, rights and consent. Writes live in `catalog.services`.
+
+Effective consent is unanimous: a recording permits a use (and a distribution) only when it
+has rights shares and every holder with a share has granted that use (and distribution) in
+its latest consent version. No shares, or no consent version yet, means opted out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, QuerySet
+
+from catalog.models import (
+    ConsentVersion,
+    CurrentConsent,
+    Distribution,
+    Recording,
+    RightsHolder,
+    RightsHolderMembership,
+    RightsShare,
+    Use,
+)
+from config.exceptions import Forbidden, InvalidInput, NotFound
+
+
+def parse_use(value: str) -> Use:
+    try:
+        return Use(value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown use '{value}'; expected one of: {', '.join(Use.values)}",
+            details={"use": value},
+        ) from None
+
+
+def parse_distribution(value: str) -> Distribution:
+    try:
+        return Distribution(value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown distribution '{value}'; expected one of: {', '.join(Distribution.values)}",
+            details={"distribution": value},
+        ) from None
+
+
+def recordings_permitting(
+    *,
+    use: Use | str,
+    distribution: Distribution | str | None = None,
+    queryset: QuerySet[Recording] | None = None,
+) -> QuerySet[Recording]:
+    """Recordings whose effective consent permits `use` (and `distribution`), as one SQL query
+    that other querysets (e.g. vector search) can be built on."""
+    use = parse_use(use)
+    required = {f"version__{use.value}": True}
+    if distribution is not None:
+        required[f"version__{parse_distribution(distribution).value}"] = True
+    granting_holder = CurrentConsent.objects.filter(
+        recording=OuterRef("recording"), holder=OuterRef("holder"), **required
+    )
+    share_not_granting = RightsShare.objects.filter(recording=OuterRef("pk")).exclude(
+        Exists(granting_holder)
+    )
+    has_shares = RightsShare.objects.filter(recording=OuterRef("pk"))
+    base = queryset if queryset is not None else Recording.objects.all()
+    return base.filter(Exists(has_shares)).exclude(Exists(share_not_granting))
+
+
+def recording_permits(
+    *, recording: Recording, use: Use | str, distribution: Distribution | str | None = None
+) -> bool:
+    return recordings_permitting(
+        use=use, distribution=distribution, queryset=Recording.objects.filter(pk=recording.pk)
+    ).exists()
+
+
+@dataclass(frozen=True)
+class EffectiveConsent:
+    """What every holder of a recording agrees on. Unanimity over a conjunction splits, so
+    a use at a distribution is permitted iff both `uses[use]` and `distributions[d]` are."""
+
+    uses: dict[str, bool]
+    distributions: dict[str, bool]
+
+    def permits(self, use: str, distribution: str | None = None) -> bool:
+        allowed = self.uses[parse_use(use).value]
+        if distribution is not None:
+            allowed = allowed and self.distributions[parse_distribution(distribution).value]
+        return allowed
+
+
+def recording_effective_consent(*, recording: Recording) -> EffectiveConsent:
+    holder_ids = set(
+        RightsShare.objects.filter(recording=recording).values_list("holder_id", flat=True)
+    )
+    current = {
+        c.holder_id: c.version
+        for c in CurrentConsent.objects.filter(recording=recording).select_related("version")
+    }
+    versions = [current.get(holder_id) for holder_id in holder_ids]
+
+    def unanimous(name: str) -> bool:
+        return bool(versions) and all(v is not None and v.permits(name) for v in versions)
+
+    return EffectiveConsent(
+        uses={use: unanimous(use) for use in Use.values},
+        distributions={d: unanimous(d) for d in Distribution.values},
+    )
+
+
+def consent_current(*, holder: RightsHolder, recording: Recording) -> ConsentVersion | None:
+    pointer = (
+        CurrentConsent.objects.filter(holder=holder, recording=recording)
+        .select_related("version")
+        .first()
+    )
+    return pointer.version if pointer else None
+
+
+def consent_history(*, holder: RightsHolder, recording: Recording) -> QuerySet[ConsentVersion]:
+    return (
+        ConsentVersion.objects.filter(holder=holder, recording=recording)
+        .select_related("changed_by")
+        .order_by("-number")
+    )
+
+
+def holder_recordings(*, holder: RightsHolder) -> QuerySet[Recording]:
+    return (
+        Recording.objects.filter(shares__holder=holder)
+        .select_related("artist", "release")
+        .order_by("artist__name", "title")
+    )
+
+
+def user_is_member(*, user: AbstractBaseUser, holder: RightsHolder) -> bool:
+    return RightsHolderMembership.objects.filter(user_id=user.pk, holder=holder).exists()
+
+
+def user_holders(*, user: AbstractBaseUser) -> QuerySet[RightsHolder]:
+    if getattr(user, "is_staff", False):
+        return RightsHolder.objects.all()
+    return RightsHolder.objects.filter(rightsholdermembership__user_id=user.pk)
+
+
+def holder_readable_by(*, user: AbstractBaseUser, holder_id: int) -> RightsHolder:
+    """The holder, if `user` may read its consent and reports (members and staff)."""
+    holder = RightsHolder.objects.filter(pk=holder_id).first()
+    if holder is None:
+        raise NotFound(f"rights holder {holder_id} does not exist")
+    if not (getattr(user, "is_staff", False) or user_is_member(user=user, holder=holder)):
+        raise Forbidden(f"you are not a member of rights holder '{holder.name}'")
+    return holder
+
+
+def recording_get(*, recording_id: int) -> Recording:
+    recording = Recording.objects.filter(pk=recording_id).select_related("artist").first()
+    if recording is None:
+        raise NotFound(f"recording {recording_id} does not exist")
+    return recording
+
+
+def holder_recording_get(*, holder: RightsHolder, recording_id: int) -> Recording:
+    """A recording in which `holder` has a share."""
+    recording = holder_recordings(holder=holder).filter(pk=recording_id).first()
+    if recording is None:
+        raise NotFound(f"rights holder '{holder.name}' has no recording {recording_id}")
+    return recording
+
+
+def holder_current_consents(*, holder: RightsHolder) -> dict[int, ConsentVersion]:
+    """Latest consent version of `holder` per recording id."""
+    return {
+        c.recording_id: c.version
+        for c in CurrentConsent.objects.filter(holder=holder).select_related(
+            "version", "version__changed_by"
+        )
+    }

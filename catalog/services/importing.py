@@ -1,0 +1,177 @@
+"""Import audio files into the catalogue.
+
+Each file is decoded completely, fingerprinted and described in worker processes; the
+database write happens here, one transaction per file, so a failure leaves nothing behind.
+Importing is idempotent by content hash: a file already in the catalogue is not analysed again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+
+from catalog.audio.analysis import AudioAnalysis, analyse_file_or_error
+from catalog.audio.decoding import SUPPORTED_SUFFIXES, file_sha256
+from catalog.import_metadata import MetadataIndex
+from catalog.models import Artist, Recording, Release
+from config.exceptions import InvalidInput
+
+UNKNOWN_ARTIST = "Unknown artist"
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    path: Path
+    status: str  # "imported" | "duplicate" | "skipped" | "failed"
+    recording_id: int | None = None
+    message: str = ""
+
+
+def audio_files_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+    )
+
+
+def _title_from_filename(path: Path) -> str:
+    return re.sub(r"[_\-]+", " ", path.stem).strip().title() or path.name
+
+
+def recording_create_from_analysis(
+    *, analysis: AudioAnalysis, metadata: dict, source: str = ""
+) -> tuple[Recording, bool]:
+    """Create the recording described by `analysis`, curated `metadata` taking precedence
+    over the file's tags. Returns (recording, created); an existing hash is not re-imported."""
+    existing = Recording.objects.filter(content_sha256=analysis.sha256).first()
+    if existing is not None:
+        return existing, False
+    tags, descriptors = analysis.tags, analysis.descriptors
+    artist_name = metadata.get("artist") or tags.artist or UNKNOWN_ARTIST
+    release_title = metadata.get("release") or tags.album
+    release_artist_name = metadata.get("release_artist") or tags.album_artist or artist_name
+    year = metadata.get("year") or tags.year
+    recording = Recording(
+        title=metadata.get("title") or tags.title or _title_from_filename(analysis.path),
+        isrc=(metadata.get("isrc") or tags.isrc or None),
+        duration_seconds=round(analysis.probe.duration_seconds, 3),
+        audio_format=analysis.probe.audio_format,
+        sample_rate=analysis.probe.sample_rate,
+        channels=analysis.probe.channels,
+        content_sha256=analysis.sha256,
+        genre=metadata.get("genre") or tags.genre,
+        subgenre=metadata.get("subgenre", ""),
+        year=year,
+        country=metadata.get("country", "").upper(),
+        instruments=sorted(set(descriptors.instruments) | set(metadata.get("instruments", []))),
+        moods=sorted(set(descriptors.moods) | set(metadata.get("moods", []))),
+        tempo_bpm=descriptors.tempo_bpm,
+        musical_key=descriptors.key,
+        mode=descriptors.mode,
+        descriptors=descriptors.as_dict(),
+        source=source,
+        source_filename=str(analysis.path),
+    )
+    if recording.country and not re.fullmatch(r"[A-Z]{2}", recording.country):
+        raise InvalidInput(f"country must be an ISO 3166-1 alpha-2 code, got '{recording.country}'")
+
+    with transaction.atomic():
+        artist, _ = Artist.objects.get_or_create(name=artist_name)
+        recording.artist = artist
+        if release_title:
+            release_artist, _ = Artist.objects.get_or_create(name=release_artist_name)
+            recording.release, _ = Release.objects.get_or_create(
+                title=release_title, artist=release_artist, defaults={"year": year}
+            )
+        try:
+            recording.full_clean(exclude=["audio_file", "artist", "release"])
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"{analysis.path.name}: invalid metadata", details=exc.message_dict
+            ) from exc
+        with open(analysis.path, "rb") as handle:
+            recording.audio_file.save(analysis.path.name, File(handle), save=False)
+        try:
+            recording.save()
+        except Exception:
+            recording.audio_file.delete(save=False)
+            raise
+    return recording, True
+
+
+def catalogue_import_folder(
+    *,
+    folder: Path,
+    metadata: MetadataIndex,
+    source: str = "",
+    analysis_seconds: float = 60.0,
+    jobs: int = 1,
+    on_progress: Callable[[ImportOutcome], None] | None = None,
+) -> list[ImportOutcome]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder")
+    outcomes: list[ImportOutcome] = []
+
+    def record(outcome: ImportOutcome) -> None:
+        outcomes.append(outcome)
+        if on_progress:
+            on_progress(outcome)
+
+    pending: list[tuple[Path, dict]] = []
+    seen_hashes: set[str] = set()
+    for path in audio_files_in(folder):
+        entry = metadata.for_file(str(path.relative_to(folder)))
+        if entry.get("skip"):
+            record(ImportOutcome(path, "skipped", message="skipped by metadata"))
+            continue
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            record(ImportOutcome(path, "failed", message=f"cannot read file: {exc}"))
+            continue
+        existing = Recording.objects.filter(content_sha256=digest).values_list("pk", flat=True)
+        if existing or digest in seen_hashes:
+            record(
+                ImportOutcome(path, "duplicate", existing[0] if existing else None, "same audio")
+            )
+            continue
+        seen_hashes.add(digest)
+        pending.append((path, entry))
+
+    for (path, entry), result in zip(
+        pending, _analyse_all([p for p, _ in pending], analysis_seconds, jobs), strict=True
+    ):
+        if isinstance(result, Exception):
+            record(ImportOutcome(path, "failed", message=str(result)))
+            continue
+        try:
+            recording, created = recording_create_from_analysis(
+                analysis=result, metadata=entry, source=source
+            )
+        except InvalidInput as exc:
+            detail = f" {exc.details}" if exc.details else ""
+            record(ImportOutcome(path, "failed", message=f"{exc.message}{detail}"))
+            continue
+        record(ImportOutcome(path, "imported" if created else "duplicate", recording.pk))
+    return outcomes
+
+
+def _analyse_all(
+    paths: list[Path], seconds: float, jobs: int
+) -> Iterator[AudioAnalysis | Exception]:
+    work = [(path, seconds) for path in paths]
+    if jobs <= 1 or len(work) <= 1:
+        yield from map(analyse_file_or_error, work)
+        return
+    # spawn: workers must not inherit this process's database connections.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(analyse_file_or_error, work)

@@ -1,0 +1,65 @@
+"""Rights holders, their members, and who owns which share of a recording.
+
+Shares are contract data kept by the platform's rights team, so only staff set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from catalog.models import (
+    TOTAL_BASIS_POINTS,
+    Recording,
+    RightsHolder,
+    RightsHolderMembership,
+    RightsShare,
+)
+from config.exceptions import Forbidden, InvalidInput
+
+
+def rights_holder_create(*, name: str, kind: str, ipi: str = "") -> RightsHolder:
+    holder = RightsHolder(name=name.strip(), kind=kind, ipi=ipi.strip())
+    try:
+        holder.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput("invalid rights holder", details=exc.message_dict) from exc
+    holder.save()
+    return holder
+
+
+def rights_holder_add_member(*, holder: RightsHolder, user: AbstractBaseUser) -> None:
+    RightsHolderMembership.objects.get_or_create(holder=holder, user=user)
+
+
+def rights_shares_set(
+    *, actor: AbstractBaseUser, recording: Recording, shares: Mapping[RightsHolder, int]
+) -> list[RightsShare]:
+    """Replace the shares of `recording`. They must be positive and sum to exactly 10,000
+    basis points; the database re-checks the sum when the transaction commits."""
+    if not getattr(actor, "is_staff", False):
+        raise Forbidden("only the platform's rights team (staff) may set rights shares")
+    if not shares:
+        raise InvalidInput("a recording needs at least one rights share")
+    for holder, basis_points in shares.items():
+        if not isinstance(basis_points, int) or not 1 <= basis_points <= TOTAL_BASIS_POINTS:
+            raise InvalidInput(
+                f"share of '{holder.name}' must be a whole number of basis points "
+                f"between 1 and {TOTAL_BASIS_POINTS}, got {basis_points!r}"
+            )
+    total = sum(shares.values())
+    if total != TOTAL_BASIS_POINTS:
+        raise InvalidInput(
+            f"shares must sum to exactly {TOTAL_BASIS_POINTS} basis points, got {total}",
+            details={"total": total},
+        )
+    with transaction.atomic():
+        Recording.objects.select_for_update().filter(pk=recording.pk).exists()
+        RightsShare.objects.filter(recording=recording).delete()
+        return RightsShare.objects.bulk_create(
+            RightsShare(recording=recording, holder=holder, basis_points=basis_points)
+            for holder, basis_points in shares.items()
+        )

@@ -1,0 +1,11 @@
+"""The Celery app. Queues: `gpu` (generation, training-time attribution), `cpu` (imports, embeddings)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("platform")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,20 @@
+"""Test session: its own embedded server (stopped when the session ends) and Redis database."""
+
+import os
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import STATE_DIR
+from config.settings.database import database_settings
+
+DATABASES = {
+    "default": database_settings(STATE_DIR / "test-postgres", name="platform", stop_at_exit=True)
+}
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+MEDIA_ROOT = STATE_DIR / "test-media"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CATALOG_ANALYSIS_SECONDS = 20.0
