@@ -17,6 +17,8 @@ SUPPORTED_SUFFIXES = frozenset({".ogg", ".oga", ".opus", ".flac", ".wav", ".mp3"
 # Decoders may stop a few frames short of the declared length at the very end of a stream.
 _MIN_DECODED_FRACTION = 0.995
 _BLOCK_FRAMES = 1 << 16
+_OGG_TAIL_BYTES = 1 << 16
+_SILENCE_MEAN_POWER = 1e-6  # RMS below -60 dBFS over the whole file: nothing to hear  # an Ogg page is at most 65,307 bytes
 
 
 class AudioDecodeError(ValueError):
@@ -53,22 +55,47 @@ def audio_format_of(path: Path) -> str:
     return {".oga": "ogg"}.get(suffix, suffix[1:])
 
 
+def _verify_ogg_complete(path: Path) -> None:
+    """An Ogg stream that was cut off lacks the end-of-stream flag on its last page, and
+    libsndfile decodes it without complaint, so check the container itself."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - _OGG_TAIL_BYTES))
+        tail = handle.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or len(tail) - last < 27:
+        raise AudioDecodeError("file is truncated: no complete Ogg page at the end")
+    header_type = tail[last + 5]
+    segment_count = tail[last + 26]
+    header_end = last + 27 + segment_count
+    if header_end > len(tail):
+        raise AudioDecodeError("file is truncated: last Ogg page header is incomplete")
+    body = sum(tail[last + 27 : header_end])
+    if header_end + body > len(tail) or not header_type & 0x04:
+        raise AudioDecodeError("file is truncated: Ogg stream has no end-of-stream page")
+
+
 def probe_and_verify(path: Path) -> AudioProbe:
     """Decode the whole file block by block; raise `AudioDecodeError` unless it is complete."""
     path = Path(path)
     audio_format = audio_format_of(path)
     try:
+        if audio_format in {"ogg", "opus"}:
+            _verify_ogg_complete(path)
         info = sf.info(str(path))
-        decoded = 0
+        decoded, energy = 0, 0.0
         with sf.SoundFile(str(path)) as stream:
             for block in stream.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise AudioDecodeError("decoded samples contain NaN or infinity")
                 decoded += len(block)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                energy += float(np.square(block, dtype=np.float64).sum())
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # noqa: B014
         raise AudioDecodeError(f"cannot decode audio: {exc}") from exc
     if decoded == 0 or info.samplerate <= 0:
         raise AudioDecodeError("file contains no audio frames")
+    if decoded and energy / (decoded * info.channels) < _SILENCE_MEAN_POWER:
+        raise AudioDecodeError("file contains only silence")
     if info.frames > 0 and decoded < _MIN_DECODED_FRACTION * info.frames:
         raise AudioDecodeError(
             f"file is truncated: decoded {decoded} of {info.frames} declared frames"

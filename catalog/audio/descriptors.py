@@ -20,17 +20,19 @@ _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98,
 
 @dataclass(frozen=True)
 class TagRules:
-    """Thresholds that turn measurements into tags. Arousal counts fast tempo, loudness,
-    brightness and percussiveness; valence is the mode."""
+    """Thresholds that turn measurements into tags. Arousal counts tempo, loudness,
+    brightness and percussiveness; valence is the mode. The defaults sit near the quartiles
+    measured on the demo catalogue (100 game-soundtrack recordings), so each tag marks
+    roughly the top or bottom quarter of a catalogue like it."""
 
-    fast_bpm: float = 120.0
-    slow_bpm: float = 90.0
-    loud_dbfs: float = -18.0
-    quiet_dbfs: float = -26.0
-    bright_hz: float = 2600.0
-    dark_hz: float = 1300.0
-    percussive_ratio_drums: float = 0.30
-    low_end_ratio_bass: float = 0.30
+    fast_bpm: float = 128.0
+    slow_bpm: float = 105.0
+    loud_dbfs: float = -16.0
+    quiet_dbfs: float = -22.0
+    bright_hz: float = 2000.0
+    dark_hz: float = 1000.0
+    percussive_ratio_drums: float = 0.25
+    low_end_ratio_bass: float = 0.70
     bass_cutoff_hz: float = 150.0
 
 
