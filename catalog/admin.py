@@ -55,6 +55,15 @@ class RecordingAdmin(admin.ModelAdmin):
     search_fields = ["title", "artist__name", "isrc"]
     readonly_fields = ["content_sha256", "descriptors", "created_at"]
     inlines = [RightsShareInline]
+    actions = ["check_integrity"]
+
+    @admin.action(description="Check stored audio against its content hash (Celery)")
+    def check_integrity(self, request, queryset):
+        from catalog.tasks import recording_check_integrity
+
+        for recording_id in queryset.values_list("pk", flat=True):
+            recording_check_integrity.delay(recording_id)
+        self.message_user(request, f"Queued integrity checks for {queryset.count()} recording(s).")
 
 
 class MembershipInline(admin.TabularInline):

@@ -178,3 +178,13 @@ def holder_current_consents(*, holder: RightsHolder) -> dict[int, ConsentVersion
             "version", "version__changed_by"
         )
     }
+
+
+def recording_audio_intact(*, recording: Recording) -> bool:
+    """Whether the stored audio still has the content hash recorded at import."""
+    from catalog.audio.decoding import file_sha256
+
+    try:
+        return file_sha256(recording.audio_file.path) == recording.content_sha256
+    except OSError:
+        return False
