@@ -18,3 +18,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 CATALOG_ANALYSIS_SECONDS = 20.0
+WHITENOISE_AUTOREFRESH = True  # serve static files from the finders; no collectstatic in tests
