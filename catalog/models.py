@@ -164,6 +164,9 @@ class RightsHolderMembership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["holder", "user"], name="membership_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.user} acts for {self.holder}"
+
 
 class RightsShare(models.Model):
     """A holder's share of a recording in basis points. A recording's shares sum to 10,000:
@@ -183,6 +186,9 @@ class RightsShare(models.Model):
                 name="share_basis_points_range",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.holder}: {self.basis_points} bp of recording {self.recording_id}"
 
 
 class ConsentVersion(models.Model):
@@ -223,11 +229,11 @@ class ConsentVersion(models.Model):
             )
         ]
 
-    def permits(self, name: str) -> bool:
-        return bool(getattr(self, name))
-
     def __str__(self) -> str:
         return f"consent v{self.number} of {self.holder} for recording {self.recording_id}"
+
+    def permits(self, name: str) -> bool:
+        return bool(getattr(self, name))
 
 
 class CurrentConsent(models.Model):
@@ -241,3 +247,6 @@ class CurrentConsent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recording", "holder"], name="current_consent_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"current consent of {self.holder} for recording {self.recording_id}"

@@ -9,4 +9,7 @@ from catalog import selectors
 def recording_check_integrity(recording_id: int) -> dict:
     """Re-hash a recording's stored audio and compare it with the hash taken at import."""
     recording = selectors.recording_get(recording_id=recording_id)
-    return {"recording": recording.pk, "intact": selectors.recording_audio_intact(recording=recording)}
+    return {
+        "recording": recording.pk,
+        "intact": selectors.recording_audio_intact(recording=recording),
+    }

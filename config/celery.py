@@ -1,4 +1,7 @@
-"""The Celery app. Queues: `gpu` (generation, training-time attribution), `cpu` (imports, embeddings)."""
+"""The Celery app.
+
+Queues: `gpu` (generation, training-time attribution), `cpu` (imports, embeddings).
+"""
 
 import os
 

@@ -12,7 +12,11 @@ import pytest
 import soundfile as sf
 
 from catalog.models import Artist, Recording, RightsHolder
-from catalog.services.rights import rights_holder_add_member, rights_holder_create, rights_shares_set
+from catalog.services.rights import (
+    rights_holder_add_member,
+    rights_holder_create,
+    rights_shares_set,
+)
 
 # Real recordings from Debian packages (installed by .ci/run and by `make demo`).
 REAL_OGG = Path("/usr/share/pushover/themes/electro.ogg")

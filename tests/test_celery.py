@@ -5,9 +5,9 @@ import redis
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
-from catalog.services.importing import catalogue_import_folder
 from catalog.import_metadata import load_metadata
 from catalog.models import Recording
+from catalog.services.importing import catalogue_import_folder
 from catalog.tasks import recording_check_integrity
 from config.celery import app
 from tests.conftest import REAL_OGG, excerpt_of, require_real_audio

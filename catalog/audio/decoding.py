@@ -18,7 +18,8 @@ SUPPORTED_SUFFIXES = frozenset({".ogg", ".oga", ".opus", ".flac", ".wav", ".mp3"
 _MIN_DECODED_FRACTION = 0.995
 _BLOCK_FRAMES = 1 << 16
 _OGG_TAIL_BYTES = 1 << 16
-_SILENCE_MEAN_POWER = 1e-6  # RMS below -60 dBFS over the whole file: nothing to hear  # an Ogg page is at most 65,307 bytes
+# Mean power below 1e-6 (RMS under -60 dBFS) over the whole file: nothing to hear.
+_SILENCE_MEAN_POWER = 1e-6  # an Ogg page is at most 65,307 bytes
 
 
 class AudioDecodeError(ValueError):

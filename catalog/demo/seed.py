@@ -19,7 +19,11 @@ from django.db import transaction
 
 from catalog.models import CurrentConsent, Recording, RightsHolder, RightsShare
 from catalog.services.consent import consent_grant, consent_revoke
-from catalog.services.rights import rights_holder_add_member, rights_holder_create, rights_shares_set
+from catalog.services.rights import (
+    rights_holder_add_member,
+    rights_holder_create,
+    rights_shares_set,
+)
 
 LABEL_NAME = "Open Game Music Collective"
 LABEL_BASIS_POINTS = 3_000
@@ -51,10 +55,18 @@ _PROFILES = (
     ("full, commercial revoked by artist", _FULL, _FULL),
     ("training only", (["training"], []), (["training"], [])),
     ("training only", (["training"], []), (["training"], [])),
-    ("inference only", (INFERENCE_USES, ALL_DISTRIBUTIONS), (INFERENCE_USES, ["private", "non_commercial"])),
+    (
+        "inference only",
+        (INFERENCE_USES, ALL_DISTRIBUTIONS),
+        (INFERENCE_USES, ["private", "non_commercial"]),
+    ),
     ("inference only", (INFERENCE_USES, ALL_DISTRIBUTIONS), (INFERENCE_USES, ALL_DISTRIBUTIONS)),
     ("opted out", None, None),
-    ("label full, artist song-level only", _FULL, (["song_inference"], ["private", "non_commercial"])),
+    (
+        "label full, artist song-level only",
+        _FULL,
+        (["song_inference"], ["private", "non_commercial"]),
+    ),
 )
 
 

@@ -33,7 +33,9 @@ def test_token_authentication(make_user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     assert client.get("/api/catalogue/recordings/").status_code == 200
-    obtained = APIClient().post("/api/auth/token/", {"username": user.username, "password": "pw-for-tests"})
+    obtained = APIClient().post(
+        "/api/auth/token/", {"username": user.username, "password": "pw-for-tests"}
+    )
     assert obtained.json()["token"] == token.key
 
 
@@ -46,8 +48,14 @@ def test_recordings_are_paginated_and_filterable(make_user, make_recording):
     assert page["count"] == 4 and len(page["results"]) == 4 and "next" in page
 
     classical = client.get("/api/catalogue/recordings/", {"genre": "classical"}).json()
-    assert {r["title"] for r in classical["results"]} == {"Orchestral 0", "Orchestral 1", "Orchestral 2"}
-    producer_id = client.get("/api/catalogue/artists/", {"name": "Producer"}).json()["results"][0]["id"]
+    assert {r["title"] for r in classical["results"]} == {
+        "Orchestral 0",
+        "Orchestral 1",
+        "Orchestral 2",
+    }
+    producer_id = client.get("/api/catalogue/artists/", {"name": "Producer"}).json()["results"][0][
+        "id"
+    ]
     by_artist = client.get("/api/catalogue/recordings/", {"artist": producer_id}).json()
     assert [r["title"] for r in by_artist["results"]] == ["Synth"]
     assert client.get("/api/catalogue/recordings/", {"year": 2012}).json()["count"] == 1
@@ -63,7 +71,9 @@ def test_recording_detail_shows_effective_consent(co_held, make_user):
             uses=["song_inference"],
             distributions=["private"],
         )
-    body = client_for(make_user()).get(f"/api/catalogue/recordings/{co_held['recording'].pk}/").json()
+    body = (
+        client_for(make_user()).get(f"/api/catalogue/recordings/{co_held['recording'].pk}/").json()
+    )
     assert body["effective_consent"]["uses"]["song_inference"] is True
     assert body["effective_consent"]["uses"]["training"] is False
     assert body["effective_consent"]["distributions"] == {
@@ -83,7 +93,9 @@ def test_member_grants_and_revokes_through_the_api(co_held):
     )
     assert granted.status_code == 200, granted.json()
     assert granted.json()["current"]["training"] is True
-    revoked = client.post(consent_url(holder, recording, "revoke"), {"uses": ["training"]}, format="json")
+    revoked = client.post(
+        consent_url(holder, recording, "revoke"), {"uses": ["training"]}, format="json"
+    )
     body = revoked.json()
     assert body["current"]["number"] == 2 and body["current"]["training"] is False
     assert [v["number"] for v in body["history"]] == [2, 1]
@@ -101,7 +113,9 @@ def test_holder_a_cannot_read_or_change_holder_b(co_held):
     for response in (
         client.get(f"/api/catalogue/holders/{holder_b.pk}/consents/"),
         client.get(consent_url(holder_b, recording)),
-        client.post(consent_url(holder_b, recording, "grant"), {"uses": ["training"]}, format="json"),
+        client.post(
+            consent_url(holder_b, recording, "grant"), {"uses": ["training"]}, format="json"
+        ),
     ):
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "forbidden"
@@ -114,7 +128,9 @@ def test_staff_read_everything_but_do_not_consent_for_holders(co_held, staff):
     holder_b, recording = co_held["holder_b"], co_held["recording"]
     assert client.get(consent_url(holder_b, recording)).status_code == 200
     assert client.get("/api/catalogue/holders/").json()["count"] == 2
-    response = client.post(consent_url(holder_b, recording, "grant"), {"uses": ["training"]}, format="json")
+    response = client.post(
+        consent_url(holder_b, recording, "grant"), {"uses": ["training"]}, format="json"
+    )
     assert response.status_code == 403 and not ConsentVersion.objects.exists()
 
 
@@ -123,7 +139,9 @@ def test_staff_read_everything_but_do_not_consent_for_holders(co_held, staff):
 )
 def test_bad_consent_input_is_a_400_and_changes_nothing(co_held, payload):
     client = client_for(co_held["member_a"])
-    response = client.post(consent_url(co_held["holder_a"], co_held["recording"], "grant"), payload, format="json")
+    response = client.post(
+        consent_url(co_held["holder_a"], co_held["recording"], "grant"), payload, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
     assert not ConsentVersion.objects.exists()

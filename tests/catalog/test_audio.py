@@ -22,7 +22,9 @@ def test_tempo_of_a_click_track_is_measured():
     clicks = np.zeros(12 * RATE, dtype=np.float32)
     period = int(RATE * 60 / 120)  # 120 BPM
     for start in range(0, len(clicks) - 200, period):
-        clicks[start : start + 200] = np.hanning(200) * np.random.default_rng(start).normal(size=200)
+        clicks[start : start + 200] = np.hanning(200) * np.random.default_rng(start).normal(
+            size=200
+        )
     descriptors = describe(clicks, RATE)
     assert descriptors.tempo_bpm == pytest.approx(120, abs=4)
 
@@ -31,9 +33,27 @@ def test_tempo_of_a_click_track_is_measured():
     "chords, key, mode",
     [
         # C major: C-E-G, F-A-C, G-B-D, C-E-G
-        ([(261.6, 329.6, 392.0), (349.2, 440.0, 523.3), (392.0, 493.9, 587.3), (261.6, 329.6, 392.0)], "C", "major"),
+        (
+            [
+                (261.6, 329.6, 392.0),
+                (349.2, 440.0, 523.3),
+                (392.0, 493.9, 587.3),
+                (261.6, 329.6, 392.0),
+            ],
+            "C",
+            "major",
+        ),
         # A minor: A-C-E, D-F-A, E-G#-B, A-C-E
-        ([(220.0, 261.6, 329.6), (293.7, 349.2, 440.0), (329.6, 415.3, 493.9), (220.0, 261.6, 329.6)], "A", "minor"),
+        (
+            [
+                (220.0, 261.6, 329.6),
+                (293.7, 349.2, 440.0),
+                (329.6, 415.3, 493.9),
+                (220.0, 261.6, 329.6),
+            ],
+            "A",
+            "minor",
+        ),
     ],
 )
 def test_key_and_mode_from_chroma(chords, key, mode):
@@ -58,7 +78,9 @@ def test_brightness_and_loudness_follow_the_signal():
 
 def test_tag_rules_map_arousal_and_valence_to_moods():
     common = dict(percussive_ratio=0.4, low_end_ratio=0.1, rules=TagRules())
-    moods, instruments = derive_tags(tempo_bpm=150, mode="major", brightness_hz=2500, loudness_dbfs=-10, **common)
+    moods, instruments = derive_tags(
+        tempo_bpm=150, mode="major", brightness_hz=2500, loudness_dbfs=-10, **common
+    )
     assert moods[:2] == ("energetic", "happy") and "bright" in moods and instruments == ("drums",)
     moods, _ = derive_tags(
         tempo_bpm=70, mode="minor", brightness_hz=800, loudness_dbfs=-30, percussive_ratio=0.05,
@@ -137,7 +159,12 @@ def test_tags_are_read_and_missing_tags_are_empty(tmp_path):
     import mutagen
 
     tagged = mutagen.File(str(wesnoth), easy=True)
-    tagged["title"], tagged["artist"], tagged["date"], tagged["isrc"] = "Song", "Band", "2007-05-01", "us-rc1-76-07839"
+    tagged["title"], tagged["artist"], tagged["date"], tagged["isrc"] = (
+        "Song",
+        "Band",
+        "2007-05-01",
+        "us-rc1-76-07839",
+    )
     tagged.save()
     tags = read_tags(wesnoth)
     assert (tags.title, tags.artist, tags.year, tags.isrc) == ("Song", "Band", 2007, "USRC17607839")

@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 
 def grant(ctx, who, **kwargs):
     return consent_grant(
-        actor=ctx[f"member_{who}"], holder=ctx[f"holder_{who}"], recording=ctx["recording"], **kwargs
+        actor=ctx[f"member_{who}"],
+        holder=ctx[f"holder_{who}"],
+        recording=ctx["recording"],
+        **kwargs,
     )
 
 
@@ -22,7 +25,9 @@ def test_default_is_opt_out(co_held):
     recording = co_held["recording"]
     consent = selectors.recording_effective_consent(recording=recording)
     assert not any(consent.uses.values()) and not any(consent.distributions.values())
-    assert not selectors.recordings_permitting(use="song_inference").filter(pk=recording.pk).exists()
+    assert (
+        not selectors.recordings_permitting(use="song_inference").filter(pk=recording.pk).exists()
+    )
 
 
 def test_effective_consent_needs_every_holder(co_held):
@@ -66,7 +71,9 @@ def test_sql_filter_and_python_effective_consent_agree(co_held, make_recording, 
     ids = set(selectors.recordings_permitting(use="training").values_list("pk", flat=True))
     assert ids == {other.pk}
     assert selectors.recording_effective_consent(recording=other).uses["training"]
-    assert not selectors.recording_effective_consent(recording=co_held["recording"]).uses["training"]
+    assert not selectors.recording_effective_consent(recording=co_held["recording"]).uses[
+        "training"
+    ]
 
 
 def test_recording_without_shares_permits_nothing(make_recording):
@@ -106,9 +113,12 @@ def test_database_refuses_to_update_or_delete_a_consent_version(co_held):
     version = grant(co_held, "a", uses=["training"])
     with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
         ConsentVersion.objects.filter(pk=version.pk).update(training=False)
-    with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM catalog_consentversion WHERE id = %s", [version.pk])
+    with (
+        pytest.raises((IntegrityError, InternalError)),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM catalog_consentversion WHERE id = %s", [version.pk])
     version.refresh_from_db()
     assert version.training
 
@@ -118,7 +128,10 @@ def test_only_members_of_the_holder_may_change_its_consent(co_held, make_user, s
     actor = {"outsider": make_user(), "staff": staff, "member_b": co_held["member_b"]}[who]
     with pytest.raises(Forbidden):
         consent_grant(
-            actor=actor, holder=co_held["holder_a"], recording=co_held["recording"], uses=["training"]
+            actor=actor,
+            holder=co_held["holder_a"],
+            recording=co_held["recording"],
+            uses=["training"],
         )
     assert not ConsentVersion.objects.exists() and not CurrentConsent.objects.exists()
 
@@ -141,7 +154,10 @@ def test_holder_without_share_cannot_consent(co_held, make_recording):
     other = make_recording()
     with pytest.raises(InvalidInput, match="holds no share"):
         consent_grant(
-            actor=co_held["member_a"], holder=co_held["holder_a"], recording=other, uses=["training"]
+            actor=co_held["member_a"],
+            holder=co_held["holder_a"],
+            recording=other,
+            uses=["training"],
         )
     assert not ConsentVersion.objects.exists()
 

@@ -17,7 +17,11 @@ def test_demo_seed_mixes_consent_states_and_is_idempotent(make_recording):
     label = RightsHolder.objects.get(name=LABEL_NAME)
     assert label.members.filter(username="holder").exists()
     for recording in recordings:
-        shares = dict(RightsShare.objects.filter(recording=recording).values_list("holder__name", "basis_points"))
+        shares = dict(
+            RightsShare.objects.filter(recording=recording).values_list(
+                "holder__name", "basis_points"
+            )
+        )
         assert shares == {LABEL_NAME: 3000, recording.artist.name: 7000}
 
     def permitted(use, distribution=None):
@@ -31,7 +35,9 @@ def test_demo_seed_mixes_consent_states_and_is_idempotent(make_recording):
         and not selectors.recording_permits(recording=r, use="song_inference")
     ]  # fmt: skip
     nothing = [
-        r for r in recordings if not any(selectors.recording_effective_consent(recording=r).uses.values())
+        r
+        for r in recordings
+        if not any(selectors.recording_effective_consent(recording=r).uses.values())
     ]
     assert training_only and nothing
     # Unanimity is visible: some recordings where the label opted in to everything but the

@@ -1,4 +1,4 @@
-"""Importing real and corrupt files: idempotent, corrupt files reported and nothing half-imported."""
+"""Importing real and corrupt files: idempotent; corrupt files reported, nothing half-imported."""
 
 import json
 from pathlib import Path
@@ -36,7 +36,9 @@ def stored_files(settings) -> list[Path]:
 
 
 def test_import_folder_imports_good_files_and_reports_bad_ones(folder, settings):
-    outcomes = catalogue_import_folder(folder=folder, metadata=load_metadata(None), analysis_seconds=5)
+    outcomes = catalogue_import_folder(
+        folder=folder, metadata=load_metadata(None), analysis_seconds=5
+    )
     by_name = {o.path.name: o for o in outcomes}
     assert {n: o.status for n, o in by_name.items()} == {
         "electro.ogg": "imported",
@@ -52,7 +54,9 @@ def test_import_folder_imports_good_files_and_reports_bad_ones(folder, settings)
 
     electro = Recording.objects.get(source_filename__endswith="electro.ogg")
     assert electro.title == "Electro"  # no title tag: from the file name
-    assert electro.audio_format == "ogg" and electro.duration_seconds == pytest.approx(141.6, abs=0.2)
+    assert electro.audio_format == "ogg" and electro.duration_seconds == pytest.approx(
+        141.6, abs=0.2
+    )
     assert electro.tempo_bpm and electro.mode in {"major", "minor"} and electro.moods
     assert Path(electro.audio_file.path).read_bytes() == REAL_OGG.read_bytes()
 
@@ -71,11 +75,16 @@ def test_metadata_file_overrides_tags_and_adds_curated_tags(folder, tmp_path):
     metadata.write_text(json.dumps({
         "defaults": {"genre": "Electronic", "artist": "Roberto Lorenz", "release": "Pushover"},
         "files": {
-            "electro.ogg": {"title": "Electro Theme", "isrc": "DEA620800001", "moods": ["Playful"], "year": 2008},
+            "electro.ogg": {
+                "title": "Electro Theme", "isrc": "DEA620800001",
+                "moods": ["Playful"], "year": 2008,
+            },
             "sub/bridge.wav": {"skip": True},
         },
     }))  # fmt: skip
-    outcomes = catalogue_import_folder(folder=folder, metadata=load_metadata(metadata), analysis_seconds=5)
+    outcomes = catalogue_import_folder(
+        folder=folder, metadata=load_metadata(metadata), analysis_seconds=5
+    )
     assert {o.path.name: o.status for o in outcomes}["bridge.wav"] == "skipped"
     electro = Recording.objects.get(title="Electro Theme")
     assert (electro.isrc, electro.year, electro.genre) == ("DEA620800001", 2008, "Electronic")
@@ -86,7 +95,9 @@ def test_metadata_file_overrides_tags_and_adds_curated_tags(folder, tmp_path):
 def test_invalid_isrc_in_metadata_fails_that_file_and_stores_nothing(folder, tmp_path, settings):
     metadata = tmp_path / "meta.csv"
     metadata.write_text("path,isrc\nelectro.ogg,NOT-AN-ISRC\n")
-    outcomes = catalogue_import_folder(folder=folder, metadata=load_metadata(metadata), analysis_seconds=5)
+    outcomes = catalogue_import_folder(
+        folder=folder, metadata=load_metadata(metadata), analysis_seconds=5
+    )
     electro = next(o for o in outcomes if o.path.name == "electro.ogg")
     assert electro.status == "failed" and "isrc" in electro.message.lower()
     assert not Recording.objects.filter(source_filename__endswith="electro.ogg").exists()
@@ -116,12 +127,21 @@ def test_parallel_analysis_gives_the_same_result(folder):
     outcomes = catalogue_import_folder(
         folder=folder, metadata=load_metadata(None), analysis_seconds=5, jobs=2
     )
-    assert sorted(o.status for o in outcomes) == ["failed", "failed", "imported", "imported", "imported"]
+    assert sorted(o.status for o in outcomes) == [
+        "failed",
+        "failed",
+        "imported",
+        "imported",
+        "imported",
+    ]
 
 
 @pytest.mark.parametrize(
     "content, fragment",
-    [('{"files": {"a.ogg": {"year": "soon"}}}', "year must be a number"), ("[1, 2]", "expected an object")],
+    [
+        ('{"files": {"a.ogg": {"year": "soon"}}}', "year must be a number"),
+        ("[1, 2]", "expected an object"),
+    ],
 )
 def test_metadata_errors_are_clear(tmp_path, content, fragment):
     path = tmp_path / "meta.json"

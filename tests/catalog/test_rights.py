@@ -20,12 +20,17 @@ def shares_of(recording):
 def test_shares_must_sum_to_exactly_10000_and_bad_input_changes_nothing(co_held, staff):
     recording = co_held["recording"]
     before = shares_of(recording)
-    for bad in ({co_held["holder_a"]: 7000, co_held["holder_b"]: 2999}, {co_held["holder_a"]: 10_001}):
+    for bad in (
+        {co_held["holder_a"]: 7000, co_held["holder_b"]: 2999},
+        {co_held["holder_a"]: 10_001},
+    ):
         with pytest.raises(InvalidInput):
             rights_shares_set(actor=staff, recording=recording, shares=bad)
     with pytest.raises(InvalidInput, match="between 1 and"):
         rights_shares_set(
-            actor=staff, recording=recording, shares={co_held["holder_a"]: 10_500, co_held["holder_b"]: -500}
+            actor=staff,
+            recording=recording,
+            shares={co_held["holder_a"]: 10_500, co_held["holder_b"]: -500},
         )
     assert shares_of(recording) == before == {"Holder A": 7000, "Holder B": 3000}
 
@@ -33,7 +38,9 @@ def test_shares_must_sum_to_exactly_10000_and_bad_input_changes_nothing(co_held,
 def test_only_staff_set_shares(co_held):
     with pytest.raises(Forbidden):
         rights_shares_set(
-            actor=co_held["member_a"], recording=co_held["recording"], shares={co_held["holder_a"]: 10_000}
+            actor=co_held["member_a"],
+            recording=co_held["recording"],
+            shares={co_held["holder_a"]: 10_000},
         )
     assert shares_of(co_held["recording"]) == {"Holder A": 7000, "Holder B": 3000}
 
@@ -46,7 +53,9 @@ def test_database_enforces_the_sum_even_without_the_service(co_held):
     assert shares_of(co_held["recording"]) == {"Holder A": 7000, "Holder B": 3000}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(parts=st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=4))
 def test_any_split_is_accepted_exactly_when_it_sums_to_10000(make_recording, staff, parts):
     recording = make_recording()
@@ -57,7 +66,14 @@ def test_any_split_is_accepted_exactly_when_it_sums_to_10000(make_recording, sta
     shares = dict(zip(holders, parts, strict=True))
     if sum(parts) == 10_000:
         rights_shares_set(actor=staff, recording=recording, shares=shares)
-        assert sum(RightsShare.objects.filter(recording=recording).values_list("basis_points", flat=True)) == 10_000
+        assert (
+            sum(
+                RightsShare.objects.filter(recording=recording).values_list(
+                    "basis_points", flat=True
+                )
+            )
+            == 10_000
+        )
     else:
         with pytest.raises(InvalidInput):
             rights_shares_set(actor=staff, recording=recording, shares=shares)

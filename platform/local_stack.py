@@ -1,0 +1,207 @@
+"""Run the whole platform locally: `python platform/local_stack.py demo` (what `make demo` does).
+
+Steps: demo music packages, embedded PostgreSQL + pgvector (unless DATABASE_URL is set),
+Redis reachable, migrations, static files, demo catalogue/accounts, then the web server
+(gunicorn) and a Celery worker. Ctrl-C stops every process this script started.
+
+`python platform/local_stack.py stop-db` stops an embedded server left running by
+`manage.py` commands. This folder is deliberately not a Python package (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from catalog.demo.sources import missing_packages  # noqa: E402  (plain module, no Django)
+from config.embedded_postgres import ensure_running, stop  # noqa: E402
+
+STATE_DIR = Path(os.environ.get("PLATFORM_STATE_DIR", ROOT / ".state")).resolve()
+PGDATA = STATE_DIR / "postgres"
+PYTHON = sys.executable
+
+
+def step(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], cwd=ROOT, check=True)
+
+
+def ensure_music_packages() -> None:
+    missing = missing_packages()
+    if not missing:
+        print("demo music packages present")
+        return
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"missing Debian packages {missing}: run `sudo {' '.join(command)}`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(command, env=env, check=True)
+
+
+def ensure_database() -> bool:
+    """Returns whether this script started the embedded server (and so should stop it)."""
+    if os.environ.get("DATABASE_URL"):
+        print("using DATABASE_URL")
+        return False
+    was_running = (PGDATA / "postmaster.pid").exists()
+    server = ensure_running(PGDATA, database="platform")
+    print(f"embedded PostgreSQL ({'reused' if was_running else 'started'}): {server.uri()}")
+    return not was_running
+
+
+def broker_reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_redis(children: list[subprocess.Popen]) -> None:
+    url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    if broker_reachable(url):
+        print(f"Celery broker reachable at {url}")
+        return
+    if urlparse(url).hostname in {"127.0.0.1", "localhost"} and shutil.which("redis-server"):
+        port = str(urlparse(url).port or 6379)
+        children.append(
+            subprocess.Popen(
+                ["redis-server", "--port", port, "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        for _ in range(50):
+            if broker_reachable(url):
+                print(f"started redis-server on port {port}")
+                return
+            time.sleep(0.1)
+    sys.exit(f"Celery broker not reachable at {url}; start Redis or set CELERY_BROKER_URL")
+
+
+def wait_for_http(url: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def terminate(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def demo(host: str, port: int) -> int:
+    children: list[subprocess.Popen] = []
+    started_db = False
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        step("Demo music (Debian packages of freely licensed game soundtracks)")
+        ensure_music_packages()
+        step("Database")
+        started_db = ensure_database()
+        step("Celery broker")
+        ensure_redis(children)
+        step("Migrations and static files")
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        step("Demo catalogue, rights, consent and accounts")
+        manage("demo_setup")
+
+        step("Starting web server and Celery worker")
+        env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}"}
+        children.append(
+            subprocess.Popen(
+                [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "platform/gunicorn.conf.py"),
+                 "config.wsgi:application"],
+                cwd=ROOT, env=env, start_new_session=True,
+            )
+        )  # fmt: skip
+        children.append(
+            subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu",
+                 "--concurrency", "1", "--loglevel", "INFO", "-n", "demo@%h"],
+                cwd=ROOT, start_new_session=True,
+            )
+        )  # fmt: skip
+        base = f"http://{host}:{port}"
+        if not wait_for_http(base + "/"):
+            print("web server did not answer in time", file=sys.stderr)
+            return 1
+        print(
+            f"\nThe platform is running:\n"
+            f"  web         {base}/\n"
+            f"  API docs    {base}/api/docs/\n"
+            f"  catalogue   {base}/api/catalogue/recordings/\n"
+            f"  admin       {base}/admin/\n"
+            f"Sign in with the demo accounts printed above. Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    print(
+                        f"process {child.args[:4]} exited with {child.returncode}", file=sys.stderr
+                    )
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"step failed: {' '.join(map(str, exc.cmd))}", file=sys.stderr)
+        return exc.returncode or 1
+    finally:
+        terminate(children)
+        if started_db:
+            stop(PGDATA)
+        print("all processes stopped", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["demo", "stop-db"], nargs="?", default="demo")
+    parser.add_argument("--host", default=os.environ.get("PLATFORM_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PLATFORM_PORT", "8000")))
+    args = parser.parse_args()
+    if args.command == "stop-db":
+        print("stopped" if stop(PGDATA) else "no embedded server running")
+        return 0
+    return demo(args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
