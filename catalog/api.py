@@ -23,6 +23,7 @@ from catalog.models import (
     Use,
 )
 from catalog.services.consent import consent_grant, consent_revoke
+from config.exceptions import Forbidden
 
 # --- output serializers shared by several endpoints ------------------------------------------
 
@@ -125,11 +126,14 @@ class RecordingDetailApi(APIView):
 
 
 class RecordingAudioApi(APIView):
-    """The recording's audio file, for previews in the selection UI."""
+    """The recording's audio file, for previews in the selection UI (see
+    `selectors.recording_audio_readable_by` for who may fetch it)."""
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, recording_id: int) -> FileResponse:
         recording = selectors.recording_get(recording_id=recording_id)
+        if not selectors.recording_audio_readable_by(user=request.user, recording=recording):
+            raise Forbidden("this recording's holders have not opted it in for inference")
         return FileResponse(recording.audio_file.open("rb"), filename=recording.audio_file.name)
 
 

@@ -188,3 +188,15 @@ def recording_audio_intact(*, recording: Recording) -> bool:
         return file_sha256(recording.audio_file.path) == recording.content_sha256
     except OSError:
         return False
+
+
+def recording_audio_readable_by(*, user: AbstractBaseUser, recording: Recording) -> bool:
+    """Audio is an asset: staff and the recording's own holders may always fetch it; anyone
+    else only when every holder has opted it in to song-level inference (for previews)."""
+    if getattr(user, "is_staff", False):
+        return True
+    if RightsHolderMembership.objects.filter(
+        user_id=user.pk, holder__shares__recording=recording
+    ).exists():
+        return True
+    return recording_permits(recording=recording, use=Use.SONG_INFERENCE)

@@ -162,3 +162,31 @@ def test_openapi_schema_and_docs_are_served(make_user):
     assert "/api/catalogue/recordings/" in schema["paths"]
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_audio_is_served_only_when_opted_in_or_to_its_holders(co_held, make_user, staff, settings):
+    recording = co_held["recording"]
+    path = settings.MEDIA_ROOT / recording.audio_file.name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"OggS fake audio bytes")
+    maker = client_for(make_user())
+    url = f"/api/catalogue/recordings/{recording.pk}/audio/"
+    refused = maker.get(url)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert client_for(co_held["member_b"]).get(url).status_code == 200
+    assert client_for(staff).get(url).status_code == 200
+    for who in "ab":
+        consent_grant(
+            actor=co_held[f"member_{who}"],
+            holder=co_held[f"holder_{who}"],
+            recording=recording,
+            uses=["song_inference"],
+        )
+    served = maker.get(url)
+    assert served.status_code == 200 and b"".join(served.streaming_content) == path.read_bytes()
+
+
+def test_session_login_works_for_the_api(client, make_user):
+    user = make_user()
+    assert client.login(username=user.username, password="pw-for-tests")
+    assert client.get("/api/catalogue/recordings/").status_code == 200
