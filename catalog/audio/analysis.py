@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from catalog.audio.decoding import AudioProbe, file_sha256, load_excerpt, probe_and_verify
 from catalog.audio.descriptors import AudioDescriptors, TagRules, describe
 from catalog.audio.tags import AudioTags, read_tags
@@ -38,6 +40,19 @@ def analyse_file(
         tags=read_tags(path),
         descriptors=describe(excerpt, ANALYSIS_SAMPLE_RATE, rules),
     )
+
+
+def compile_analysis_kernels() -> None:
+    """Run the descriptors once on a synthetic signal in this process.
+
+    librosa JIT-compiles numba kernels and caches them on disk. Worker processes that start
+    with an empty cache compile and write it at the same time, and a worker can then load a
+    half-written entry and segfault. Compiling here first means workers only read the cache.
+    """
+    t = np.arange(2 * ANALYSIS_SAMPLE_RATE) / ANALYSIS_SAMPLE_RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    noise = np.random.default_rng(0).normal(scale=0.01, size=t.shape)
+    describe((0.3 * chord + noise).astype(np.float32), ANALYSIS_SAMPLE_RATE)
 
 
 def analyse_file_or_error(args: tuple[Path, float]) -> AudioAnalysis | Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,11 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
-from catalog.audio.analysis import AudioAnalysis, analyse_file_or_error
+from catalog.audio.analysis import (
+    AudioAnalysis,
+    analyse_file_or_error,
+    compile_analysis_kernels,
+)
 from catalog.audio.decoding import SUPPORTED_SUFFIXES, file_sha256
 from catalog.import_metadata import MetadataIndex
 from catalog.models import Artist, Recording, Release
@@ -114,7 +118,10 @@ def catalogue_import_folder(
     analysis_seconds: float = 60.0,
     jobs: int = 1,
     on_progress: Callable[[ImportOutcome], None] | None = None,
+    pool: Executor | None = None,
 ) -> list[ImportOutcome]:
+    """Import every audio file under `folder`. Analysis runs in `jobs` processes, or in
+    `pool` when given (callers importing several folders share one warmed-up pool)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidInput(f"{folder} is not a folder")
@@ -146,9 +153,12 @@ def catalogue_import_folder(
         seen_hashes.add(digest)
         pending.append((path, entry))
 
-    for (path, entry), result in zip(
-        pending, _analyse_all([p for p, _ in pending], analysis_seconds, jobs), strict=True
-    ):
+    paths = [p for p, _ in pending]
+    if pool is not None:
+        results = pool.map(analyse_file_or_error, [(p, analysis_seconds) for p in paths])
+    else:
+        results = _analyse_all(paths, analysis_seconds, jobs)
+    for (path, entry), result in zip(pending, results, strict=True):
         if isinstance(result, Exception):
             record(ImportOutcome(path, "failed", message=str(result)))
             continue
@@ -164,6 +174,13 @@ def catalogue_import_folder(
     return outcomes
 
 
+def analysis_pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes for audio analysis. spawn: workers must not inherit this process's
+    database connections."""
+    compile_analysis_kernels()
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _analyse_all(
     paths: list[Path], seconds: float, jobs: int
 ) -> Iterator[AudioAnalysis | Exception]:
@@ -171,7 +188,5 @@ def _analyse_all(
     if jobs <= 1 or len(work) <= 1:
         yield from map(analyse_file_or_error, work)
         return
-    # spawn: workers must not inherit this process's database connections.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with analysis_pool(jobs) as pool:
         yield from pool.map(analyse_file_or_error, work)

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from catalog.demo.sources import DemoSource
 from catalog.import_metadata import MetadataError, load_metadata
 from catalog.models import Artist, Recording, Release
-from catalog.services.importing import catalogue_import_folder
+from catalog.services.importing import analysis_pool, catalogue_import_folder
 from tests.conftest import REAL_MP3, REAL_OGG, excerpt_of, require_real_audio
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +134,22 @@ def test_parallel_analysis_gives_the_same_result(folder):
         "imported",
         "imported",
     ]
+
+
+def test_a_shared_pool_serves_several_folders(folder, tmp_path):
+    second = tmp_path / "second"
+    second.mkdir()
+    excerpt_of(REAL_OGG, second / "coda.flac", seconds=5, offset=120)
+    with analysis_pool(2) as pool:
+        first = catalogue_import_folder(
+            folder=folder, metadata=load_metadata(None), analysis_seconds=5, pool=pool
+        )
+        other = catalogue_import_folder(
+            folder=second, metadata=load_metadata(None), analysis_seconds=5, pool=pool
+        )
+    assert [o.status for o in other] == ["imported"]
+    assert sum(o.status == "imported" for o in first) == 3
+    assert Recording.objects.count() == 4
 
 
 @pytest.mark.parametrize(

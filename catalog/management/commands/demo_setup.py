@@ -12,7 +12,7 @@ from tqdm import tqdm
 from catalog.demo.seed import DEMO_ACCOUNTS, demo_rights_seed
 from catalog.demo.sources import DEMO_SOURCES, missing_packages
 from catalog.models import Artist, Recording
-from catalog.services.importing import audio_files_in, catalogue_import_folder
+from catalog.services.importing import analysis_pool, audio_files_in, catalogue_import_folder
 
 
 class Command(BaseCommand):
@@ -29,21 +29,22 @@ class Command(BaseCommand):
                 f"apt-get install -y --no-install-recommends {' '.join(missing)}"
             )
         counts: Counter = Counter()
-        for source in DEMO_SOURCES:
-            files = audio_files_in(source.folder)
-            with tqdm(total=len(files), unit="file", desc=source.package) as bar:
-                outcomes = catalogue_import_folder(
-                    folder=source.folder,
-                    metadata=source.metadata(),
-                    source=f"debian:{source.package}",
-                    analysis_seconds=settings.CATALOG_ANALYSIS_SECONDS,
-                    jobs=max(1, jobs),
-                    on_progress=lambda _outcome: bar.update(1),
-                )
-            counts.update(o.status for o in outcomes)
-            for outcome in outcomes:
-                if outcome.status == "failed":
-                    self.stderr.write(f"  FAILED {outcome.path}: {outcome.message}")
+        with analysis_pool(max(1, jobs)) as pool:  # one warm-up for all sources
+            for source in DEMO_SOURCES:
+                files = audio_files_in(source.folder)
+                with tqdm(total=len(files), unit="file", desc=source.package) as bar:
+                    outcomes = catalogue_import_folder(
+                        folder=source.folder,
+                        metadata=source.metadata(),
+                        source=f"debian:{source.package}",
+                        analysis_seconds=settings.CATALOG_ANALYSIS_SECONDS,
+                        on_progress=lambda _outcome, bar=bar: bar.update(1),
+                        pool=pool,
+                    )
+                counts.update(o.status for o in outcomes)
+                for outcome in outcomes:
+                    if outcome.status == "failed":
+                        self.stderr.write(f"  FAILED {outcome.path}: {outcome.message}")
         seeded = demo_rights_seed()
 
         genres = Recording.objects.values("genre").distinct().count()
