@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from pgvector.django import HalfVectorField, HnswIndex
 
 ISRC_PATTERN = r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$"
 IPI_PATTERN = r"^[0-9]{9,11}$"
@@ -250,3 +251,91 @@ class CurrentConsent(models.Model):
 
     def __str__(self) -> str:
         return f"current consent of {self.holder} for recording {self.recording_id}"
+
+
+# --- Audio-text embeddings (retrieval, conditioning, similarity audit) -----------------------
+
+EMBEDDING_DIM = 512  # every encoder projects into a 512-d joint space (LAION-CLAP's size)
+
+
+class EncoderVersion(models.Model):
+    """One trained audio-text encoder. Every embedding row points at the version it came from,
+    so switching encoders never mixes vectors from two embedding spaces."""
+
+    name = models.CharField(max_length=64)
+    version = models.CharField(max_length=64)
+    config = models.JSONField(default=dict, help_text="Encoder config the model is rebuilt from.")
+    checkpoint_path = models.CharField(max_length=500)
+    checkpoint_sha256 = models.CharField(max_length=64)
+    training_manifest = models.JSONField(
+        default=dict, blank=True, help_text="What it was trained on (empty for pretrained)."
+    )
+    quality = models.JSONField(default=dict, blank=True, help_text="Held-out recall figures.")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="encoder_version_unique"),
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_encoder"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class RecordingWindowEmbedding(models.Model):
+    """Embedding of one window of a recording (10 s for retrieval and conditioning)."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="+")
+    encoder = models.ForeignKey(EncoderVersion, on_delete=models.PROTECT, related_name="+")
+    window_seconds = models.FloatField()
+    start_seconds = models.FloatField()
+    embedding = HalfVectorField(dimensions=EMBEDDING_DIM)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "encoder", "window_seconds", "start_seconds"],
+                name="window_embedding_unique",
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="window_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["halfvec_cosine_ops"],
+            ),
+            models.Index(fields=["encoder", "recording"], name="window_embedding_enc_rec"),
+        ]
+
+
+class RecordingEmbedding(models.Model):
+    """Track-level vector of a recording: the normalised mean of its window embeddings."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="+")
+    encoder = models.ForeignKey(EncoderVersion, on_delete=models.PROTECT, related_name="+")
+    window_count = models.PositiveIntegerField()
+    embedding = HalfVectorField(dimensions=EMBEDDING_DIM)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "encoder"], name="recording_embedding_unique"
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="recording_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["halfvec_cosine_ops"],
+            )
+        ]
