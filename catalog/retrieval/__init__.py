@@ -1,0 +1,1 @@
+"""Mediated selection: CLAP embeddings in pgvector, searched with consent filtering in SQL."""

@@ -1,0 +1,101 @@
+"""Nearest-neighbour reads over the embedding tables (HNSW, cosine) with filters in the query.
+
+pgvector 0.8 iterative index scans keep scanning the HNSW graph until `limit` rows pass the
+WHERE clause, so a selective consent filter still returns enough neighbours. `relaxed_order`
+may return rows slightly out of order, so callers get them re-sorted by exact distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from pgvector.django import CosineDistance, HalfVector
+
+from catalog.models import EMBEDDING_DIM, Recording, RecordingEmbedding, RecordingWindowEmbedding
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """HNSW query settings; recall grows with ef_search at some latency cost."""
+
+    ef_search: int = 100
+    iterative_scan: str = "relaxed_order"  # off | strict_order | relaxed_order
+    max_scan_tuples: int = 40_000
+
+
+DEFAULT_TUNING = SearchTuning()
+
+
+@dataclass(frozen=True)
+class WindowHit:
+    recording_id: int
+    start_seconds: float
+    similarity: float
+
+
+def as_query_vector(vector: np.ndarray) -> HalfVector:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if vector.shape[0] != EMBEDDING_DIM or not np.all(np.isfinite(vector)):
+        raise ValueError(f"query vector must be {EMBEDDING_DIM} finite numbers")
+    return HalfVector(vector)
+
+
+def _apply_tuning(tuning: SearchTuning) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(tuning.ef_search)])
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', %s, true)", [tuning.iterative_scan]
+        )
+        cursor.execute(
+            "SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(tuning.max_scan_tuples)]
+        )
+
+
+def window_neighbours(
+    *,
+    query: np.ndarray,
+    encoder_id: int,
+    limit: int,
+    permitted: QuerySet[Recording] | None = None,
+    window_seconds: float | None = None,
+    tuning: SearchTuning = DEFAULT_TUNING,
+) -> list[WindowHit]:
+    """The `limit` windows nearest to `query`, only from `permitted` recordings if given."""
+    windows = RecordingWindowEmbedding.objects.filter(encoder_id=encoder_id)
+    if window_seconds is not None:
+        windows = windows.filter(window_seconds=window_seconds)
+    if permitted is not None:
+        windows = windows.filter(recording_id__in=permitted.values("pk"))
+    windows = windows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
+    with transaction.atomic():
+        _apply_tuning(tuning)
+        rows = list(
+            windows.order_by("distance").values_list("recording_id", "start_seconds", "distance")[
+                :limit
+            ]
+        )
+    rows.sort(key=lambda row: row[2])
+    return [WindowHit(r, s, 1.0 - d) for r, s, d in rows]
+
+
+def recording_neighbours(
+    *,
+    query: np.ndarray,
+    encoder_id: int,
+    limit: int,
+    permitted: QuerySet[Recording] | None = None,
+    tuning: SearchTuning = DEFAULT_TUNING,
+) -> list[tuple[int, float]]:
+    """(recording_id, similarity) of the `limit` nearest track-level vectors."""
+    tracks = RecordingEmbedding.objects.filter(encoder_id=encoder_id)
+    if permitted is not None:
+        tracks = tracks.filter(recording_id__in=permitted.values("pk"))
+    tracks = tracks.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
+    with transaction.atomic():
+        _apply_tuning(tuning)
+        rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:limit])
+    rows.sort(key=lambda row: row[1])
+    return [(r, 1.0 - d) for r, d in rows]
