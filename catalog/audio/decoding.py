@@ -122,3 +122,17 @@ def load_excerpt(path: Path, *, seconds: float, sample_rate: int, probe: AudioPr
     if native_rate != sample_rate:
         mono = librosa.resample(mono, orig_sr=native_rate, target_sr=sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def load_mono(path: Path, *, sample_rate: int) -> np.ndarray:
+    """The whole recording as mono float32 at `sample_rate` (for embedding and training)."""
+    import librosa
+
+    try:
+        samples, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # noqa: B014
+        raise AudioDecodeError(f"cannot decode audio: {exc}") from exc
+    mono = samples.mean(axis=1)
+    if native_rate != sample_rate:
+        mono = librosa.resample(mono, orig_sr=native_rate, target_sr=sample_rate)
+    return np.ascontiguousarray(mono, dtype=np.float32)

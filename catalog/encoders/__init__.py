@@ -7,6 +7,7 @@ Heavy libraries (torch, laion-clap, sentence encoders) are imported lazily by th
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ class AudioTextEncoder(Protocol):
 
 Loader = Callable[[Path], AudioTextEncoder]
 _LOADERS: dict[str, Loader] = {}
+# Modules that register the built-in encoders, imported only when one is asked for.
+BUILTIN_ENCODERS = {
+    "default-clap": "catalog.encoders.default_clap",
+    "laion-clap": "catalog.encoders.laion",
+}
 
 
 def register_encoder(name: str) -> Callable[[Loader], Loader]:
@@ -58,17 +64,15 @@ def register_encoder(name: str) -> Callable[[Loader], Loader]:
 
 def load_encoder(name: str, checkpoint_path: str | Path) -> AudioTextEncoder:
     """Build the encoder `name` from its checkpoint (which stores its own config)."""
-    _import_builtin_encoders()
+    if name in BUILTIN_ENCODERS and name not in _LOADERS:
+        importlib.import_module(BUILTIN_ENCODERS[name])  # registers its loader
     if name not in _LOADERS:
-        raise EncoderError(f"unknown encoder '{name}'; known: {', '.join(sorted(_LOADERS))}")
+        known = sorted({*_LOADERS, *BUILTIN_ENCODERS})
+        raise EncoderError(f"unknown encoder '{name}'; known: {', '.join(known)}")
     path = Path(checkpoint_path)
     if not path.is_file():
         raise EncoderError(f"encoder checkpoint not found: {path}")
     return _LOADERS[name](path)
-
-
-def _import_builtin_encoders() -> None:
-    from catalog.encoders import default_clap, laion  # noqa: F401  (they register themselves)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,9 @@ class WindowSpec:
     min_seconds: float = 2.0  # a shorter tail is dropped; a shorter recording is one padded window
 
 
-def split_windows(audio: np.ndarray, sample_rate: int, spec: WindowSpec) -> list[tuple[float, np.ndarray]]:
+def split_windows(
+    audio: np.ndarray, sample_rate: int, spec: WindowSpec
+) -> list[tuple[float, np.ndarray]]:
     """Cut mono audio into (start_seconds, window) pairs, zero-padding the last window."""
     size = int(round(spec.window_seconds * sample_rate))
     hop = int(round(spec.hop_seconds * sample_rate))

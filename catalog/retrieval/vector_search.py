@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from pgvector.django import CosineDistance, HalfVector
+from pgvector import HalfVector
+from pgvector.django import CosineDistance
 
 from catalog.models import EMBEDDING_DIM, Recording, RecordingEmbedding, RecordingWindowEmbedding
 

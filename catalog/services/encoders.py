@@ -1,0 +1,227 @@
+"""Encoder versions: train the default encoder on consented recordings, register checkpoints
+(the committed demo checkpoint, a real LAION-CLAP checkpoint), choose the active one.
+
+The encoder is an auxiliary model (seed 004 section 7): it learns only from recordings whose
+effective consent includes model training, and its manifest lists them with the consent
+versions in force, so the royalty side can pay their holders and a revocation is detectable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
+from catalog.encoders import EncoderError, load_encoder
+from catalog.encoders.default_clap import NAME as DEFAULT_NAME
+from catalog.encoders.default_clap import DefaultClapConfig, FrozenSentenceEncoder, save_checkpoint
+from catalog.encoders.training import TrainingConfig, TrainingItem, train_default_clap
+from catalog.models import CurrentConsent, EncoderVersion, Recording, Use
+from catalog.selectors import recordings_permitting
+from config.exceptions import InvalidInput
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def encoder_training_recordings() -> list[Recording]:
+    return list(
+        recordings_permitting(use=Use.TRAINING).select_related("artist").order_by("content_sha256")
+    )
+
+
+def training_fingerprint(
+    recordings: list[Recording], model_config: DefaultClapConfig, training_config: TrainingConfig
+) -> str:
+    """Identifies a training run's inputs: the audio (by content hash) and the configs."""
+    payload = {
+        "audio": sorted(r.content_sha256 for r in recordings),
+        "model": model_config.to_dict(),
+        "training": {
+            k: v for k, v in training_config.to_dict().items() if k != "time_budget_seconds"
+        },
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def training_manifest(
+    recordings: list[Recording], model_config: DefaultClapConfig, training_config: TrainingConfig
+) -> dict[str, Any]:
+    consent_versions: dict[int, list[int]] = {}
+    for pointer in CurrentConsent.objects.filter(recording__in=recordings).order_by("holder_id"):
+        consent_versions.setdefault(pointer.recording_id, []).append(pointer.version_id)
+    return {
+        "fingerprint": training_fingerprint(recordings, model_config, training_config),
+        "model_config": model_config.to_dict(),
+        "training_config": training_config.to_dict(),
+        "recordings": [
+            {
+                "id": r.pk,
+                "title": r.title,
+                "artist": r.artist.name,
+                "content_sha256": r.content_sha256,
+                "consent_version_ids": consent_versions.get(r.pk, []),
+            }
+            for r in recordings
+        ],
+    }
+
+
+def _metadata(recording: Recording) -> dict[str, Any]:
+    return {
+        "genre": recording.genre,
+        "subgenre": recording.subgenre,
+        "moods": recording.moods,
+        "instruments": recording.instruments,
+        "tempo_bpm": recording.tempo_bpm,
+        "mode": recording.mode,
+    }
+
+
+def encoder_train(
+    *,
+    model_config: DefaultClapConfig | None = None,
+    training_config: TrainingConfig | None = None,
+    activate: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> EncoderVersion:
+    """Train the default encoder on every recording whose consent allows training."""
+    model_config = model_config or DefaultClapConfig()
+    training_config = training_config or TrainingConfig()
+    recordings = encoder_training_recordings()
+    if len(recordings) < 4:
+        raise InvalidInput(
+            f"only {len(recordings)} recordings are opted in to model training; need at least 4"
+        )
+    items = []
+    for n, recording in enumerate(recordings, 1):
+        try:
+            audio = load_mono(Path(recording.audio_file.path), sample_rate=model_config.sample_rate)
+        except AudioDecodeError as exc:
+            raise InvalidInput(f"recording {recording.pk} cannot be decoded: {exc}") from exc
+        items.append(TrainingItem(str(recording.pk), audio, _metadata(recording)))
+        if on_progress:
+            on_progress("decode", n, len(recordings))
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        if on_progress:
+            on_progress(f"train (loss {loss:.3f})", step, total)
+
+    result = train_default_clap(
+        items, model_config=model_config, training_config=training_config, on_step=on_step
+    )
+    manifest = training_manifest(recordings, model_config, training_config)
+    manifest["run"] = {
+        "steps_done": result.steps_done,
+        "seconds": round(result.seconds, 1),
+        "final_loss": result.final_loss,
+        "stopped_early": result.stopped_early,
+    }
+    manifest["quality"] = result.quality
+    directory = settings.STATE_DIR / "models" / "encoders"
+    tmp = directory / f"{DEFAULT_NAME}-training.pt"
+    digest = save_checkpoint(
+        tmp,
+        config=model_config,
+        audio_tower=result.audio_tower,
+        text_projection=result.text_projection,
+        text_model_sha256=FrozenSentenceEncoder().weights_sha256(),
+        extra={"quality": result.quality, "fingerprint": manifest["fingerprint"]},
+    )
+    path = directory / f"{DEFAULT_NAME}-{digest[:12]}.pt"
+    tmp.replace(path)
+    path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=1))
+    return encoder_register(
+        name=DEFAULT_NAME,
+        checkpoint_path=path,
+        training_manifest=manifest,
+        quality=result.quality,
+        activate=activate,
+    )
+
+
+def encoder_register(
+    *,
+    name: str,
+    checkpoint_path: Path,
+    training_manifest: dict[str, Any] | None = None,
+    quality: dict[str, Any] | None = None,
+    activate: bool = False,
+) -> EncoderVersion:
+    """Register a checkpoint as an encoder version (idempotent by name and checkpoint hash).
+
+    The checkpoint is loaded once here, so a bad file is refused before anything is stored.
+    """
+    checkpoint_path = Path(checkpoint_path).resolve()
+    try:
+        encoder = load_encoder(name, checkpoint_path)
+    except EncoderError as exc:
+        raise InvalidInput(str(exc)) from exc
+    digest = file_sha256(checkpoint_path)
+    with transaction.atomic():
+        version, _ = EncoderVersion.objects.get_or_create(
+            name=name,
+            version=encoder.version,
+            defaults={
+                "config": {
+                    "sample_rate": encoder.sample_rate,
+                    "window_seconds": encoder.window_seconds,
+                },
+                "checkpoint_path": str(checkpoint_path),
+                "checkpoint_sha256": digest,
+                "training_manifest": training_manifest or {},
+                "quality": quality or {},
+            },
+        )
+        if activate:
+            encoder_activate(encoder_version=version)
+    return version
+
+
+def encoder_activate(*, encoder_version: EncoderVersion) -> EncoderVersion:
+    with transaction.atomic():
+        EncoderVersion.objects.filter(is_active=True).exclude(pk=encoder_version.pk).update(
+            is_active=False
+        )
+        EncoderVersion.objects.filter(pk=encoder_version.pk).update(is_active=True)
+    encoder_version.refresh_from_db()
+    return encoder_version
+
+
+def encoder_install_committed(
+    *, checkpoint: Path, model_config: DefaultClapConfig, training_config: TrainingConfig
+) -> EncoderVersion | None:
+    """Use a committed checkpoint if it was trained on exactly today's consented audio.
+
+    Returns None when the catalogue or its training consent has changed since (retrain).
+    The checkpoint is copied into the state directory so the repository copy stays pristine.
+    """
+    manifest_path = checkpoint.with_suffix(".manifest.json")
+    if not checkpoint.is_file() or not manifest_path.is_file():
+        return None
+    committed = json.loads(manifest_path.read_text())
+    recordings = encoder_training_recordings()
+    if committed.get("fingerprint") != training_fingerprint(
+        recordings, model_config, training_config
+    ):
+        return None
+    target = settings.STATE_DIR / "models" / "encoders" / checkpoint.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or file_sha256(target) != file_sha256(checkpoint):
+        shutil.copyfile(checkpoint, target)
+    manifest = training_manifest(recordings, model_config, training_config)
+    manifest["run"] = committed.get("run", {})
+    manifest["committed_checkpoint"] = str(checkpoint.name)
+    return encoder_register(
+        name=DEFAULT_NAME,
+        checkpoint_path=target,
+        training_manifest=manifest,
+        quality=committed.get("quality", {}),
+        activate=True,
+    )
