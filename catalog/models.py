@@ -8,9 +8,11 @@ recording and holder so that retrieval can filter by consent inside one SQL quer
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from pgvector.django import HalfVectorField, HnswIndex
 
 ISRC_PATTERN = r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$"
@@ -51,6 +53,9 @@ class Artist(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [  # trigram index: search, autocomplete and icontains (UPPER(...) LIKE)
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="artist_name_trgm")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -68,6 +73,9 @@ class Release(models.Model):
         ordering = ["title"]
         constraints = [
             models.UniqueConstraint(fields=["title", "artist"], name="release_unique_per_artist")
+        ]
+        indexes = [
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="release_title_trgm")
         ]
 
     def __str__(self) -> str:
@@ -115,7 +123,11 @@ class Recording(models.Model):
 
     class Meta:
         ordering = ["artist__name", "title"]
-        indexes = [models.Index(fields=["genre", "subgenre"]), models.Index(fields=["year"])]
+        indexes = [
+            models.Index(fields=["genre", "subgenre"]),
+            models.Index(fields=["year"]),
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="recording_title_trgm"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(isrc__isnull=True) | Q(isrc__regex=ISRC_PATTERN),
@@ -314,6 +326,9 @@ class RecordingWindowEmbedding(models.Model):
             models.Index(fields=["encoder", "recording"], name="window_embedding_enc_rec"),
         ]
 
+    def __str__(self) -> str:
+        return f"recording {self.recording_id} @ {self.start_seconds:g} s ({self.encoder_id})"
+
 
 class RecordingEmbedding(models.Model):
     """Track-level vector of a recording: the normalised mean of its window embeddings."""
@@ -339,3 +354,6 @@ class RecordingEmbedding(models.Model):
                 opclasses=["halfvec_cosine_ops"],
             )
         ]
+
+    def __str__(self) -> str:
+        return f"track vector of recording {self.recording_id} ({self.encoder_id})"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import api
+from catalog import api, browse_api
 
 urlpatterns = [
     path("recordings/", api.RecordingListApi.as_view(), name="recording-list"),
@@ -34,5 +34,12 @@ urlpatterns = [
         "holders/<int:holder_id>/consents/<int:recording_id>/revoke/",
         api.HolderConsentRevokeApi.as_view(),
         name="holder-consent-revoke",
+    ),
+    path("browse/<str:kind>/", browse_api.BrowseApi.as_view(), name="catalogue-browse"),
+    path("search/", browse_api.SearchApi.as_view(), name="catalogue-search"),
+    path(
+        "search/autocomplete/",
+        browse_api.AutocompleteApi.as_view(),
+        name="catalogue-autocomplete",
     ),
 ]
