@@ -1,7 +1,8 @@
 """Run the whole platform locally: `python platform/local_stack.py demo` (what `make demo` does).
 
 Steps: demo music packages, embedded PostgreSQL + pgvector (unless DATABASE_URL is set),
-Redis reachable, migrations, static files, demo catalogue/accounts, then the web server
+Redis reachable, migrations, static files, demo catalogue/accounts, the audio-text encoder
+and the catalogue's embeddings, then the web server
 (gunicorn) and a Celery worker. Ctrl-C stops every process this script started.
 
 `python platform/local_stack.py stop-db` stops an embedded server left running by
@@ -142,6 +143,10 @@ def demo(host: str, port: int) -> int:
         manage("collectstatic", "--noinput", "-v", "0")
         step("Demo catalogue, rights, consent and accounts")
         manage("demo_setup")
+        step("Audio-text encoder (committed demo checkpoint, or trained if consent changed)")
+        manage("train_encoder", "--if-needed")
+        step("Embeddings of the catalogue (10-s windows + track vectors in pgvector)")
+        manage("embed_catalogue")
 
         step("Starting web server and Celery worker")
         env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}"}
@@ -168,6 +173,7 @@ def demo(host: str, port: int) -> int:
             f"  web         {base}/\n"
             f"  API docs    {base}/api/docs/\n"
             f"  catalogue   {base}/api/catalogue/recordings/\n"
+            f"  retrieval   POST {base}/api/retrieval/text/  {{\"prompt\": \"calm piano\"}}\n"
             f"  admin       {base}/admin/\n"
             f"Sign in with the demo accounts printed above. Ctrl-C stops everything.\n",
             flush=True,

@@ -8,7 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.import_metadata import MetadataError, load_metadata
+from catalog.models import EncoderVersion
 from catalog.services.importing import audio_files_in, catalogue_import_folder
+from catalog.tasks import recording_embed
 from config.exceptions import DomainError
 
 
@@ -58,6 +60,14 @@ class Command(BaseCommand):
             f"Imported {counts['imported']}, already in catalogue {counts['duplicate']}, "
             f"skipped {counts['skipped']}, failed {counts['failed']}."
         )
+        imported = [o.recording_id for o in outcomes if o.status == "imported"]
+        if imported and EncoderVersion.objects.filter(is_active=True).exists():
+            for recording_id in imported:
+                recording_embed.delay(recording_id)
+            self.stdout.write(
+                f"Queued {len(imported)} embedding job(s) for the active encoder (Celery, cpu "
+                "queue); `manage.py embed_catalogue` does the same synchronously."
+            )
         failed = [o for o in outcomes if o.status == "failed"]
         for outcome in failed:
             self.stderr.write(f"  FAILED {outcome.path}: {outcome.message}")

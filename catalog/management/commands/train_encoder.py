@@ -9,10 +9,21 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.encoders import EncoderError
+from catalog.encoders.default_clap import NAME as DEFAULT_NAME
 from catalog.encoders.default_clap import DefaultClapConfig
 from catalog.encoders.training import TrainingConfig
-from catalog.services.encoders import encoder_train
+from catalog.models import EncoderVersion
+from catalog.services.encoders import (
+    encoder_install_committed,
+    encoder_train,
+    encoder_training_recordings,
+    training_fingerprint,
+)
 from config.exceptions import DomainError
+
+COMMITTED_CHECKPOINT = (
+    Path(__file__).resolve().parents[2] / "encoders" / "pretrained" / "default-clap-demo.pt"
+)
 
 
 class Command(BaseCommand):
@@ -35,6 +46,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--export", type=Path, help="also copy checkpoint + manifest to this path (.pt)"
         )
+        parser.add_argument(
+            "--if-needed",
+            action="store_true",
+            help="do nothing if the active encoder was trained on today's consented audio with "
+            "these settings; else use --committed if it matches; else train",
+        )
+        parser.add_argument(
+            "--committed", type=Path, default=COMMITTED_CHECKPOINT, help="checkpoint to reuse"
+        )
 
     def handle(self, *args, **options):
         try:
@@ -50,6 +70,11 @@ class Command(BaseCommand):
             )
         except (EncoderError, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+
+        if options["if_needed"]:
+            reused = self._reuse(model_config, training_config, options["committed"])
+            if reused:
+                return
 
         bars: dict[str, tqdm] = {}
 
@@ -93,6 +118,25 @@ class Command(BaseCommand):
                 json.dumps(version.training_manifest, indent=1)
             )
             self.stdout.write(f"exported to {export}")
+
+    def _reuse(self, model_config, training_config, committed: Path) -> bool:
+        current = training_fingerprint(encoder_training_recordings(), model_config, training_config)
+        active = EncoderVersion.objects.filter(is_active=True, name=DEFAULT_NAME).first()
+        if active and active.training_manifest.get("fingerprint") == current:
+            self.stdout.write(f"Encoder {active} is up to date with the consented catalogue.")
+            return True
+        installed = encoder_install_committed(
+            checkpoint=committed, model_config=model_config, training_config=training_config
+        )
+        if installed:
+            self.stdout.write(
+                f"Encoder {installed} installed from {committed.name} (trained on the same "
+                "consented audio); no training needed."
+            )
+            self.stdout.write(quality_report(installed.quality))
+            return True
+        self.stdout.write("The consented catalogue differs from the committed encoder's: training.")
+        return False
 
 
 def quality_report(quality: dict) -> str:
