@@ -173,7 +173,7 @@ def demo(host: str, port: int) -> int:
             f"  web         {base}/\n"
             f"  API docs    {base}/api/docs/\n"
             f"  catalogue   {base}/api/catalogue/recordings/\n"
-            f"  retrieval   POST {base}/api/retrieval/text/  {{\"prompt\": \"calm piano\"}}\n"
+            f'  retrieval   POST {base}/api/retrieval/text/  {{"prompt": "calm piano"}}\n'
             f"  admin       {base}/admin/\n"
             f"Sign in with the demo accounts printed above. Ctrl-C stops everything.\n",
             flush=True,

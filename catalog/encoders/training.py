@@ -31,7 +31,7 @@ from catalog.encoders.default_clap import (
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    steps: int = 600
+    steps: int = 700
     batch_size: int = 24
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
