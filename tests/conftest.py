@@ -37,6 +37,7 @@ def require_real_audio(*paths: Path) -> None:
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ENCODER_CHECKPOINT_DIR = tmp_path / "encoders"
 
 
 @pytest.fixture

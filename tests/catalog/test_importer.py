@@ -180,3 +180,26 @@ def test_demo_source_reads_album_json(tmp_path):
         "release": "Warzone 2100 OST", "release_artist": "Martin Severn", "year": 1999,
     }  # fmt: skip
     assert not Release.objects.exists()
+
+
+def test_a_worker_crash_fails_only_what_it_took_down(tmp_path, monkeypatch, caplog):
+    require_real_audio(REAL_OGG)
+    from tests.catalog import crashing_analysis
+
+    root = tmp_path / "incoming"
+    root.mkdir()
+    excerpt_of(REAL_OGG, root / "a-first.wav", seconds=4, offset=10)
+    excerpt_of(REAL_OGG, root / "crash.wav", seconds=4, offset=30)
+    monkeypatch.setattr(
+        "catalog.services.importing.analyse_file_or_error", crashing_analysis.analyse_or_die
+    )
+
+    outcomes = catalogue_import_folder(
+        folder=root, metadata=load_metadata(None), analysis_seconds=4, jobs=2
+    )
+
+    by_name = {o.path.name: o for o in outcomes}
+    assert by_name["crash.wav"].status == "failed"
+    assert "crashed twice" in by_name["crash.wav"].message
+    assert not Recording.objects.filter(source_filename__endswith="crash.wav").exists()
+    assert "retrying the rest" in caplog.text

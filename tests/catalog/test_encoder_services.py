@@ -1,0 +1,91 @@
+"""Encoder versions: trained only on recordings opted in to training, manifest, reuse."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from catalog.models import CurrentConsent, EncoderVersion
+from catalog.services.consent import consent_grant, consent_revoke
+from catalog.services.encoders import encoder_install_committed, encoder_register, encoder_train
+from config.exceptions import InvalidInput
+from tests.catalog.retrieval_fixtures import TINY_MODEL, TINY_TRAINING
+
+pytestmark = pytest.mark.django_db
+FAST = TINY_TRAINING.__class__(**{**TINY_TRAINING.to_dict(), "steps": 3})
+
+
+def grant_training(catalogue, recordings):
+    for recording in recordings:
+        consent_grant(
+            actor=catalogue["member"],
+            holder=catalogue["holder"],
+            recording=recording,
+            uses=["training"],
+        )
+
+
+def test_encoder_trains_only_on_recordings_opted_in_to_training(embedded_catalogue):
+    recordings = embedded_catalogue["recordings"]
+    with pytest.raises(InvalidInput, match="only 0 recordings"):
+        encoder_train(model_config=TINY_MODEL, training_config=FAST)
+    grant_training(embedded_catalogue, recordings[:4])
+
+    version = encoder_train(model_config=TINY_MODEL, training_config=FAST)
+
+    manifest = version.training_manifest
+    assert {r["id"] for r in manifest["recordings"]} == {r.pk for r in recordings[:4]}
+    for entry in manifest["recordings"]:
+        current = CurrentConsent.objects.get(recording_id=entry["id"])
+        assert entry["consent_version_ids"] == [current.version_id]
+        assert current.version.training
+    assert version.is_active and version.name == "default-clap"
+    assert EncoderVersion.objects.filter(is_active=True).count() == 1
+    assert manifest["run"]["steps_done"] == 3
+    assert "clip_to_recording_recall_at_1" in version.quality or "note" in version.quality
+
+
+def test_committed_checkpoint_is_reused_only_for_the_same_consented_audio(
+    embedded_catalogue, tmp_path
+):
+    recordings = embedded_catalogue["recordings"]
+    grant_training(embedded_catalogue, recordings[:4])
+    trained = encoder_train(model_config=TINY_MODEL, training_config=FAST)
+    committed = tmp_path / "committed.pt"
+    committed.write_bytes(Path(trained.checkpoint_path).read_bytes())
+    committed.with_suffix(".manifest.json").write_text(json.dumps(trained.training_manifest))
+
+    reused = encoder_install_committed(
+        checkpoint=committed, model_config=TINY_MODEL, training_config=FAST
+    )
+    assert reused is not None and reused.version == trained.version
+
+    # one recording's training consent is revoked: the committed encoder no longer fits
+    consent_revoke(
+        actor=embedded_catalogue["member"],
+        holder=embedded_catalogue["holder"],
+        recording=recordings[0],
+        uses=["training"],
+    )
+    assert (
+        encoder_install_committed(
+            checkpoint=committed, model_config=TINY_MODEL, training_config=FAST
+        )
+        is None
+    )
+
+
+def test_registering_a_bad_checkpoint_changes_nothing(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(InvalidInput, match="not a readable"):
+        encoder_register(name="default-clap", checkpoint_path=bad, activate=True)
+    assert not EncoderVersion.objects.exists()
+
+
+def test_embed_catalogue_command_explains_a_missing_encoder():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no active encoder"):
+        call_command("embed_catalogue")
