@@ -47,6 +47,24 @@ class Distribution(models.TextChoices):
     COMMERCIAL = "commercial", "Commercial distribution"
 
 
+class Level(models.TextChoices):
+    """How a reference conditions a generation (seed 004 section 4.1.1), least intrusive first."""
+
+    SONG = "song", "Song-level"
+    PARAMETER = "parameter", "Parameter-level"
+    AUDIO = "audio", "Audio-level"
+    TEMPORAL = "temporal", "Temporal (segment) level"
+
+
+# The consent use each level needs: a temporal reference transforms the audio itself.
+LEVEL_USES = {
+    Level.SONG: Use.SONG_INFERENCE,
+    Level.PARAMETER: Use.PARAMETER_INFERENCE,
+    Level.AUDIO: Use.AUDIO_INFERENCE,
+    Level.TEMPORAL: Use.AUDIO_INFERENCE,
+}
+
+
 class Artist(models.Model):
     name = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)

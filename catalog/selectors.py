@@ -7,6 +7,7 @@ its latest consent version. No shares, or no consent version yet, means opted ou
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -200,3 +201,17 @@ def recording_audio_readable_by(*, user: AbstractBaseUser, recording: Recording)
     ).exists():
         return True
     return recording_permits(recording=recording, use=Use.SONG_INFERENCE)
+
+
+def recording_rights_shares(*, recording_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+    """{recording id: {holder id: basis points}}; a recording without shares maps to {}."""
+    ids = list(dict.fromkeys(recording_ids))
+    shares: dict[int, dict[int, int]] = {rid: {} for rid in ids}
+    rows = RightsShare.objects.filter(recording_id__in=ids).order_by("recording_id", "holder_id")
+    for rid, holder_id, bp in rows.values_list("recording_id", "holder_id", "basis_points"):
+        shares[rid][holder_id] = bp
+    return shares
+
+
+def recordings_existing(*, recording_ids: Iterable[int]) -> set[int]:
+    return set(Recording.objects.filter(pk__in=list(recording_ids)).values_list("pk", flat=True))

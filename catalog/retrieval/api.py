@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.api import RecordingOutput
-from catalog.models import Distribution
+from catalog.models import LEVEL_USES, Distribution
 from catalog.retrieval import prompts, selectors
 from catalog.retrieval.prompts import CategoryPrompt
 from config.exceptions import InvalidInput
 
-LEVELS = list(selectors.LEVEL_USES)
+LEVELS = list(LEVEL_USES)
 
 
 class QueryScopeInput(serializers.Serializer):

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalog.models import Distribution, EncoderVersion, Recording, RecordingEmbedding, Use
+from catalog.models import (
+    LEVEL_USES,
+    Distribution,
+    EncoderVersion,
+    Recording,
+    RecordingEmbedding,
+    Use,
+)
 from catalog.retrieval.prompts import CategoryError, CategoryPrompt
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
 from catalog.retrieval.vector_search import recording_neighbours, window_neighbours
@@ -20,14 +27,6 @@ from config.exceptions import Conflict, InvalidInput, NotFound
 
 MAX_PROMPT_CHARS = 500
 MAX_K = 50
-
-# Generation levels (seed 004 section 4.1.1) and the consent use each needs.
-LEVEL_USES = {
-    "song": Use.SONG_INFERENCE,
-    "parameter": Use.PARAMETER_INFERENCE,
-    "audio": Use.AUDIO_INFERENCE,
-    "temporal": Use.AUDIO_INFERENCE,
-}
 
 
 def use_for_level(level: str) -> Use:

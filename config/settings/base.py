@@ -148,3 +148,8 @@ ENCODER_CHECKPOINT_DIR = Path(
 )
 RETRIEVAL_MAX_UPLOAD_BYTES = int(os.environ.get("RETRIEVAL_MAX_UPLOAD_BYTES", str(25 * 2**20)))
 RETRIEVAL_MAX_UPLOAD_SECONDS = float(os.environ.get("RETRIEVAL_MAX_UPLOAD_SECONDS", "600"))
+
+# --- Royalties ------------------------------------------------------------------------------
+# Currencies the ledger accepts, with their minor-unit decimals (ISO 4217).
+ROYALTIES_CURRENCIES = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0}
+ROYALTIES_DEFAULT_CURRENCY = os.environ.get("ROYALTIES_DEFAULT_CURRENCY", "EUR")

@@ -1,0 +1,143 @@
+"""Exact money splitting. Plain module (no Django): integers in, integers out.
+
+Money is integer minor units. Every split uses the largest-remainder method, so the parts add
+up to the whole exactly and no part is negative; ties in the remainders go to the key that came
+first, so a split is deterministic for the same input order. Weights may be ints, Fractions or
+floats (reference weights, TDA shares); floats are taken at their exact binary value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+TOTAL_BASIS_POINTS = 10_000
+
+
+class AllocationError(ValueError):
+    """Inputs that cannot be split: negative or non-finite amounts or weights, no weight."""
+
+
+def _exact(weight: int | float | Fraction, key: Hashable) -> Fraction:
+    if isinstance(weight, bool):
+        raise AllocationError(f"weight of {key!r} is a boolean, not a number")
+    if isinstance(weight, float) and not math.isfinite(weight):
+        raise AllocationError(f"weight of {key!r} is {weight}")
+    try:
+        value = Fraction(weight)
+    except (TypeError, ValueError) as exc:
+        raise AllocationError(f"weight of {key!r} is not a number: {weight!r}") from exc
+    if value < 0:
+        raise AllocationError(f"weight of {key!r} is negative: {weight}")
+    return value
+
+
+def split_largest_remainder(
+    total: int, weights: Mapping[K, int | float | Fraction]
+) -> dict[K, int]:
+    """Split `total` minor units in proportion to `weights`; parts sum to `total` exactly."""
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise AllocationError(f"amount must be a non-negative integer of minor units: {total!r}")
+    exact = {key: _exact(weight, key) for key, weight in weights.items()}
+    weight_sum = sum(exact.values(), Fraction(0))
+    if weight_sum == 0:
+        raise AllocationError("nothing to split by: the weights are empty or all zero")
+    quotas = {key: total * w / weight_sum for key, w in exact.items()}
+    parts = {key: math.floor(q) for key, q in quotas.items()}
+    left = total - sum(parts.values())
+    order = list(quotas)  # insertion order breaks ties
+    by_remainder = sorted(order, key=lambda key: (-(quotas[key] - parts[key]), order.index(key)))
+    for key in by_remainder[:left]:
+        parts[key] += 1
+    return parts
+
+
+@dataclass(frozen=True)
+class FeeSplit:
+    """How a generation's fee is divided, in basis points of the fee (sum 10,000)."""
+
+    direct_bp: int
+    tda_pool_bp: int
+    auxiliary_bp: int
+    platform_bp: int
+
+    def __post_init__(self) -> None:
+        parts = self.as_dict()
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in parts.values()):
+            raise AllocationError(f"split parts must be non-negative integers: {parts}")
+        if sum(parts.values()) != TOTAL_BASIS_POINTS:
+            raise AllocationError(
+                f"split parts sum to {sum(parts.values())} basis points, not {TOTAL_BASIS_POINTS}"
+            )
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "direct": self.direct_bp,
+            "tda_pool": self.tda_pool_bp,
+            "auxiliary": self.auxiliary_bp,
+            "platform": self.platform_bp,
+        }
+
+
+@dataclass(frozen=True)
+class FeeAllocation:
+    """A fee divided into its destinations. `direct` and `auxiliary` are per recording; what
+    has no recording to go to (no training set for the auxiliary pool) is `unallocated`."""
+
+    fee: int
+    direct: dict[int, int]
+    tda_pool: int
+    auxiliary: dict[int, int]
+    platform: int
+    unallocated: int
+
+    def total(self) -> int:
+        return (
+            sum(self.direct.values())
+            + self.tda_pool
+            + sum(self.auxiliary.values())
+            + self.platform
+            + self.unallocated
+        )
+
+
+def allocate_fee(
+    fee: int,
+    split: FeeSplit,
+    reference_weights: Mapping[int, int | float | Fraction],
+    training_recordings: Sequence[int],
+) -> FeeAllocation:
+    """Divide one generation's fee: the direct part by reference weight per recording, the
+    auxiliary part flat over the recordings that trained the model, the TDA pool and the
+    platform part as single amounts."""
+    parts = split_largest_remainder(fee, split.as_dict())
+    direct = split_largest_remainder(parts["direct"], reference_weights)
+    training = list(dict.fromkeys(training_recordings))
+    if training:
+        auxiliary = split_largest_remainder(parts["auxiliary"], dict.fromkeys(training, 1))
+        unallocated = 0
+    else:
+        auxiliary, unallocated = {}, parts["auxiliary"]
+    allocation = FeeAllocation(
+        fee=fee,
+        direct=direct,
+        tda_pool=parts["tda_pool"],
+        auxiliary=auxiliary,
+        platform=parts["platform"],
+        unallocated=unallocated,
+    )
+    assert allocation.total() == fee  # largest remainder guarantees it
+    return allocation
+
+
+def split_by_rights_shares(amount: int, shares: Mapping[int, int]) -> dict[int, int]:
+    """A recording's amount to its holders by basis points; {} when it has no shares."""
+    if not shares:
+        return {}
+    if sum(shares.values()) != TOTAL_BASIS_POINTS:
+        raise AllocationError(f"rights shares sum to {sum(shares.values())}, not 10000")
+    return split_largest_remainder(amount, shares)

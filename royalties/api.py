@@ -1,0 +1,330 @@
+"""REST API of royalties: payout reports (JSON and CSV), statements, prices and splits.
+
+A holder's members read only that holder's reports; staff read all and are the only ones who
+publish prices, change the split, close statements or reverse postings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.models import Distribution, Level
+from catalog.selectors import holder_readable_by
+from config.exceptions import Forbidden, InvalidInput, NotFound
+from royalties import selectors, services
+from royalties.models import LedgerTransaction, PriceList, SplitPolicy, Statement
+
+PERIOD = OpenApiParameter("period", str, required=True, description="month, YYYY-MM")
+CURRENCY = OpenApiParameter("currency", str, description="ISO 4217; default the platform's")
+
+
+class _HolderPeriod:
+    """Resolves holder (with read authorisation), period and currency from the request."""
+
+    def holder_period(self, request: Request, holder_id: int):
+        holder = holder_readable_by(user=request.user, holder_id=holder_id)
+        period = selectors.parse_period(request.query_params.get("period"))
+        currency = services.currency_checked(request.query_params.get("currency"))
+        return holder, period, currency
+
+
+class StatementOutput(serializers.ModelSerializer):
+    period = serializers.DateField(format="%Y-%m")
+
+    class Meta:
+        model = Statement
+        fields = [
+            "id", "holder", "period", "currency", "ita_minor", "tda_minor", "auxiliary_minor",
+            "total_minor", "entry_count", "entries_sha256", "closed_at",
+        ]  # fmt: skip
+
+
+class PayoutSummaryApi(_HolderPeriod, APIView):
+    class Output(serializers.Serializer):
+        holder = serializers.IntegerField()
+        period = serializers.CharField()
+        currency = serializers.CharField()
+        status = serializers.ChoiceField(["open", "closed"])
+        ita_minor = serializers.IntegerField()
+        tda_minor = serializers.IntegerField()
+        auxiliary_minor = serializers.IntegerField()
+        total_minor = serializers.IntegerField()
+        total = serializers.CharField(help_text="total in major units, exact")
+        generations = serializers.IntegerField()
+        statement = StatementOutput(allow_null=True)
+
+    @extend_schema(parameters=[PERIOD, CURRENCY], responses=Output)
+    def get(self, request: Request, holder_id: int) -> Response:
+        holder, period, currency = self.holder_period(request, holder_id)
+        statement = selectors.holder_statement(holder=holder, period=period, currency=currency)
+        totals = selectors.holder_period_totals(holder=holder, period=period, currency=currency)
+        return Response(
+            self.Output(
+                {
+                    "holder": holder.pk,
+                    "period": f"{period:%Y-%m}",
+                    "currency": currency,
+                    "status": "closed" if statement else "open",
+                    "ita_minor": totals.ita,
+                    "tda_minor": totals.tda,
+                    "auxiliary_minor": totals.auxiliary,
+                    "total_minor": totals.total,
+                    "total": selectors.format_minor(totals.total, currency),
+                    "generations": totals.generations,
+                    "statement": statement,
+                }
+            ).data
+        )
+
+
+class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
+    """Per recording: ITA, TDA and auxiliary amounts owed, and how many generations used it."""
+
+    class Output(serializers.Serializer):
+        recording_id = serializers.IntegerField()
+        title = serializers.CharField()
+        isrc = serializers.CharField(allow_null=True)
+        artist = serializers.CharField()
+        ita_minor = serializers.IntegerField(source="ita")
+        tda_minor = serializers.IntegerField(source="tda")
+        auxiliary_minor = serializers.IntegerField(source="auxiliary")
+        total_minor = serializers.IntegerField(source="total")
+        generations = serializers.IntegerField()
+
+    serializer_class = Output
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[PERIOD, CURRENCY, OpenApiParameter("recording", int, description="one id")]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        holder, period, currency = self.holder_period(self.request, self.kwargs["holder_id"])
+        rows = selectors.holder_payouts_by_recording(
+            holder=holder, period=period, currency=currency
+        )
+        recording = self.request.query_params.get("recording")
+        if recording:
+            rows = rows.filter(recording_id=_int_param("recording", recording))
+        return rows
+
+
+class PayoutByGenerationApi(_HolderPeriod, generics.ListAPIView):
+    class Output(serializers.Serializer):
+        generation_ref = serializers.CharField()
+        level = serializers.CharField()
+        distribution = serializers.CharField()
+        ita_minor = serializers.IntegerField(source="ita")
+        tda_minor = serializers.IntegerField(source="tda")
+        auxiliary_minor = serializers.IntegerField(source="auxiliary")
+        total_minor = serializers.IntegerField(source="total")
+        recordings = serializers.IntegerField()
+
+    serializer_class = Output
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[
+            PERIOD,
+            CURRENCY,
+            OpenApiParameter("level", str, enum=Level.values),
+            OpenApiParameter("distribution", str, enum=Distribution.values),
+        ]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        holder, period, currency = self.holder_period(self.request, self.kwargs["holder_id"])
+        rows = selectors.holder_payouts_by_generation(
+            holder=holder, period=period, currency=currency
+        )
+        for name, allowed in (("level", Level.values), ("distribution", Distribution.values)):
+            value = self.request.query_params.get(name)
+            if value:
+                if value not in allowed:
+                    raise InvalidInput(
+                        f"unknown {name} '{value}'; expected one of: {', '.join(allowed)}"
+                    )
+                rows = rows.filter(**{name: value})
+        return rows
+
+
+class PayoutCsvApi(_HolderPeriod, APIView):
+    """DDEX-DSR-like CSV: one line per recording, use type and distribution."""
+
+    @extend_schema(
+        parameters=[PERIOD, CURRENCY],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, holder_id: int) -> HttpResponse:
+        holder, period, currency = self.holder_period(request, holder_id)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(selectors.CSV_COLUMNS)
+        writer.writerows(
+            selectors.holder_payout_csv_rows(holder=holder, period=period, currency=currency)
+        )
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        filename = f"payouts-holder{holder.pk}-{period:%Y-%m}-{currency}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+class StatementCloseApi(APIView):
+    @extend_schema(
+        request=None,
+        parameters=[CURRENCY],
+        responses={201: StatementOutput},
+    )
+    def post(self, request: Request, holder_id: int, period: str) -> Response:
+        holder = holder_readable_by(user=request.user, holder_id=holder_id)
+        statement = services.statement_close(
+            actor=request.user,
+            holder=holder,
+            period=selectors.parse_period(period),
+            currency=request.query_params.get("currency"),
+        )
+        return Response(StatementOutput(statement).data, status=status.HTTP_201_CREATED)
+
+
+class PriceListApi(generics.ListAPIView):
+    """Price list versions (GET: everyone signed in; POST: staff)."""
+
+    class TierOutput(serializers.Serializer):
+        level = serializers.CharField()
+        distribution = serializers.CharField()
+        amount_minor = serializers.IntegerField()
+
+    class Output(serializers.ModelSerializer):
+        tiers = serializers.SerializerMethodField()
+
+        class Meta:
+            model = PriceList
+            fields = ["id", "currency", "effective_from", "note", "tiers"]
+
+        def get_tiers(self, price_list: PriceList) -> list[dict]:
+            return PriceListApi.TierOutput(price_list.tiers.all(), many=True).data
+
+    class Input(serializers.Serializer):
+        currency = serializers.CharField(required=False, allow_blank=True)
+        effective_from = serializers.DateTimeField(required=False)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=255)
+        tiers = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+    serializer_class = Output
+    filter_backends: list = []
+    queryset = PriceList.objects.prefetch_related("tiers")
+
+    @extend_schema(request=Input, responses={201: Output})
+    def post(self, request: Request) -> Response:
+        data = _validated(self.Input, request)
+        tiers = {}
+        for tier in data["tiers"]:
+            tier_key = (str(tier.get("level")), str(tier.get("distribution")))
+            if tier_key in tiers:
+                raise InvalidInput(f"tier {'/'.join(tier_key)} is given twice")
+            tiers[tier_key] = tier.get("amount_minor")
+        price_list = services.price_list_publish(
+            actor=request.user,
+            tiers=tiers,
+            currency=data.get("currency"),
+            effective_from=data.get("effective_from"),
+            note=data.get("note", ""),
+        )
+        return Response(self.Output(price_list).data, status=status.HTTP_201_CREATED)
+
+
+class SplitPolicyApi(generics.ListAPIView):
+    class Output(serializers.ModelSerializer):
+        class Meta:
+            model = SplitPolicy
+            fields = [
+                "id", "effective_from", "direct_bp", "tda_pool_bp", "auxiliary_bp",
+                "platform_bp", "note",
+            ]  # fmt: skip
+
+    class Input(serializers.Serializer):
+        effective_from = serializers.DateTimeField(required=False)
+        direct_bp = serializers.IntegerField()
+        tda_pool_bp = serializers.IntegerField()
+        auxiliary_bp = serializers.IntegerField()
+        platform_bp = serializers.IntegerField()
+        note = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+    serializer_class = Output
+    filter_backends: list = []
+    queryset = SplitPolicy.objects.all()
+
+    @extend_schema(request=Input, responses={201: Output})
+    def post(self, request: Request) -> Response:
+        data = _validated(self.Input, request)
+        policy = services.split_policy_publish(actor=request.user, **data)
+        return Response(self.Output(policy).data, status=status.HTTP_201_CREATED)
+
+
+class TransactionReverseApi(APIView):
+    class Input(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    class Output(serializers.Serializer):
+        id = serializers.IntegerField()
+        key = serializers.CharField()
+        reverses = serializers.IntegerField(source="reverses_id")
+        booked_at = serializers.DateTimeField()
+
+    @extend_schema(request=Input, responses={201: Output})
+    def post(self, request: Request, transaction_id: int) -> Response:
+        if not request.user.is_staff:
+            raise Forbidden("only staff can reverse ledger postings")
+        data = _validated(self.Input, request)
+        original = LedgerTransaction.objects.filter(pk=transaction_id).first()
+        if original is None:
+            raise NotFound(f"ledger transaction {transaction_id} not found")
+        reversal = services.transaction_reverse(
+            actor=request.user, ledger_transaction=original, reason=data["reason"]
+        )
+        return Response(self.Output(reversal).data, status=status.HTTP_201_CREATED)
+
+
+class LedgerCheckApi(APIView):
+    """Staff: the conservation check over every transaction."""
+
+    class Output(serializers.Serializer):
+        ok = serializers.BooleanField()
+        transactions = serializers.IntegerField()
+        entries = serializers.IntegerField()
+        unbalanced_transactions = serializers.ListField(child=serializers.IntegerField())
+        negative_holder_totals = serializers.ListField(child=serializers.ListField())
+        pending_tda_pool = serializers.DictField(child=serializers.IntegerField())
+
+    @extend_schema(responses=Output)
+    def get(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise Forbidden("only staff can run the ledger check")
+        report = selectors.ledger_conservation_check()
+        return Response(self.Output(report).data)
+
+
+def _validated(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _int_param(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer, got '{value}'") from None

@@ -1,0 +1,245 @@
+"""Reads of the royalties app: prices in force, payout reports, the conservation check.
+
+Payout amounts are what a holder is owed: the negated sum of the entries on its payable
+account (payables are credited), booked inside the period.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from catalog.models import RightsHolder
+from config.exceptions import InvalidInput
+from royalties.models import Component, LedgerEntry, PriceList, SplitPolicy, Statement
+
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
+HOLDER_COMPONENTS = (Component.ITA, Component.TDA, Component.AUXILIARY)
+
+
+def price_list_in_force(*, currency: str, at: datetime) -> PriceList:
+    price_list = (
+        PriceList.objects.filter(currency=currency, effective_from__lte=at)
+        .order_by("-effective_from")
+        .first()
+    )
+    if price_list is None:
+        raise InvalidInput(f"no {currency} price list was in force at {at.isoformat()}")
+    return price_list
+
+
+def split_policy_in_force(*, at: datetime) -> SplitPolicy:
+    policy = SplitPolicy.objects.filter(effective_from__lte=at).order_by("-effective_from").first()
+    if policy is None:
+        raise InvalidInput(f"no fee split policy was in force at {at.isoformat()}")
+    return policy
+
+
+def parse_period(value: str | None) -> date:
+    """'YYYY-MM' -> the first day of that month."""
+    match = PERIOD_PATTERN.match(value or "")
+    if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
+        raise InvalidInput(
+            f"period must be a month as YYYY-MM, got '{value or ''}'", details={"period": value}
+        )
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def period_bounds(period: date) -> tuple[datetime, datetime]:
+    """[start, end) of the month in UTC, the ledger's booking clock."""
+    start = datetime(period.year, period.month, 1, tzinfo=UTC)
+    days = calendar.monthrange(period.year, period.month)[1]
+    end = datetime.fromordinal(start.toordinal() + days).replace(tzinfo=UTC)
+    return start, end
+
+
+def _holder_entries(*, holder: RightsHolder, period: date, currency: str) -> QuerySet[LedgerEntry]:
+    start, end = period_bounds(period)
+    return LedgerEntry.objects.filter(
+        holder=holder, currency=currency, booked_at__gte=start, booked_at__lt=end
+    )
+
+
+def _owed(component: str | None = None) -> Coalesce:
+    condition = Q(component=component) if component else Q()
+    return Coalesce(-Sum("amount_minor", filter=condition), Value(0))
+
+
+@dataclass(frozen=True)
+class PeriodTotals:
+    ita: int
+    tda: int
+    auxiliary: int
+    total: int
+    entry_count: int
+    generations: int
+    entries_sha256: str
+
+
+def holder_period_totals(*, holder: RightsHolder, period: date, currency: str) -> PeriodTotals:
+    entries = _holder_entries(holder=holder, period=period, currency=currency)
+    totals = entries.aggregate(
+        ita=_owed(Component.ITA),
+        tda=_owed(Component.TDA),
+        auxiliary=_owed(Component.AUXILIARY),
+        total=_owed(),
+        entry_count=Count("pk"),
+        generations=Count("generation_ref", distinct=True),
+    )
+    digest = hashlib.sha256()
+    for pk, amount in entries.order_by("pk").values_list("pk", "amount_minor").iterator(5000):
+        digest.update(f"{pk}:{amount};".encode())
+    return PeriodTotals(**totals, entries_sha256=digest.hexdigest())
+
+
+def holder_statement(*, holder: RightsHolder, period: date, currency: str) -> Statement | None:
+    return Statement.objects.filter(holder=holder, period=period, currency=currency).first()
+
+
+def holder_payouts_by_recording(
+    *, holder: RightsHolder, period: date, currency: str
+) -> QuerySet[LedgerEntry]:
+    """One row per recording: ITA / TDA / auxiliary amounts and the generations that used it."""
+    return (
+        _holder_entries(holder=holder, period=period, currency=currency)
+        .values("recording_id")
+        .annotate(
+            title=F("recording__title"),
+            isrc=F("recording__isrc"),
+            artist=F("recording__artist__name"),
+            ita=_owed(Component.ITA),
+            tda=_owed(Component.TDA),
+            auxiliary=_owed(Component.AUXILIARY),
+            total=_owed(),
+            generations=Count("generation_ref", distinct=True),
+        )
+        .order_by("-total", "recording_id")
+    )
+
+
+def holder_payouts_by_generation(
+    *, holder: RightsHolder, period: date, currency: str
+) -> QuerySet[LedgerEntry]:
+    return (
+        _holder_entries(holder=holder, period=period, currency=currency)
+        .values("generation_ref")
+        .annotate(
+            level=F("level"),
+            distribution=F("distribution"),
+            ita=_owed(Component.ITA),
+            tda=_owed(Component.TDA),
+            auxiliary=_owed(Component.AUXILIARY),
+            total=_owed(),
+            recordings=Count("recording_id", distinct=True),
+        )
+        .order_by("-total", "generation_ref")
+    )
+
+
+CSV_COLUMNS = [
+    "ISRC",
+    "Title",
+    "Artist",
+    "UseType",
+    "CommercialModel",
+    "Usages",
+    "Amount",
+    "Currency",
+    "Period",
+]
+USE_TYPES = {
+    Component.ITA: "GenerativeReference",
+    Component.TDA: "GenerativeTrainingAttribution",
+    Component.AUXILIARY: "GenerativeTrainingAuxiliary",
+}
+
+
+def holder_payout_csv_rows(*, holder: RightsHolder, period: date, currency: str) -> list[list]:
+    """DDEX-DSR-like lines: one per recording, use type and distribution. Amount in major
+    units with the currency's decimals, exactly (from integer minor units)."""
+    rows = (
+        _holder_entries(holder=holder, period=period, currency=currency)
+        .values("recording_id", "component", "distribution")
+        .annotate(
+            title=F("recording__title"),
+            isrc=F("recording__isrc"),
+            artist=F("recording__artist__name"),
+            usages=Count("generation_ref", distinct=True),
+            amount=_owed(),
+        )
+        .order_by("recording_id", "component", "distribution")
+    )
+    out = []
+    for row in rows:
+        out.append(
+            [
+                row["isrc"] or "",
+                row["title"],
+                row["artist"],
+                USE_TYPES.get(row["component"], row["component"]),
+                row["distribution"],
+                row["usages"],
+                format_minor(row["amount"], currency),
+                currency,
+                f"{period:%Y-%m}",
+            ]
+        )
+    return out
+
+
+def format_minor(amount: int, currency: str) -> str:
+    decimals = settings.ROYALTIES_CURRENCIES[currency]
+    if decimals == 0:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**decimals)
+    return f"{sign}{whole}.{frac:0{decimals}d}"
+
+
+@dataclass(frozen=True)
+class ConservationReport:
+    transactions: int
+    entries: int
+    unbalanced_transactions: list[int]
+    negative_holder_totals: list[tuple[int, str, int]]
+    pending_tda_pool: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unbalanced_transactions and not self.negative_holder_totals
+
+
+def ledger_conservation_check() -> ConservationReport:
+    """Every transaction sums to zero; no holder is owed a negative amount overall."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), (SELECT count(*) FROM royalties_ledgertransaction) "
+            "FROM royalties_ledgerentry"
+        )
+        entries, transactions = cursor.fetchone()
+        cursor.execute(
+            "SELECT transaction_id FROM royalties_ledgerentry GROUP BY transaction_id "
+            "HAVING sum(amount_minor) <> 0 ORDER BY 1 LIMIT 100"
+        )
+        unbalanced = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT holder_id, currency, -sum(amount_minor) FROM royalties_ledgerentry "
+            "WHERE holder_id IS NOT NULL GROUP BY holder_id, currency "
+            "HAVING -sum(amount_minor) < 0 ORDER BY 1 LIMIT 100"
+        )
+        negative = [tuple(row) for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT e.currency, -sum(e.amount_minor) FROM royalties_ledgerentry e "
+            "JOIN royalties_account a ON a.id = e.account_id "
+            "WHERE a.kind = 'pending_tda_pool' GROUP BY e.currency"
+        )
+        pending = dict(cursor.fetchall())
+    return ConservationReport(transactions, entries, unbalanced, negative, pending)
