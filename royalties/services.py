@@ -408,14 +408,15 @@ def statement_close(
     _require_staff(actor, "close statements")
     currency = currency_checked(currency)
     start, end = selectors.period_bounds(period)
+    period = start.date()
     if end > timezone.now():
         raise InvalidInput(f"the period {start:%Y-%m} has not ended yet")
-    if Statement.objects.filter(holder=holder, period=start, currency=currency).exists():
+    if Statement.objects.filter(holder=holder, period=period, currency=currency).exists():
         raise Conflict(f"the statement for {start:%Y-%m} is already closed")
-    summary = selectors.holder_period_totals(holder=holder, period=start, currency=currency)
+    summary = selectors.holder_period_totals(holder=holder, period=period, currency=currency)
     return Statement.objects.create(
         holder=holder,
-        period=start,
+        period=period,
         currency=currency,
         ita_minor=summary.ita,
         tda_minor=summary.tda,

@@ -26,8 +26,8 @@ def tiers(prices=PRICES) -> dict:
 
 @pytest.fixture
 def pricing(staff):
-    """Prices and a 60/20/10/10 split, in force since yesterday."""
-    since = timezone.now() - timedelta(days=1)
+    """Prices and a 60/20/10/10 split, in force for the last 90 days."""
+    since = timezone.now() - timedelta(days=90)
     return {
         "prices": price_list_publish(actor=staff, tiers=tiers(), effective_from=since),
         "split": split_policy_publish(
