@@ -84,7 +84,10 @@ class PeriodTotals:
     entries_sha256: str
 
 
-def holder_period_totals(*, holder: RightsHolder, period: date, currency: str) -> PeriodTotals:
+def holder_period_totals(
+    *, holder: RightsHolder, period: date, currency: str, with_digest: bool = False
+) -> PeriodTotals:
+    """Totals owed in the period; `with_digest` adds a SHA-256 over the entries (statements)."""
     entries = _holder_entries(holder=holder, period=period, currency=currency)
     totals = entries.aggregate(
         ita=_owed(Component.ITA),
@@ -94,10 +97,14 @@ def holder_period_totals(*, holder: RightsHolder, period: date, currency: str) -
         entry_count=Count("pk"),
         generations=Count("generation_ref", distinct=True),
     )
-    digest = hashlib.sha256()
-    for pk, amount in entries.order_by("pk").values_list("pk", "amount_minor").iterator(5000):
-        digest.update(f"{pk}:{amount};".encode())
-    return PeriodTotals(**totals, entries_sha256=digest.hexdigest())
+    digest = ""
+    if with_digest:
+        hasher = hashlib.sha256()
+        rows = entries.order_by("pk").values_list("pk", "amount_minor").iterator(5000)
+        for pk, amount in rows:
+            hasher.update(f"{pk}:{amount};".encode())
+        digest = hasher.hexdigest()
+    return PeriodTotals(**totals, entries_sha256=digest)
 
 
 def holder_statement(*, holder: RightsHolder, period: date, currency: str) -> Statement | None:

@@ -413,7 +413,9 @@ def statement_close(
         raise InvalidInput(f"the period {start:%Y-%m} has not ended yet")
     if Statement.objects.filter(holder=holder, period=period, currency=currency).exists():
         raise Conflict(f"the statement for {start:%Y-%m} is already closed")
-    summary = selectors.holder_period_totals(holder=holder, period=period, currency=currency)
+    summary = selectors.holder_period_totals(
+        holder=holder, period=period, currency=currency, with_digest=True
+    )
     return Statement.objects.create(
         holder=holder,
         period=period,

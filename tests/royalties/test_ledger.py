@@ -271,3 +271,12 @@ def test_prices_and_splits_are_validated(staff, make_user):
         split_policy_publish(
             actor=make_user(), direct_bp=10000, tda_pool_bp=0, auxiliary_bp=0, platform_bp=0
         )
+
+
+def test_demo_pricing_is_published_once_and_charges_a_generation(rights, staff):
+    from royalties.demo import demo_pricing_seed
+
+    assert demo_pricing_seed(staff=staff) == {"price_list": True, "split_policy": True}
+    assert demo_pricing_seed(staff=staff) == {"price_list": False, "split_policy": False}
+    tx = charge(rights, ref="demo-gen")  # song/commercial at the demo's 10.00
+    assert tx.entries.get(account__kind="receivable").amount_minor == 1000

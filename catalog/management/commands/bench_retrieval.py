@@ -15,14 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, connections
-from psycopg import sql
+from django.db import connection
 
 from catalog.retrieval.benchmark import TARGET, BenchConfig, format_report, run_size
+from config.benchmark_database import benchmark_database, in_benchmark_database
 
 BENCH_DATABASE = "platform_bench"
 BENCH_TABLES = [
@@ -44,21 +42,6 @@ def _int_list(value: str) -> list[int]:
     if not numbers or any(n <= 0 for n in numbers):
         raise CommandError(f"expected positive integers, got '{value}'")
     return numbers
-
-
-def _admin_connect(settings_dict: dict, dbname: str) -> psycopg.Connection:
-    params = {
-        "dbname": dbname,
-        "user": settings_dict.get("USER") or None,
-        "password": settings_dict.get("PASSWORD") or None,
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-    }
-    options = settings_dict.get("OPTIONS") or {}
-    for key in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
-        if key in options:
-            params[key] = options[key]
-    return psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v is not None})
 
 
 class Command(BaseCommand):
@@ -95,33 +78,11 @@ class Command(BaseCommand):
         if max(ef_grid) > 1000:
             raise CommandError("hnsw.ef_search can be at most 1000 (pgvector's limit)")
         run_tag = time.strftime("%Y%m%d-%H%M%S")
-        conn = connections[DEFAULT_DB_ALIAS]
-        original = conn.settings_dict["NAME"]
-        if original == BENCH_DATABASE:
-            raise CommandError(f"the configured database is already '{BENCH_DATABASE}'")
-
-        with _admin_connect(conn.settings_dict, original) as admin:
-            exists = admin.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
-            ).fetchone()
-            if not exists:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-        self.log(
-            f"benchmark database '{BENCH_DATABASE}' on the server of '{original}' "
-            f"({'reused' if exists else 'created'}); migrating"
-        )
-        conn.close()
-        conn.settings_dict["NAME"] = BENCH_DATABASE
         results = []
         out_dir = Path(settings.STATE_DIR) / "bench"
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"retrieval-{run_tag}.json"
-        # DEBUG=True (local settings) would log and format every query, vector included,
-        # adding client-side time to each measurement; production runs with DEBUG=False.
-        debug_was, settings.DEBUG = settings.DEBUG, False
-        self.log("settings.DEBUG=False for the run (no per-query logging, as in production)")
-        try:
-            call_command("migrate", verbosity=0)
+        with benchmark_database(BENCH_DATABASE, keep=options["keep"], log=self.log):
             for size in sizes:
                 self._reset_tables()
                 config = BenchConfig(
@@ -140,18 +101,6 @@ class Command(BaseCommand):
                     self.log(line)
                 self._write(path, run_tag, results)
                 self.log(f"figures so far written to {path}")
-        finally:
-            settings.DEBUG = debug_was
-            conn.close()
-            conn.settings_dict["NAME"] = original
-            if options["keep"]:
-                self.log(f"kept database '{BENCH_DATABASE}' (--keep)")
-            else:
-                with _admin_connect(conn.settings_dict, original) as admin:
-                    admin.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(BENCH_DATABASE))
-                    )
-                self.log(f"dropped database '{BENCH_DATABASE}'")
         self.log("")
         self.log("summary (smallest ef_search reaching recall@10 >= 0.95):")
         self.log(
@@ -164,10 +113,9 @@ class Command(BaseCommand):
         self.log(f"JSON: {path}")
 
     def _reset_tables(self) -> None:
-        conn = connections[DEFAULT_DB_ALIAS]
-        if conn.settings_dict["NAME"] != BENCH_DATABASE:  # never outside the bench database
+        if not in_benchmark_database(BENCH_DATABASE):  # never outside the bench database
             raise CommandError("refusing to truncate tables outside the benchmark database")
-        with conn.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {', '.join(BENCH_TABLES)} RESTART IDENTITY CASCADE")
 
     def _write(self, path: Path, run_tag: str, results: list[dict]) -> None:

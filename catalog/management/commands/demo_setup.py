@@ -1,11 +1,13 @@
 """python manage.py demo_setup: import the demo catalogue, seed rights/consent, create accounts.
 
 Fast when repeated: files already in the catalogue are recognised by hash and not analysed.
+Also publishes the demo price list and fee split (royalties) once.
 """
 
 from collections import Counter
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -13,6 +15,7 @@ from catalog.demo.seed import DEMO_ACCOUNTS, demo_rights_seed
 from catalog.demo.sources import DEMO_SOURCES, missing_packages
 from catalog.models import Artist, Recording
 from catalog.services.importing import analysis_pool, audio_files_in, catalogue_import_folder
+from royalties.demo import demo_pricing_seed
 
 
 class Command(BaseCommand):
@@ -55,6 +58,12 @@ class Command(BaseCommand):
             f"{counts['duplicate']}, skipped {counts['skipped']}, failed {counts['failed']}); "
             f"rights set on {seeded['recordings']} recordings, "
             f"{seeded['consent_versions']} consent versions written."
+        )
+        staff = get_user_model().objects.get(username="staff")
+        pricing = demo_pricing_seed(staff=staff)
+        self.stdout.write(
+            "Demo pricing: EUR price list and fee split "
+            + ("published." if any(pricing.values()) else "already in place.")
         )
         self.stdout.write("Demo accounts:")
         for account in DEMO_ACCOUNTS:
