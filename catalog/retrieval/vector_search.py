@@ -25,10 +25,13 @@ class SearchTuning:
     ef_search: int = 100
     iterative_scan: str = "relaxed_order"  # off | strict_order | relaxed_order
     max_scan_tuples: int = 40_000
-    # Rows fetched before exact re-sorting and truncation to the requested limit. A filtered
-    # relaxed-order scan emits passing rows in approximate order; fetching more and keeping
-    # the nearest restores recall at little cost.
+    # Rows fetched before exact re-sorting and truncation to the requested limit. With a
+    # consent filter, HNSW's first candidate list holds too few permitted rows that are truly
+    # nearest; asking for more makes the iterative scan explore further around the query
+    # (bench_retrieval, 100k windows, 10% permitted: filtered recall@10 0.89 with 40, 0.90
+    # with 100, 0.96 with 200).
     min_candidates: int = 40
+    min_filtered_candidates: int = 200
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -49,13 +52,12 @@ def as_query_vector(vector: np.ndarray) -> HalfVector:
 
 
 def _apply_tuning(tuning: SearchTuning) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(tuning.ef_search)])
+    with connection.cursor() as cursor:  # one round trip, scoped to the transaction
         cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', %s, true)", [tuning.iterative_scan]
-        )
-        cursor.execute(
-            "SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(tuning.max_scan_tuples)]
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', %s, true), "
+            "set_config('hnsw.max_scan_tuples', %s, true)",
+            [str(tuning.ef_search), tuning.iterative_scan, str(tuning.max_scan_tuples)],
         )
 
 
@@ -75,7 +77,9 @@ def window_neighbours(
     if permitted is not None:
         windows = windows.filter(recording_id__in=permitted.values("pk"))
     windows = windows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = max(limit, tuning.min_candidates)
+    fetch = max(
+        limit, tuning.min_candidates if permitted is None else tuning.min_filtered_candidates
+    )
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(
@@ -100,7 +104,9 @@ def recording_neighbours(
     if permitted is not None:
         tracks = tracks.filter(recording_id__in=permitted.values("pk"))
     tracks = tracks.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = max(limit, tuning.min_candidates)
+    fetch = max(
+        limit, tuning.min_candidates if permitted is None else tuning.min_filtered_candidates
+    )
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:fetch])
