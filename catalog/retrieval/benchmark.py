@@ -493,6 +493,12 @@ def _build_hnsw(config: BenchConfig, statement: str) -> dict:
 # --- product queries -----------------------------------------------------------------------
 
 
+def product_index_parameters() -> tuple[int, int]:
+    """(m, ef_construction) of the window HNSW index as the model declares it."""
+    index = next(i for i in RecordingWindowEmbedding._meta.indexes if i.name == INDEX_NAME)
+    return index.m, index.ef_construction
+
+
 def _permitted():
     return recordings_permitting(use=USE, distribution=DISTRIBUTION)
 
@@ -584,9 +590,13 @@ def _bench_faiss(config: BenchConfig, vectors, queries, truth, log: Log) -> dict
     import faiss
 
     default_threads = faiss.omp_get_max_threads()
-    index = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 64
-    log(f"  faiss: building IndexHNSWFlat(M=16, efConstruction=64), {default_threads} threads")
+    m, ef_construction = product_index_parameters()
+    index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    log(
+        f"  faiss: building IndexHNSWFlat(M={m}, efConstruction={ef_construction}) like the "
+        f"product index, {default_threads} threads"
+    )
     started = time.perf_counter()
     index.add(vectors)
     build = time.perf_counter() - started

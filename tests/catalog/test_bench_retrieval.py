@@ -15,6 +15,7 @@ from catalog.retrieval.benchmark import (
     BenchConfig,
     exact_topk,
     format_report,
+    product_index_parameters,
     recall_at_k,
     run_size,
 )
@@ -121,7 +122,8 @@ def test_run_size_on_tiny_catalogue():
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [INDEX_NAME])
         (indexdef,) = cursor.fetchone()
     assert "USING hnsw (embedding halfvec_cosine_ops)" in indexdef
-    assert "m='16'" in indexdef and "ef_construction='64'" in indexdef
+    m, ef_construction = product_index_parameters()
+    assert f"m='{m}'" in indexdef and f"ef_construction='{ef_construction}'" in indexdef
 
     report = "\n".join(format_report(result))
     assert "recall@10" in report and "GOAL" in report
