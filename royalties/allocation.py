@@ -135,9 +135,10 @@ def allocate_fee(
 
 
 def split_by_rights_shares(amount: int, shares: Mapping[int, int]) -> dict[int, int]:
-    """A recording's amount to its holders by basis points; {} when it has no shares."""
+    """A recording's amount to its holders by basis points; {} when it has no shares.
+    Remainder ties go to the lowest holder id, whatever order the shares came in."""
     if not shares:
         return {}
     if sum(shares.values()) != TOTAL_BASIS_POINTS:
         raise AllocationError(f"rights shares sum to {sum(shares.values())}, not 10000")
-    return split_largest_remainder(amount, shares)
+    return split_largest_remainder(amount, dict(sorted(shares.items())))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from rest_framework.test import APIClient
@@ -296,7 +297,8 @@ def run_benchmark(config: RoyaltyBenchConfig, log: Log) -> dict:
 
     label = catalogue["label"]
     busiest = _busiest_month(label)
-    api = APIClient()
+    # the first allowed host, as a browser would send it (local settings refuse 'testserver')
+    api = APIClient(SERVER_NAME=(settings.ALLOWED_HOSTS or ["localhost"])[0].lstrip("."))
     api.force_authenticate(catalogue["member"])
     base = f"/api/royalties/holders/{label.pk}/payouts"
     params = {"period": busiest["period"]}

@@ -119,3 +119,10 @@ def test_split_policies_must_sum_to_10000():
     with pytest.raises(AllocationError, match="not 10000"):
         split_by_rights_shares(100, {1: 5000})
     assert split_by_rights_shares(100, {}) == {}
+
+
+@given(amounts, rights_shares(), st.randoms())
+def test_holder_splits_do_not_depend_on_the_order_shares_arrive_in(amount, shares, rnd):
+    shuffled = list(shares.items())
+    rnd.shuffle(shuffled)
+    assert split_by_rights_shares(amount, dict(shuffled)) == split_by_rights_shares(amount, shares)
