@@ -1,6 +1,7 @@
 """A throwaway database for benchmark commands, so measurements never touch real data.
 
-Created on the same server as the configured database (embedded or DATABASE_URL), migrated,
+Created afresh (a leftover from a --keep run is dropped) on the same server as the configured
+database (embedded or DATABASE_URL), migrated,
 made Django's default connection for the duration, and dropped afterwards unless kept.
 """
 
@@ -38,14 +39,10 @@ def benchmark_database(name: str, *, keep: bool, log: Callable[[str], None]) -> 
     original = conn.settings_dict["NAME"]
     if original == name:
         raise CommandError(f"the configured database is already '{name}'")
-    with _admin_connect(conn.settings_dict, original) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    log(
-        f"benchmark database '{name}' on the server of '{original}' "
-        f"({'reused' if exists else 'created'}); migrating"
-    )
+    with _admin_connect(conn.settings_dict, original) as admin:  # always a fresh one
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    log(f"benchmark database '{name}' created on the server of '{original}'; migrating")
     conn.close()
     conn.settings_dict["NAME"] = name
     # DEBUG=True (local settings) would log and format every query, adding client-side time

@@ -87,7 +87,8 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
 
 
 class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
-    """Per recording: ITA, TDA and auxiliary amounts owed, and how many generations used it."""
+    """Per recording: ITA, TDA and auxiliary amounts owed, and how many generations
+    referenced it."""
 
     class Output(serializers.Serializer):
         recording_id = serializers.IntegerField()
@@ -98,7 +99,9 @@ class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
         tda_minor = serializers.IntegerField(source="tda")
         auxiliary_minor = serializers.IntegerField(source="auxiliary")
         total_minor = serializers.IntegerField(source="total")
-        generations = serializers.IntegerField()
+        generations = serializers.IntegerField(
+            help_text="generations that referenced the recording, net of reversals"
+        )
 
     serializer_class = Output
     filter_backends: list = []
@@ -108,6 +111,10 @@ class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.with_recording_details(page)
 
     def get_queryset(self):
         holder, period, currency = self.holder_period(self.request, self.kwargs["holder_id"])

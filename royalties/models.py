@@ -198,8 +198,14 @@ class LedgerEntry(models.Model):
         ordering = ["pk"]
         verbose_name_plural = "ledger entries"
         indexes = [
-            models.Index(fields=["holder", "currency", "booked_at"], name="entry_holder_period"),
-        ]
+            # covering: payout reports aggregate a holder's month from the index alone
+            models.Index(
+                fields=["holder", "currency", "booked_at"],
+                name="entry_holder_period",
+                include=["recording", "component", "amount_minor", "generation_ref",
+                         "level", "distribution"],
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.amount_minor:+d} {self.currency} {self.account}"

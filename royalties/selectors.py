@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from catalog.models import RightsHolder
+from catalog.models import Recording, RightsHolder
 from config.exceptions import InvalidInput
 from royalties.models import Component, LedgerEntry, PriceList, SplitPolicy, Statement
 
@@ -73,6 +73,15 @@ def _owed(component: str | None = None) -> Coalesce:
     return Coalesce(-Sum("amount_minor", filter=condition), Value(0))
 
 
+def _net_usages(component: str | None = None) -> Count:
+    """Generations that paid this holder, net of reversals, without a DISTINCT sort: each
+    fee or settlement credits a holder once per recording and component (a negative entry),
+    and only a reversal debits it (a positive one). Count within one component."""
+    scope = Q(component=component) if component else Q()
+    credits = Count("pk", filter=scope & Q(amount_minor__lt=0))
+    return credits - Count("pk", filter=scope & Q(amount_minor__gt=0))
+
+
 @dataclass(frozen=True)
 class PeriodTotals:
     ita: int
@@ -114,22 +123,35 @@ def holder_statement(*, holder: RightsHolder, period: date, currency: str) -> St
 def holder_payouts_by_recording(
     *, holder: RightsHolder, period: date, currency: str
 ) -> QuerySet[LedgerEntry]:
-    """One row per recording: ITA / TDA / auxiliary amounts and the generations that used it."""
+    """One row per recording: ITA / TDA / auxiliary amounts owed, and the generations that
+    referenced it (net of reversals).
+    Aggregates the entries alone (an index-only scan); `with_recording_details` adds titles
+    to the rows of one page."""
     return (
         _holder_entries(holder=holder, period=period, currency=currency)
         .values("recording_id")
         .annotate(
-            title=F("recording__title"),
-            isrc=F("recording__isrc"),
-            artist=F("recording__artist__name"),
             ita=_owed(Component.ITA),
             tda=_owed(Component.TDA),
             auxiliary=_owed(Component.AUXILIARY),
             total=_owed(),
-            generations=Count("generation_ref", distinct=True),
+            generations=_net_usages(Component.ITA),
         )
         .order_by("-total", "recording_id")
     )
+
+
+def with_recording_details(rows: list[dict]) -> list[dict]:
+    """Title, ISRC and artist for payout rows keyed by `recording_id` (one query)."""
+    ids = [row["recording_id"] for row in rows]
+    details = {
+        pk: {"title": title, "isrc": isrc, "artist": artist}
+        for pk, title, isrc, artist in Recording.objects.filter(pk__in=ids).values_list(
+            "pk", "title", "isrc", "artist__name"
+        )
+    }
+    blank = {"title": "", "isrc": None, "artist": ""}
+    return [{**row, **details.get(row["recording_id"], blank)} for row in rows]
 
 
 def holder_payouts_by_generation(
@@ -175,31 +197,23 @@ def holder_payout_csv_rows(*, holder: RightsHolder, period: date, currency: str)
     rows = (
         _holder_entries(holder=holder, period=period, currency=currency)
         .values("recording_id", "component", "distribution")
-        .annotate(
-            title=F("recording__title"),
-            isrc=F("recording__isrc"),
-            artist=F("recording__artist__name"),
-            usages=Count("generation_ref", distinct=True),
-            amount=_owed(),
-        )
+        .annotate(usages=_net_usages(), amount=_owed())
         .order_by("recording_id", "component", "distribution")
     )
-    out = []
-    for row in rows:
-        out.append(
-            [
-                row["isrc"] or "",
-                row["title"],
-                row["artist"],
-                USE_TYPES.get(row["component"], row["component"]),
-                row["distribution"],
-                row["usages"],
-                format_minor(row["amount"], currency),
-                currency,
-                f"{period:%Y-%m}",
-            ]
-        )
-    return out
+    return [
+        [
+            row["isrc"] or "",
+            row["title"],
+            row["artist"],
+            USE_TYPES.get(row["component"], row["component"]),
+            row["distribution"],
+            row["usages"],
+            format_minor(row["amount"], currency),
+            currency,
+            f"{period:%Y-%m}",
+        ]
+        for row in with_recording_details(list(rows))
+    ]
 
 
 def format_minor(amount: int, currency: str) -> str:
@@ -242,11 +256,11 @@ def ledger_conservation_check() -> ConservationReport:
             "WHERE holder_id IS NOT NULL GROUP BY holder_id, currency "
             "HAVING -sum(amount_minor) < 0 ORDER BY 1 LIMIT 100"
         )
-        negative = [tuple(row) for row in cursor.fetchall()]
+        negative = [(holder, currency, int(owed)) for holder, currency, owed in cursor.fetchall()]
         cursor.execute(
             "SELECT e.currency, -sum(e.amount_minor) FROM royalties_ledgerentry e "
             "JOIN royalties_account a ON a.id = e.account_id "
             "WHERE a.kind = 'pending_tda_pool' GROUP BY e.currency"
         )
-        pending = dict(cursor.fetchall())
+        pending = {currency: int(amount) for currency, amount in cursor.fetchall()}
     return ConservationReport(transactions, entries, unbalanced, negative, pending)

@@ -80,6 +80,10 @@ def test_a_member_reads_the_payout_summary_breakdowns_and_csv(pricing, rights):
         "GenerativeTrainingAuxiliary",
     }
     assert all(r["Title"] == "Shared Song" and r["Period"] == THIS_MONTH for r in rows)
+    usages = {(r["UseType"], r["CommercialModel"]): int(r["Usages"]) for r in rows}
+    assert usages[("GenerativeReference", "commercial")] == 2  # gen-0 and gen-2
+    assert usages[("GenerativeReference", "non_commercial")] == 1
+    assert usages[("GenerativeTrainingAttribution", "commercial")] == 1  # gen-0 settled
     total_cents = sum(int(r["Amount"].replace(".", "")) for r in rows)
     assert total_cents == body["total_minor"]
 
