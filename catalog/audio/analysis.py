@@ -43,12 +43,8 @@ def analyse_file(
 
 
 def compile_analysis_kernels() -> None:
-    """Run the descriptors once on a synthetic signal in this process.
-
-    librosa JIT-compiles numba kernels and caches them on disk. Worker processes that start
-    with an empty cache compile and write it at the same time, and a worker can then load a
-    half-written entry and segfault. Compiling here first means workers only read the cache.
-    """
+    """Run the descriptors once on a synthetic signal in this process, so its numba kernels
+    are compiled (or loaded from the cache) before real work (see `analysis_workers`)."""
     t = np.arange(2 * ANALYSIS_SAMPLE_RATE) / ANALYSIS_SAMPLE_RATE
     chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
     noise = np.random.default_rng(0).normal(scale=0.01, size=t.shape)

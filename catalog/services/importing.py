@@ -16,15 +16,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
-from catalog.audio.analysis import (
-    AudioAnalysis,
-    analyse_file_or_error,
-    compile_analysis_kernels,
-)
+from catalog.audio.analysis import AudioAnalysis, analyse_file_or_error
+from catalog.audio.analysis_workers import prepare_analysis_worker
 from catalog.audio.decoding import SUPPORTED_SUFFIXES, file_sha256
 from catalog.import_metadata import MetadataIndex
 from catalog.models import Artist, Recording, Release
@@ -176,9 +174,13 @@ def catalogue_import_folder(
 
 def analysis_pool(jobs: int) -> ProcessPoolExecutor:
     """Worker processes for audio analysis. spawn: workers must not inherit this process's
-    database connections."""
-    compile_analysis_kernels()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    database connections; each warms up its numba kernels (`analysis_workers`)."""
+    return ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=prepare_analysis_worker,
+        initargs=(str(Path(settings.STATE_DIR) / "cache" / "numba-analysis-workers"),),
+    )
 
 
 def _analyse_all(
