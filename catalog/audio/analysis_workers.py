@@ -1,12 +1,13 @@
 """Setup of audio-analysis worker processes. Plain module; must not import librosa or numba
 at module level, because it has to run before they are imported.
 
-librosa JIT-compiles numba kernels and caches them on disk. Two failure modes were seen
-here: workers compiling the same kernels at once overwrite each other's cache entries, and a
-worker loading entries that a different kind of process wrote (the test or command process,
-with torch and other libraries loaded) crashed with a segfault. So workers get a cache
-directory of their own, written only by workers, and warm it up one at a time under a file
-lock: the first compiles and writes, the others (and later pools) only read.
+librosa JIT-compiles numba kernels and caches them on disk. Workers that compile the same
+kernels at once, into a cold cache, overwrite each other's entries and then load the wrong
+machine code (segfault). Worse, importing laion_clap sets NUMBA_CACHE_DIR=/tmp/ for the whole
+process, and spawned workers inherit it, so a fresh machine's first run crashed workers even
+after the parent had warmed librosa's own cache. So workers get a cache directory of their
+own, and warm it up one at a time under a file lock: the first compiles and writes, the
+others (and later pools) only read.
 """
 
 from __future__ import annotations
