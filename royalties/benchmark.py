@@ -14,6 +14,7 @@ for a fraction of generations. Bookings spread over `months` months.
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import time
@@ -155,9 +156,12 @@ class _LedgerWriter:
             )[0].pk
         return self.accounts[key]
 
-    def begin(self, key: str, kind: str, ref: str, booked_at: datetime, level: str) -> _Posting:
+    def begin(
+        self, key: str, kind: str, ref: str, booked_at: datetime, level: str, training=()
+    ) -> _Posting:
         self.tx_id += 1
-        self.transactions.append((self.tx_id, key, kind, ref, "EUR", booked_at, ""))
+        row = (self.tx_id, key, kind, ref, "EUR", booked_at, "", json.dumps(list(training)))
+        self.transactions.append(row)
         return _Posting(self.tx_id, ref, booked_at, level)
 
     def add(self, p: _Posting, kind: str, amount: int, component: str, holder=None, rec=None):
@@ -175,7 +179,7 @@ class _LedgerWriter:
         with connection.cursor() as cursor:
             with cursor.cursor.copy(
                 "COPY royalties_ledgertransaction (id, key, kind, generation_ref, currency, "
-                "booked_at, memo) FROM STDIN"
+                "booked_at, memo, training_recording_ids) FROM STDIN"
             ) as copy:
                 for row in self.transactions:
                     copy.write_row(row)
@@ -209,7 +213,7 @@ def _build_ledger(config: RoyaltyBenchConfig, rng: random.Random, catalogue: dic
         picked = rng.sample(catalogue["recordings"], rng.randint(1, 3))
         weights = {rid: rng.randint(1, 4) for rid in picked}
         booked = start + (now - start) * rng.random()
-        p = writer.begin(f"generation:{ref}:fee", "generation_fee", ref, booked, level)
+        p = writer.begin(f"generation:{ref}:fee", "generation_fee", ref, booked, level, training)
         allocation = _fee_entries(writer, p, fee, weights, training, shares)
         if allocation.tda_pool and rng.random() < config.tda_settled_fraction:
             settled = min(booked + timedelta(minutes=rng.randint(1, 600)), now)

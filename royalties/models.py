@@ -152,6 +152,8 @@ class LedgerTransaction(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
+    # A fee's model training set (recording ids): a TDA settlement may pay only these.
+    training_recording_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["booked_at", "pk"]

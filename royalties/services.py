@@ -280,6 +280,7 @@ def generation_fee_post(
                 memo=f"{level}-level generation, {distribution}, verified {verified_at:%Y-%m-%d}",
                 price_list=price_list,
                 split_policy=policy,
+                training_recording_ids=list(dict.fromkeys(training_recording_ids)),
             )
             posting = _Posting(tx, level=level, distribution=distribution)
             posting.add(Account.Kind.RECEIVABLE, amount, Component.FEE)
@@ -323,6 +324,12 @@ def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> Ledg
     unknown = set(shares) - recordings_existing(recording_ids=shares)
     if unknown:
         raise InvalidInput("unknown recordings", details={"recording_ids": sorted(unknown)})
+    outside = set(shares) - set(fee.training_recording_ids)
+    if outside:
+        raise InvalidInput(
+            "TDA shares name recordings outside the model's training set",
+            details={"recording_ids": sorted(outside)},
+        )
     try:
         by_recording = split_largest_remainder(pool, shares)
     except AllocationError as exc:

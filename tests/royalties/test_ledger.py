@@ -129,6 +129,7 @@ def test_bad_tda_results_change_nothing(pricing, rights):
         ({rights["solo"].pk: -0.5, rights["recording"].pk: 1.5}, "negative"),
         ({rights["solo"].pk: float("nan")}, "nan"),
         ({999_999: 1.0}, "unknown recordings"),
+        ({rights["orphan"].pk: 1.0}, "outside the model's training set"),
     ]:
         with pytest.raises(InvalidInput, match=message):
             tda_pool_settle(generation_ref="gen-1", shares=shares)
