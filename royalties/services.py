@@ -160,6 +160,7 @@ class _Posting:
     def __init__(self, tx: LedgerTransaction, *, level: str = "", distribution: str = "") -> None:
         self.tx, self.level, self.distribution = tx, level, distribution
         self.entries: list[LedgerEntry] = []
+        self._accounts: dict[tuple[str, int | None], Account] = {}
 
     def add(
         self,
@@ -172,9 +173,12 @@ class _Posting:
     ) -> None:
         if amount == 0:
             return
-        account, _ = Account.objects.get_or_create(
-            kind=kind, holder_id=holder_id, currency=self.tx.currency
-        )
+        account = self._accounts.get((kind, holder_id))
+        if account is None:  # one lookup per account, not per entry (a label has many)
+            account, _ = Account.objects.get_or_create(
+                kind=kind, holder_id=holder_id, currency=self.tx.currency
+            )
+            self._accounts[(kind, holder_id)] = account
         self.entries.append(
             LedgerEntry(
                 transaction=self.tx,
@@ -344,8 +348,12 @@ def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> Ledg
             booked_at=timezone.now(),
             memo=f"TDA pool of {pool} over {sum(1 for v in by_recording.values() if v)} recordings",
         )
-        first = fee.entries.first()
-        posting = _Posting(tx, level=first.level, distribution=first.distribution)
+        first = fee.entries.first()  # None for a free tier: nothing to settle then
+        posting = _Posting(
+            tx,
+            level=first.level if first else "",
+            distribution=first.distribution if first else "",
+        )
         posting.add(Account.Kind.PENDING_TDA_POOL, pool, Component.TDA_POOL)
         for rid, part in by_recording.items():
             posting.credit_holders(part, rid, rights[rid], Component.TDA)

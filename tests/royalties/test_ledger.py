@@ -281,3 +281,11 @@ def test_demo_pricing_is_published_once_and_charges_a_generation(rights, staff):
     assert demo_pricing_seed(staff=staff) == {"price_list": False, "split_policy": False}
     tx = charge(rights, ref="demo-gen")  # song/commercial at the demo's 10.00
     assert tx.entries.get(account__kind="receivable").amount_minor == 1000
+
+
+def test_a_free_generation_posts_nothing_and_settles_without_error(pricing, rights, staff):
+    price_list_publish(actor=staff, tiers=dict.fromkeys(tiers(), 0), effective_from=timezone.now())
+    fee = charge(rights, ref="free")
+    assert fee.entries.count() == 0
+    settlement = tda_pool_settle(generation_ref="free", shares={rights["solo"].pk: 1.0})
+    assert settlement.entries.count() == 0 and ledger_conservation_check().ok
