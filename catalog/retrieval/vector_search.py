@@ -33,6 +33,9 @@ class SearchTuning:
     min_candidates: int = 40
     min_filtered_candidates: int = 200
 
+    def rows_to_fetch(self, limit: int, *, filtered: bool) -> int:
+        return max(limit, self.min_filtered_candidates if filtered else self.min_candidates)
+
 
 DEFAULT_TUNING = SearchTuning()
 
@@ -77,9 +80,7 @@ def window_neighbours(
     if permitted is not None:
         windows = windows.filter(recording_id__in=permitted.values("pk"))
     windows = windows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = max(
-        limit, tuning.min_candidates if permitted is None else tuning.min_filtered_candidates
-    )
+    fetch = tuning.rows_to_fetch(limit, filtered=permitted is not None)
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(
@@ -104,9 +105,7 @@ def recording_neighbours(
     if permitted is not None:
         tracks = tracks.filter(recording_id__in=permitted.values("pk"))
     tracks = tracks.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = max(
-        limit, tuning.min_candidates if permitted is None else tuning.min_filtered_candidates
-    )
+    fetch = tuning.rows_to_fetch(limit, filtered=permitted is not None)
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:fetch])
