@@ -215,3 +215,37 @@ def recording_rights_shares(*, recording_ids: Iterable[int]) -> dict[int, dict[i
 
 def recordings_existing(*, recording_ids: Iterable[int]) -> set[int]:
     return set(Recording.objects.filter(pk__in=list(recording_ids)).values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class HolderConsent:
+    """One holder's say on a recording: its latest consent version, or None (opted out)."""
+
+    holder_id: int
+    holder_name: str
+    version: ConsentVersion | None
+
+
+def recordings_consent_state(*, recording_ids: Iterable[int]) -> dict[int, list[HolderConsent]]:
+    """{recording id: every share holder's latest consent} in two queries, for verification,
+    which must say which holder withholds what and record the versions it relied on."""
+    ids = list(dict.fromkeys(recording_ids))
+    state: dict[int, list[HolderConsent]] = {rid: [] for rid in ids}
+    current = {
+        (c.recording_id, c.holder_id): c.version
+        for c in CurrentConsent.objects.filter(recording_id__in=ids).select_related("version")
+    }
+    shares = (
+        RightsShare.objects.filter(recording_id__in=ids)
+        .select_related("holder")
+        .order_by("recording_id", "holder_id")
+    )
+    for share in shares:
+        state[share.recording_id].append(
+            HolderConsent(
+                share.holder_id,
+                share.holder.name,
+                current.get((share.recording_id, share.holder_id)),
+            )
+        )
+    return state

@@ -153,3 +153,18 @@ RETRIEVAL_MAX_UPLOAD_SECONDS = float(os.environ.get("RETRIEVAL_MAX_UPLOAD_SECOND
 # Currencies the ledger accepts, with their minor-unit decimals (ISO 4217).
 ROYALTIES_CURRENCIES = {"EUR": 2, "USD": 2, "GBP": 2, "JPY": 0}
 ROYALTIES_DEFAULT_CURRENCY = os.environ.get("ROYALTIES_DEFAULT_CURRENCY", "EUR")
+
+# --- Generation -----------------------------------------------------------------------------
+GENERATOR_CHECKPOINT_DIR = Path(
+    os.environ.get("GENERATOR_CHECKPOINT_DIR", STATE_DIR / "models" / "generators")
+)
+# Stop serving a model version once training consent of a recording it learned from is revoked
+# (until a retrained version exists). Off only where a contract allows otherwise.
+GENERATION_REFUSE_REVOKED_MODELS = os.environ.get("GENERATION_REFUSE_REVOKED_MODELS", "1") != "0"
+GENERATION_MAX_UPLOAD_BYTES = int(os.environ.get("GENERATION_MAX_UPLOAD_BYTES", str(10 * 2**20)))
+# C2PA signing of outputs. Unset: a development chain generated under C2PA_DEVELOPMENT_DIR
+# (readers report it untrusted unless its root is configured as a trust anchor).
+C2PA_CERTIFICATE_CHAIN = os.environ.get("C2PA_CERTIFICATE_CHAIN", "")
+C2PA_PRIVATE_KEY = os.environ.get("C2PA_PRIVATE_KEY", "")
+C2PA_TRUST_ANCHORS = os.environ.get("C2PA_TRUST_ANCHORS", "")
+C2PA_DEVELOPMENT_DIR = Path(os.environ.get("C2PA_DEVELOPMENT_DIR", STATE_DIR / "c2pa"))

@@ -1,0 +1,141 @@
+"""Reads of the generation app: model versions and whether they may serve, requests,
+and the reference embeddings a generation is conditioned on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
+from catalog.models import Use as CatalogUse
+from catalog.selectors import recordings_permitting
+from config.exceptions import Conflict, Forbidden, NotFound
+from generation.models import GenerationRequest, ModelVersion
+
+
+class NoServableModel(Conflict):
+    code = "no_servable_model"
+
+
+def active_model_version() -> ModelVersion:
+    version = ModelVersion.objects.select_related("encoder").filter(is_active=True).first()
+    if version is None:
+        raise NoServableModel(
+            "no active generator: run `python manage.py train_generator` (or `--if-needed`)"
+        )
+    return version
+
+
+def model_version_revoked_recordings(*, model_version: ModelVersion) -> list[int]:
+    """Training recordings of this model whose effective training consent is gone today."""
+    trained_on = model_version.training_recording_ids
+    still = set(
+        recordings_permitting(
+            use=CatalogUse.TRAINING, queryset=Recording.objects.filter(pk__in=trained_on)
+        ).values_list("pk", flat=True)
+    )
+    return sorted(set(trained_on) - still)
+
+
+@dataclass(frozen=True)
+class ModelStanding:
+    model_version: ModelVersion
+    revoked_recording_ids: list[int]
+    withdrawn: bool  # revoked and the setting says to stop serving it
+
+    @property
+    def problem(self) -> str | None:
+        if not self.withdrawn:
+            return None
+        return (
+            f"model {self.model_version} was trained on recordings whose training consent has "
+            f"since been revoked ({', '.join(map(str, self.revoked_recording_ids))}); it is not "
+            "served until a retrained version exists (`python manage.py train_generator`)"
+        )
+
+
+def model_version_standing(*, model_version: ModelVersion) -> ModelStanding:
+    revoked = model_version_revoked_recordings(model_version=model_version)
+    refuse = bool(revoked) and settings.GENERATION_REFUSE_REVOKED_MODELS
+    return ModelStanding(model_version, revoked, refuse)
+
+
+def servable_model_version() -> ModelVersion:
+    """The active model, unless consent withdrawn from its training set forbids serving it."""
+    standing = model_version_standing(model_version=active_model_version())
+    if standing.withdrawn:
+        raise NoServableModel(standing.problem, details={"revoked": standing.revoked_recording_ids})
+    return standing.model_version
+
+
+def reference_embedding(
+    *,
+    recording_id: int,
+    encoder_version: EncoderVersion,
+    segment_start: float | None = None,
+    segment_end: float | None = None,
+) -> np.ndarray:
+    """The CLAP vector a reference conditions with: the track vector, or the mean of the
+    stored windows overlapping the chosen segment (re-normalised)."""
+    if segment_start is None:
+        track = RecordingEmbedding.objects.filter(
+            recording_id=recording_id, encoder=encoder_version
+        ).first()
+        if track is None:
+            raise _not_embedded(recording_id, encoder_version)
+        return np.asarray(track.embedding, dtype=np.float32)
+    windows = list(
+        RecordingWindowEmbedding.objects.filter(recording_id=recording_id, encoder=encoder_version)
+        .order_by("start_seconds")
+        .values_list("start_seconds", "window_seconds", "embedding")
+    )
+    if not windows:
+        raise _not_embedded(recording_id, encoder_version)
+    overlapping = [
+        np.asarray(vector, dtype=np.float64)
+        for start, length, vector in windows
+        if start < segment_end and start + length > segment_start
+    ] or [np.asarray(windows[-1][2], dtype=np.float64)]
+    mean = np.mean(overlapping, axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+def _not_embedded(recording_id: int, encoder_version: EncoderVersion) -> Conflict:
+    return Conflict(
+        f"recording {recording_id} has not been embedded by {encoder_version} yet; "
+        "run `python manage.py embed_catalogue`",
+        details={"recording": recording_id},
+    )
+
+
+def generations_visible_to(*, user: AbstractBaseUser) -> QuerySet[GenerationRequest]:
+    base = GenerationRequest.objects.select_related("model_version").prefetch_related(
+        "references__recording__artist"
+    )
+    if getattr(user, "is_staff", False):
+        return base
+    return base.filter(requested_by_id=user.pk)
+
+
+def generation_get_for(*, user: AbstractBaseUser, uid) -> GenerationRequest:
+    generation = generations_visible_to(user=user).filter(uid=uid).first()
+    if generation is None:
+        if GenerationRequest.objects.filter(uid=uid).exists():
+            raise Forbidden("this generation belongs to another user")
+        raise NotFound(f"generation {uid} does not exist")
+    return generation
+
+
+def generation_get(*, generation_id: int) -> GenerationRequest:
+    generation = (
+        GenerationRequest.objects.select_related("model_version", "model_version__encoder")
+        .filter(pk=generation_id)
+        .first()
+    )
+    if generation is None:
+        raise NotFound(f"generation {generation_id} does not exist")
+    return generation

@@ -1,0 +1,383 @@
+"""The worker side of a generation: verify again, generate, store with provenance, log, charge.
+
+Idempotent: a finished generation is returned as it is; a generation whose worker was lost
+(status running, no heartbeat for a while) is run again from the start with the same seed.
+The attribution record, the output and the fee are written in one transaction, so a
+generation is either succeeded-logged-and-charged or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from attribution.models import AttributionRecord
+from attribution.services import attribution_record_append
+from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
+from catalog.models import Recording, RightsShare
+from config.exceptions import DomainError
+from generation import provenance
+from generation.model import (
+    GenerationSpec,
+    Generator,
+    GeneratorError,
+    ReferenceCondition,
+    load_generator,
+)
+from generation.models import GenerationRequest, ModelVersion
+from generation.selectors import generation_get, model_version_standing, reference_embedding
+from generation.services.requests import verification_payload
+from generation.verification import ReferenceSpec, references_verify
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 0.5
+STALE_AFTER = timedelta(minutes=2)  # a running generation without progress this long was lost
+
+
+class GenerationFailed(Exception):
+    """A reason to stop this generation for good (shown to the music maker)."""
+
+
+@lru_cache(maxsize=2)
+def _generator(checkpoint_path: str, checkpoint_sha256: str) -> Generator:
+    return load_generator(Path(checkpoint_path))
+
+
+def loaded_generator(model_version: ModelVersion) -> Generator:
+    try:
+        return _generator(model_version.checkpoint_path, model_version.checkpoint_sha256)
+    except GeneratorError as exc:
+        raise GenerationFailed(f"model {model_version} cannot be loaded: {exc}") from exc
+
+
+def _reference_specs(generation: GenerationRequest) -> list[ReferenceSpec]:
+    return [
+        ReferenceSpec(
+            recording_id=ref.recording_id,
+            level=ref.level,
+            role=ref.role,
+            weight=ref.weight,
+            segment_start=ref.segment_start,
+            segment_end=ref.segment_end,
+        )
+        for ref in generation.references.order_by("position")
+    ]
+
+
+def _claim(generation_id: int) -> GenerationRequest | None:
+    """Mark the generation running for this worker, or None if it is finished or another
+    worker is alive on it."""
+    with transaction.atomic():
+        generation = GenerationRequest.objects.select_for_update().get(pk=generation_id)
+        if generation.status in (
+            GenerationRequest.Status.SUCCEEDED,
+            GenerationRequest.Status.FAILED,
+        ):
+            return None
+        stale_before = timezone.now() - STALE_AFTER
+        if (
+            generation.status == GenerationRequest.Status.RUNNING
+            and generation.heartbeat_at
+            and generation.heartbeat_at > stale_before
+        ):
+            return None
+        generation.status = GenerationRequest.Status.RUNNING
+        generation.attempts += 1
+        generation.started_at = generation.heartbeat_at = timezone.now()
+        generation.progress_step = 0
+        generation.save(
+            update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress_step"]
+        )
+    return generation
+
+
+def _progress_writer(generation: GenerationRequest) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def on_progress(step: int, total: int) -> None:
+        now = time.monotonic()
+        if step < total and now - last[0] < HEARTBEAT_SECONDS:
+            return
+        last[0] = now
+        GenerationRequest.objects.filter(pk=generation.pk).update(
+            progress_step=step, progress_total=total, heartbeat_at=timezone.now()
+        )
+
+    return on_progress
+
+
+def _fail(generation: GenerationRequest, reason: str) -> GenerationRequest:
+    with transaction.atomic():
+        attribution_record_append(
+            kind=AttributionRecord.Kind.GENERATION_FAILED,
+            generation_ref=generation.ref,
+            payload={
+                "event": "generation_failed",
+                "generation": generation.ref,
+                "requested_by": generation.requested_by_id,
+                "reason": reason,
+                "attempt": generation.attempts,
+                "failed_at": timezone.now().isoformat(),
+            },
+        )
+        GenerationRequest.objects.filter(pk=generation.pk).update(
+            status=GenerationRequest.Status.FAILED,
+            failure_reason=reason,
+            finished_at=timezone.now(),
+        )
+    generation.refresh_from_db()
+    return generation
+
+
+def generation_run(*, generation_id: int) -> GenerationRequest:
+    """Run one generation to its end (succeeded or failed with a reason)."""
+    generation = _claim(generation_id)
+    if generation is None:
+        return generation_get(generation_id=generation_id)
+    try:
+        return _run(generation)
+    except GenerationFailed as exc:
+        return _fail(generation, str(exc))
+    except (GeneratorError, DomainError) as exc:
+        return _fail(generation, getattr(exc, "message", str(exc)))
+
+
+def _run(generation: GenerationRequest) -> GenerationRequest:
+    model_version = generation.model_version
+    specs = _reference_specs(generation)
+    verification = references_verify(
+        references=specs, distribution=generation.distribution, with_alternatives=False
+    )
+    standing = model_version_standing(model_version=model_version)
+    start_record = attribution_record_append(
+        kind=AttributionRecord.Kind.VERIFICATION,
+        generation_ref=generation.ref,
+        payload=verification_payload(
+            purpose="worker_start",
+            user_id=generation.requested_by_id,
+            generation_ref=generation.ref,
+            verification=verification,
+            model_version=model_version,
+            references=specs,
+            extra={"model_withdrawn": standing.withdrawn, "attempt": generation.attempts},
+        ),
+    )
+    if not verification.permitted:
+        reasons = "; ".join(
+            f"reference {v.position} (recording {v.recording_id}): {', '.join(v.reasons)}"
+            for v in verification.verdicts
+            if not v.permitted
+        )
+        raise GenerationFailed(f"consent changed since the request was verified: {reasons}")
+    if standing.withdrawn:
+        raise GenerationFailed(standing.problem)
+
+    generator = loaded_generator(model_version)
+    spec = _generation_spec(generation, specs, generator)
+    started = time.monotonic()
+    audio = generator.generate(spec, progress=_progress_writer(generation))
+    elapsed = time.monotonic() - started
+
+    output = _write_output(generation, verification, audio, generator.sample_rate, start_record)
+    return _complete(generation, verification, output, elapsed, spec)
+
+
+def _generation_spec(
+    generation: GenerationRequest, specs: list[ReferenceSpec], generator: Generator
+) -> GenerationSpec:
+    from catalog.retrieval.runtime import loaded_encoder
+
+    encoder_version = generation.model_version.encoder
+    references = [
+        ReferenceCondition(
+            embedding=reference_embedding(
+                recording_id=s.recording_id,
+                encoder_version=encoder_version,
+                segment_start=s.segment_start,
+                segment_end=s.segment_end,
+            ),
+            role=s.role,
+            weight=s.weight,
+        )
+        for s in specs
+    ]
+    text = None
+    if generation.prompt:
+        text = loaded_encoder(encoder_version).embed_texts([generation.prompt])[0]
+    init_audio, inpaint = None, None
+    if generation.upload:
+        if file_sha256(Path(generation.upload.path)) != generation.upload_sha256:
+            raise GenerationFailed("the uploaded track changed on disk since it was verified")
+        try:
+            init_audio = load_mono(Path(generation.upload.path), sample_rate=generator.sample_rate)
+        except AudioDecodeError as exc:
+            raise GenerationFailed(f"the uploaded track cannot be decoded: {exc}") from exc
+        if generation.segment_start is not None:
+            inpaint = (generation.segment_start, generation.segment_end)
+    return GenerationSpec(
+        references=references,
+        seconds=generation.seconds,
+        seed=generation.seed,
+        text_embedding=text,
+        init_audio=init_audio,
+        strength=generation.strength,
+        inpaint=inpaint,
+    )
+
+
+def _provenance(generation, verification, start_record) -> provenance.Provenance:
+    recordings = Recording.objects.select_related("artist").in_bulk(
+        [v.recording_id for v in verification.verdicts]
+    )
+    holders: dict[int, list[str]] = {}
+    for share in RightsShare.objects.filter(recording_id__in=recordings).select_related("holder"):
+        holders.setdefault(share.recording_id, []).append(share.holder.name)
+    references = []
+    for verdict, ref in zip(
+        verification.verdicts, generation.references.order_by("position"), strict=True
+    ):
+        recording = recordings[verdict.recording_id]
+        references.append(
+            provenance.ReferenceIngredient(
+                recording_id=recording.pk,
+                title=recording.title,
+                artist=recording.artist.name,
+                isrc=recording.isrc or "",
+                rights_holders=sorted(holders.get(recording.pk, [])),
+                level=ref.level,
+                role=ref.role,
+                weight=ref.weight,
+                consent_version_ids=verdict.consent_version_ids,
+            )
+        )
+    return provenance.Provenance(
+        generation_id=generation.ref,
+        title=f"Generation {generation.ref[:8]}",
+        created_at=timezone.now().isoformat(),
+        model_version=str(generation.model_version),
+        encoder_version=str(generation.model_version.encoder),
+        distribution=generation.distribution,
+        prompt=generation.prompt,
+        attribution_record_hash=start_record.record_hash,
+        references=references,
+    )
+
+
+def signing_credentials() -> provenance.SigningCredentials:
+    """Production certificates when configured, else the project's development chain."""
+    if settings.C2PA_CERTIFICATE_CHAIN:
+        return provenance.credentials_from_files(
+            Path(settings.C2PA_CERTIFICATE_CHAIN),
+            Path(settings.C2PA_PRIVATE_KEY),
+            Path(settings.C2PA_TRUST_ANCHORS) if settings.C2PA_TRUST_ANCHORS else None,
+        )
+    return provenance.development_credentials(Path(settings.C2PA_DEVELOPMENT_DIR))
+
+
+def _write_output(generation, verification, audio, sample_rate, start_record) -> Path:
+    record = _provenance(generation, verification, start_record)
+    work = Path(settings.MEDIA_ROOT) / "generation" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    plain, signed = work / f"{generation.ref}.plain.wav", work / f"{generation.ref}.wav"
+    try:
+        provenance.write_wav(plain, audio, sample_rate, record)
+        provenance.sign_wav(plain, signed, record, signing_credentials())
+    except provenance.ProvenanceError as exc:
+        raise GenerationFailed(f"the output could not be signed: {exc}") from exc
+    finally:
+        plain.unlink(missing_ok=True)
+    return signed
+
+
+def _complete(generation, verification, output: Path, elapsed: float, spec) -> GenerationRequest:
+    from royalties.services import ChargedReference, generation_fee_post
+
+    digest = file_sha256(output)
+    model_version = generation.model_version
+    with transaction.atomic():
+        if generation.output:
+            generation.output.delete(save=False)
+        with output.open("rb") as handle:
+            generation.output.save(f"{generation.ref}.wav", File(handle), save=False)
+        record = attribution_record_append(
+            kind=AttributionRecord.Kind.GENERATION,
+            generation_ref=generation.ref,
+            payload={
+                "event": "generation",
+                "generation": generation.ref,
+                "requested_by": generation.requested_by_id,
+                "distribution": generation.distribution,
+                "references": [
+                    {
+                        "recording": ref.recording_id,
+                        "level": ref.level,
+                        "role": ref.role,
+                        "weight": ref.weight,
+                        "segment": [ref.segment_start, ref.segment_end]
+                        if ref.segment_start is not None
+                        else None,
+                        "consent_version_ids": verdict.consent_version_ids,
+                    }
+                    for ref, verdict in zip(
+                        generation.references.order_by("position"),
+                        verification.verdicts,
+                        strict=True,
+                    )
+                ],
+                "consent_version_ids": verification.consent_version_ids,
+                "model_version": str(model_version),
+                "model_checkpoint_sha256": model_version.checkpoint_sha256,
+                "encoder_version": str(model_version.encoder),
+                "seed": generation.seed,
+                "seconds": generation.seconds,
+                "prompt": generation.prompt,
+                "upload_sha256": generation.upload_sha256,
+                "output_sha256": digest,
+                "verification_record_hash": generation.verification_record_hash,
+                "started_at": generation.started_at.isoformat(),
+                "finished_at": timezone.now().isoformat(),
+                "generation_seconds": round(elapsed, 3),
+            },
+        )
+        generation.status = GenerationRequest.Status.SUCCEEDED
+        generation.output_sha256 = digest
+        generation.generation_record_hash = record.record_hash
+        generation.finished_at = timezone.now()
+        total = GenerationRequest.objects.values_list("progress_total", flat=True).get(
+            pk=generation.pk
+        )
+        generation.progress_step = generation.progress_total = total
+        generation.save(
+            update_fields=[
+                "status",
+                "output",
+                "output_sha256",
+                "generation_record_hash",
+                "finished_at",
+                "progress_step",
+                "progress_total",
+            ]
+        )
+        generation_fee_post(
+            generation_ref=generation.ref,
+            verified_at=generation.verified_at,
+            distribution=generation.distribution,
+            references=[
+                ChargedReference(recording_id=ref.recording_id, level=ref.level, weight=ref.weight)
+                for ref in generation.references.all()
+            ],
+            training_recording_ids=model_version.training_recording_ids,
+        )
+    output.unlink(missing_ok=True)
+    log.info("generation %s succeeded in %.1f s", generation.ref, elapsed)
+    return generation
