@@ -108,7 +108,7 @@ def development_credentials(directory: Path) -> SigningCredentials:
     claim signing, and ``CA:FALSE``. Files: ``dev-chain.pem`` (leaf + root), ``dev-signer.key``
     (mode 0600) and ``dev-root.pem`` (the trust anchor). The root's private key is never
     written, so nothing else can be issued from it. The set is made again if a file is missing
-    or the leaf has expired. A lock file serialises concurrent workers.
+    or unusable, or the leaf expires within a day. A lock file serialises concurrent workers.
     """
     directory = Path(directory)
     try:
@@ -116,16 +116,24 @@ def development_credentials(directory: Path) -> SigningCredentials:
         with _locked(directory / ".dev-credentials.lock"):
             paths = [directory / _DEV_CHAIN, directory / _DEV_KEY, directory / _DEV_ROOT]
             if all(p.is_file() for p in paths):
-                credentials = credentials_from_files(*paths)
-                if not _leaf_expires_soon(credentials.certificate_chain_pem):
-                    return credentials
-                logger.warning("development signing certificate in %s expired; renewing", directory)
+                try:
+                    credentials = credentials_from_files(*paths)
+                except ProvenanceError as exc:
+                    logger.warning(
+                        "development credentials in %s unusable (%s); renewing", directory, exc
+                    )
+                else:
+                    if not _leaf_expires_soon(credentials.certificate_chain_pem):
+                        return credentials
+                    logger.warning("development certificate in %s expires; renewing", directory)
             chain_pem, key_pem, root_pem = _make_development_chain()
             _write_atomic(directory / _DEV_ROOT, root_pem, mode=0o644)
             _write_atomic(directory / _DEV_CHAIN, chain_pem, mode=0o644)
             _write_atomic(directory / _DEV_KEY, key_pem, mode=0o600)
     except OSError as exc:
-        raise ProvenanceError(f"cannot create development credentials in {directory}: {exc}") from exc
+        raise ProvenanceError(
+            f"cannot create development credentials in {directory}: {exc}"
+        ) from exc
     return _checked_credentials(chain_pem, key_pem, root_pem)
 
 
@@ -302,9 +310,13 @@ class Provenance:
     references: list[ReferenceIngredient] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """Plain JSON data (tuples become lists, numpy scalars Python numbers)."""
         data = asdict(self)
         data["schema"] = PROVENANCE_SCHEMA
-        return data
+        try:
+            return json.loads(json.dumps(data, default=_json_scalar, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ProvenanceError(f"provenance is not plain JSON data: {exc}") from exc
 
     @classmethod
     def from_dict(cls, data: dict) -> Provenance:
@@ -324,6 +336,12 @@ class Provenance:
             f"Attribution record {self.attribution_record_hash}."
         )
         return " ".join(line.split())  # one line, whatever the titles contain
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 # --- WAV writing -------------------------------------------------------------------------------
@@ -391,7 +409,9 @@ def _pcm16(audio: np.ndarray) -> np.ndarray:
 
 
 def _chunk(chunk_id: bytes, payload: bytes) -> bytes:
-    return chunk_id + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+    return (
+        chunk_id + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+    )
 
 
 def _date_of(created_at: str) -> str:
