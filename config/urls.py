@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/catalogue/", include("catalog.urls")),
     path("api/retrieval/", include("catalog.retrieval.urls")),
     path("api/royalties/", include(("royalties.urls", "royalties"))),
+    path("api/generations/", include(("generation.urls", "generation"))),
+    path("api/attribution/", include(("attribution.urls", "attribution"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from catalog.models import Distribution, Level
 from catalog.selectors import holder_readable_by
+from config.api import validated_input
 from config.exceptions import Forbidden, InvalidInput, NotFound
 from royalties import selectors, services
 from royalties.models import LedgerTransaction, PriceList, SplitPolicy, Statement
@@ -236,7 +237,7 @@ class PriceListApi(generics.ListAPIView):
 
     @extend_schema(request=Input, responses={201: Output})
     def post(self, request: Request) -> Response:
-        data = _validated(self.Input, request)
+        data = validated_input(self.Input, request.data)
         tiers = {}
         for tier in data["tiers"]:
             tier_key = (str(tier.get("level")), str(tier.get("distribution")))
@@ -276,7 +277,7 @@ class SplitPolicyApi(generics.ListAPIView):
 
     @extend_schema(request=Input, responses={201: Output})
     def post(self, request: Request) -> Response:
-        data = _validated(self.Input, request)
+        data = validated_input(self.Input, request.data)
         policy = services.split_policy_publish(actor=request.user, **data)
         return Response(self.Output(policy).data, status=status.HTTP_201_CREATED)
 
@@ -295,7 +296,7 @@ class TransactionReverseApi(APIView):
     def post(self, request: Request, transaction_id: int) -> Response:
         if not request.user.is_staff:
             raise Forbidden("only staff can reverse ledger postings")
-        data = _validated(self.Input, request)
+        data = validated_input(self.Input, request.data)
         original = LedgerTransaction.objects.filter(pk=transaction_id).first()
         if original is None:
             raise NotFound(f"ledger transaction {transaction_id} not found")
@@ -322,12 +323,6 @@ class LedgerCheckApi(APIView):
             raise Forbidden("only staff can run the ledger check")
         report = selectors.ledger_conservation_check()
         return Response(self.Output(report).data)
-
-
-def _validated(serializer_class, request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _int_param(name: str, value: str) -> int:

@@ -18,6 +18,7 @@ from catalog.api import RecordingOutput
 from catalog.models import LEVEL_USES, Distribution
 from catalog.retrieval import prompts, selectors
 from catalog.retrieval.prompts import CategoryPrompt
+from config.api import validated_input
 from config.exceptions import InvalidInput
 
 LEVELS = list(LEVEL_USES)
@@ -43,13 +44,6 @@ class RetrievalOutput(serializers.Serializer):
     results = HitOutput(many=True, source="hits")
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid query", details=serializer.errors)
-    return serializer.validated_data
-
-
 class TextRetrievalApi(APIView):
     class Input(QueryScopeInput):
         prompt = serializers.CharField(max_length=selectors.MAX_PROMPT_CHARS, trim_whitespace=True)
@@ -60,7 +54,7 @@ class TextRetrievalApi(APIView):
         summary="Recordings for a free-text prompt, permitted for the level and distribution",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(self.Input, request.data)
+        data = validated_input(self.Input, request.data)
         result = selectors.retrieve_by_text(
             prompt=data["prompt"],
             level=data["level"],
@@ -107,7 +101,7 @@ class CategoryRetrievalApi(APIView):
         "function), turned into a text query",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(self.Input, request.data)
+        data = validated_input(self.Input, request.data)
         categories = CategoryPrompt(
             genre=data.get("genre", ""),
             subgenre=data.get("subgenre", ""),
@@ -145,7 +139,7 @@ class AudioRetrievalApi(APIView):
         summary="Recordings that sound like an uploaded file or a catalogue recording",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(self.Input, request.data)
+        data = validated_input(self.Input, request.data)
         scope = {"level": data["level"], "distribution": data["distribution"], "k": data["k"]}
         if data.get("recording_id"):
             result = selectors.retrieve_like_recording(recording_id=data["recording_id"], **scope)
@@ -188,7 +182,7 @@ class AlternativesApi(APIView):
         summary="Nearest recordings that may be used where this one may not",
     )
     def get(self, request: Request, recording_id: int) -> Response:
-        data = _valid(QueryScopeInput, {"k": 5, **request.query_params.dict()})
+        data = validated_input(QueryScopeInput, {"k": 5, **request.query_params.dict()})
         result = selectors.permitted_alternatives(
             recording_id=recording_id,
             level=data["level"],

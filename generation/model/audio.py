@@ -122,7 +122,7 @@ class MelFrontend:
         """
         mel = torch.as_tensor(np.asarray(logmel, dtype=np.float32), device=device)
         if mel.ndim != 2 or mel.shape[0] != self.config.n_mels:
-            raise GeneratorError(f"expected ({self.config.n_mels}, frames) log-mel, got {mel.shape}")
+            raise GeneratorError(f"expected ({self.config.n_mels}, T) log-mel, got {mel.shape}")
         frames = mel.shape[1]
         if length is None:
             length = (frames - 1) * self.config.hop_length

@@ -74,7 +74,8 @@ class MelConfig:
         _require(self.sample_rate > 0 and self.n_fft > 0, "sample_rate and n_fft must be > 0")
         _require(0 < self.hop_length <= self.n_fft, "hop_length must be in (0, n_fft]")
         _require(self.n_mels > 0, "n_mels must be > 0")
-        _require(0 <= self.fmin < self.fmax <= self.sample_rate / 2, "need 0 <= fmin < fmax <= sr/2")
+        nyquist = self.sample_rate / 2
+        _require(0 <= self.fmin < self.fmax <= nyquist, "need 0 <= fmin < fmax <= sr/2")
         _require(self.log_floor > 0, "log_floor must be > 0")
         _require(self.griffin_lim_iters >= 0 and self.inverse_iters >= 0, "iters must be >= 0")
         _require(0 <= self.griffin_lim_momentum < 1, "griffin_lim_momentum must be in [0, 1)")

@@ -124,10 +124,11 @@ def _validate_upload(
             raise InvalidInput("a segment or strength applies only to an uploaded track")
         return None, "", None
     if not needs_upload:
-        raise InvalidInput("an uploaded track is used only with audio- or temporal-level references")
+        raise InvalidInput(
+            "an uploaded track is used only with audio- or temporal-level references"
+        )
     suffix = Path(upload.name or "upload.wav").suffix.lower() or ".wav"
-    handle = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
     path = Path(handle.name)
@@ -145,8 +146,9 @@ def _validate_upload(
     elif temporal and (ask.segment_start is None or ask.segment_end is None):
         problem = "a temporal-level request needs segment_start and segment_end in the upload"
     elif ask.segment_start is not None:
-        start, end = _finite(ask.segment_start, "segment_start"), _finite(
-            ask.segment_end, "segment_end"
+        start, end = (
+            _finite(ask.segment_start, "segment_start"),
+            _finite(ask.segment_end, "segment_end"),
         )
         if not 0 <= start < end <= duration + 1e-6:
             problem = f"segment {start}-{end} s lies outside the {duration:.1f}-s upload"
@@ -305,7 +307,9 @@ def generation_request_submit(
             upload_path.unlink(missing_ok=True)
 
 
-def _same_ask(existing: GenerationRequest, ask: GenerationAsk, fingerprint: str) -> GenerationRequest:
+def _same_ask(
+    existing: GenerationRequest, ask: GenerationAsk, fingerprint: str
+) -> GenerationRequest:
     if fingerprint != existing.fingerprint:
         raise Conflict(
             f"idempotency key '{ask.key}' was already used for a different request",

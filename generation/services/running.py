@@ -258,6 +258,8 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
                 role=ref.role,
                 weight=ref.weight,
                 consent_version_ids=verdict.consent_version_ids,
+                media_type=f"audio/{recording.audio_format}",
+                content_sha256=recording.content_sha256,
             )
         )
     return provenance.Provenance(

@@ -1,0 +1,113 @@
+"""Is the conditioning audible? Measured with the CLAP encoder, not assumed.
+
+For each generation, the output is embedded with the same encoder that embedded the
+references; its mean cosine similarity to its own references is compared with its similarity
+to random other recordings. Plain module (arrays in, figures out), no Django imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catalog.encoders import AudioTextEncoder, WindowSpec, split_windows
+from generation.model import GenerationSpec, Generator, ReferenceCondition
+
+
+@dataclass(frozen=True)
+class ConditioningTrial:
+    reference_ids: list[int]
+    similarity_to_references: float
+    similarity_to_others: float
+
+
+@dataclass
+class ConditioningReport:
+    trials: list[ConditioningTrial] = field(default_factory=list)
+
+    @property
+    def mean_to_references(self) -> float:
+        return float(np.mean([t.similarity_to_references for t in self.trials]))
+
+    @property
+    def mean_to_others(self) -> float:
+        return float(np.mean([t.similarity_to_others for t in self.trials]))
+
+    @property
+    def wins(self) -> int:
+        """Generations closer to their references than to the random others."""
+        return sum(t.similarity_to_references > t.similarity_to_others for t in self.trials)
+
+    def paired_t(self) -> float:
+        diffs = np.array([t.similarity_to_references - t.similarity_to_others for t in self.trials])
+        if len(diffs) < 2 or diffs.std(ddof=1) == 0:
+            return float("nan")
+        return float(diffs.mean() / (diffs.std(ddof=1) / np.sqrt(len(diffs))))
+
+    def to_dict(self) -> dict:
+        return {
+            "generations": len(self.trials),
+            "mean_similarity_to_references": round(self.mean_to_references, 4),
+            "mean_similarity_to_random_others": round(self.mean_to_others, 4),
+            "closer_to_references": self.wins,
+            "paired_t": round(self.paired_t(), 2),
+        }
+
+
+def embed_output(audio: np.ndarray, sample_rate: int, encoder: AudioTextEncoder) -> np.ndarray:
+    """Unit track vector of generated audio in the encoder's space."""
+    import librosa
+
+    if sample_rate != encoder.sample_rate:
+        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=encoder.sample_rate)
+    spec = WindowSpec(encoder.window_seconds, encoder.window_seconds, min_seconds=1.0)
+    windows = split_windows(np.asarray(audio, dtype=np.float32), encoder.sample_rate, spec)
+    vectors = encoder.embed_audio(np.stack([w for _, w in windows])).astype(np.float64)
+    mean = vectors.mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def measure_conditioning(
+    *,
+    generator: Generator,
+    encoder: AudioTextEncoder,
+    track_vectors: dict[int, np.ndarray],
+    generations: int = 20,
+    references_per_generation: int = 2,
+    others_per_generation: int = 10,
+    seconds: float = 10.0,
+    seed: int = 0,
+    on_trial: Callable[[int, ConditioningTrial], None] | None = None,
+) -> ConditioningReport:
+    """Generate from random reference sets and compare similarities (see module docstring)."""
+    ids = sorted(track_vectors)
+    needed = references_per_generation + others_per_generation
+    if len(ids) < needed:
+        raise ValueError(f"need at least {needed} embedded recordings, have {len(ids)}")
+    rng = np.random.default_rng(seed)
+    report = ConditioningReport()
+    for n in range(generations):
+        chosen = [int(i) for i in rng.choice(ids, size=needed, replace=False)]
+        refs, others = chosen[:references_per_generation], chosen[references_per_generation:]
+        spec = GenerationSpec(
+            references=[ReferenceCondition(track_vectors[rid], "style", 1.0) for rid in refs],
+            seconds=min(seconds, generator.max_seconds),
+            seed=seed * 1000 + n,
+        )
+        output = embed_output(generator.generate(spec), generator.sample_rate, encoder)
+        trial = ConditioningTrial(
+            reference_ids=refs,
+            similarity_to_references=_mean_cosine(output, [track_vectors[r] for r in refs]),
+            similarity_to_others=_mean_cosine(output, [track_vectors[r] for r in others]),
+        )
+        report.trials.append(trial)
+        if on_trial:
+            on_trial(n, trial)
+    return report
+
+
+def _mean_cosine(vector: np.ndarray, others: Sequence[np.ndarray]) -> float:
+    matrix = np.stack([o / np.linalg.norm(o) for o in others]).astype(np.float64)
+    return float((matrix @ vector).mean())

@@ -1,0 +1,75 @@
+"""Model versions: trained only on training-consented recordings, with a manifest; withdrawn
+from serving when training consent is revoked (by a setting that defaults to on)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from catalog.services.consent import consent_revoke
+from generation.models import ModelVersion
+from generation.selectors import model_version_standing
+from tests.generation.conftest import TRAINED
+
+pytestmark = pytest.mark.django_db
+
+
+def test_training_manifest_lists_only_training_consented_recordings(studio):
+    version = studio["model_version"]
+    trained = studio["recordings"][:TRAINED]
+    assert sorted(version.training_recording_ids) == sorted(r.pk for r in trained)
+    entries = {e["id"]: e for e in version.training_manifest["recordings"]}
+    for recording in trained:
+        entry = entries[recording.pk]
+        assert entry["content_sha256"] == recording.content_sha256
+        assert entry["consent_version_ids"]  # the versions in force when it was trained
+        assert entry["crops"] > 0 and entry["mean_crop_seconds"] > 0
+        assert "padded_crops" in entry
+    assert version.training_manifest["run"]["steps"] == 40
+    assert version.is_active and version.encoder == studio["encoder"]
+
+
+def test_train_generator_if_needed_reuses_an_up_to_date_model(studio, tmp_path):
+    out = io.StringIO()
+    call_command("train_generator", "--tiny", "--steps", "40", "--if-needed", stdout=out)
+    assert "up to date" in out.getvalue()  # the studio model has exactly these inputs
+    assert ModelVersion.objects.count() == 1
+
+    out = io.StringIO()
+    export = tmp_path / "export" / "tiny.pt"
+    call_command("train_generator", "--tiny", "--steps", "20", "--export", str(export), stdout=out)
+    assert f"trained on {TRAINED} recordings: 20 steps" in out.getvalue()
+    manifest = json.loads(export.with_suffix(".manifest.json").read_text())
+    assert len(manifest["recordings"]) == TRAINED
+    assert ModelVersion.objects.filter(is_active=True).get().training_manifest == manifest
+
+
+def test_revoked_training_consent_withdraws_the_model(studio, settings, make_user):
+    version = studio["model_version"]
+    revoked = studio["recordings"][0]
+    consent_revoke(
+        actor=studio["member"], holder=studio["holder"], recording=revoked, uses=["training"]
+    )
+    standing = model_version_standing(model_version=version)
+    assert standing.revoked_recording_ids == [revoked.pk] and standing.withdrawn
+
+    client = APIClient()
+    client.force_authenticate(make_user("maker"))
+    body = {
+        "references": [{"recording": studio["recordings"][4].pk, "level": "song"}],
+        "distribution": "private",
+        "seconds": 1.0,
+    }
+    refused = client.post("/api/generations/", body, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "no_servable_model"
+    assert str(revoked.pk) in refused.json()["error"]["message"]
+    listed = client.get("/api/generations/models/").json()["results"][0]
+    assert listed["revoked_recordings"] == [revoked.pk] and listed["servable"] is False
+
+    settings.GENERATION_REFUSE_REVOKED_MODELS = False
+    assert client.post("/api/generations/", body, format="json").status_code == 201
