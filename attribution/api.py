@@ -1,0 +1,79 @@
+"""REST API of the attribution log (read only).
+
+Staff read every record and run the chain check; anyone else reads only the records of
+requests they made (`payload["requested_by"]` equals their user id). A record someone else
+requested answers 404, so ids of other users' records are not confirmed.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from attribution import selectors
+from attribution.models import AttributionRecord
+from config.exceptions import Forbidden
+
+
+class AttributionRecordOutput(serializers.ModelSerializer):
+    created_at = serializers.DateTimeField(
+        format="%Y-%m-%dT%H:%M:%S.%fZ", help_text="UTC, exactly as hashed into record_hash"
+    )
+
+    class Meta:
+        model = AttributionRecord
+        fields = [
+            "sequence", "kind", "generation_ref", "payload", "payload_sha256",
+            "previous_hash", "record_hash", "created_at",
+        ]  # fmt: skip
+
+
+class RecordListApi(generics.ListAPIView):
+    """Records in chain order; `generation` narrows to one generation request."""
+
+    serializer_class = AttributionRecordOutput
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("generation", str, description="public id of a generation request")
+        ]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        records = selectors.attribution_records_visible_to(user=self.request.user)
+        generation = self.request.query_params.get("generation")
+        if generation is not None:
+            records = records.filter(generation_ref=generation)
+        return records
+
+
+class RecordDetailApi(APIView):
+    @extend_schema(responses=AttributionRecordOutput)
+    def get(self, request: Request, sequence: int) -> Response:
+        record = selectors.attribution_record_readable_by(user=request.user, sequence=sequence)
+        return Response(AttributionRecordOutput(record).data)
+
+
+class ChainReportOutput(serializers.Serializer):
+    ok = serializers.BooleanField()
+    checked = serializers.IntegerField(help_text="records found intact, in chain order")
+    first_broken_sequence = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    head_sequence = serializers.IntegerField(allow_null=True, help_text="last intact record")
+    head_hash = serializers.CharField()
+
+
+class ChainVerifyApi(APIView):
+    """Staff: recompute the whole hash chain (about 3 s per 100,000 records)."""
+
+    @extend_schema(responses=ChainReportOutput)
+    def get(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise Forbidden("only staff can verify the attribution log")
+        return Response(ChainReportOutput(selectors.attribution_chain_verify()).data)
