@@ -14,6 +14,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from catalog.models import Distribution, Level
@@ -42,6 +43,11 @@ class ReferencesField(serializers.ListField):
     """A list of references; multipart forms send it as one JSON string."""
 
     child = ReferenceInput()
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and self.field_name in dictionary:
+            return dictionary.get(self.field_name)  # one JSON string, not a list of fields
+        return super().get_value(dictionary)
 
     def to_internal_value(self, data):
         if isinstance(data, str):

@@ -147,6 +147,8 @@ def demo(host: str, port: int) -> int:
         manage("train_encoder", "--if-needed")
         step("Embeddings of the catalogue (10-s windows + track vectors in pgvector)")
         manage("embed_catalogue")
+        step("Generator (committed demo checkpoint, or trained if consent changed; <= 20 min)")
+        manage("train_generator", "--if-needed")
 
         step("Starting web server and Celery worker")
         env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}"}
@@ -174,6 +176,7 @@ def demo(host: str, port: int) -> int:
             f"  API docs    {base}/api/docs/\n"
             f"  catalogue   {base}/api/catalogue/recordings/\n"
             f'  retrieval   POST {base}/api/retrieval/text/  {{"prompt": "calm piano"}}\n'
+            f"  generate    POST {base}/api/generations/  (see README: two references)\n"
             f"  admin       {base}/admin/\n"
             f"Sign in with the demo accounts printed above. Ctrl-C stops everything.\n",
             flush=True,

@@ -8,105 +8,250 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0005_hnsw_m32'),
+        ("catalog", "0005_hnsw_m32"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64)),
-                ('version', models.CharField(max_length=64)),
-                ('config', models.JSONField(default=dict, help_text='Generator config the model is rebuilt from.')),
-                ('checkpoint_path', models.CharField(max_length=500)),
-                ('checkpoint_sha256', models.CharField(max_length=64)),
-                ('training_manifest', models.JSONField(default=dict)),
-                ('training_recording_ids', models.JSONField(default=list)),
-                ('quality', models.JSONField(blank=True, default=dict, help_text='Conditioning measurements.')),
-                ('is_active', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('encoder', models.ForeignKey(help_text='The CLAP encoder whose embeddings condition this model.', on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.encoderversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("version", models.CharField(max_length=64)),
+                (
+                    "config",
+                    models.JSONField(
+                        default=dict, help_text="Generator config the model is rebuilt from."
+                    ),
+                ),
+                ("checkpoint_path", models.CharField(max_length=500)),
+                ("checkpoint_sha256", models.CharField(max_length=64)),
+                ("training_manifest", models.JSONField(default=dict)),
+                ("training_recording_ids", models.JSONField(default=list)),
+                (
+                    "quality",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Conditioning measurements."
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "encoder",
+                    models.ForeignKey(
+                        help_text="The CLAP encoder whose embeddings condition this model.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.encoderversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationRequest',
+            name="GenerationRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('key', models.CharField(blank=True, help_text='Client idempotency key (unique per user).', max_length=100)),
-                ('fingerprint', models.CharField(help_text='Hash of what was asked for.', max_length=64)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('distribution', models.CharField(choices=[('private', 'Private use'), ('non_commercial', 'Non-commercial distribution'), ('commercial', 'Commercial distribution')], max_length=16)),
-                ('seconds', models.FloatField(validators=[django.core.validators.MinValueValidator(0.5)])),
-                ('prompt', models.CharField(blank=True, max_length=500)),
-                ('seed', models.BigIntegerField()),
-                ('upload', models.FileField(blank=True, max_length=255, upload_to='generation/uploads/')),
-                ('upload_sha256', models.CharField(blank=True, max_length=64)),
-                ('strength', models.FloatField(blank=True, help_text='SDEdit noise level (audio).', null=True)),
-                ('segment_start', models.FloatField(blank=True, help_text='Temporal level (s).', null=True)),
-                ('segment_end', models.FloatField(blank=True, null=True)),
-                ('verified_at', models.DateTimeField()),
-                ('verification_record_hash', models.CharField(blank=True, max_length=64)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, help_text='Last progress write.', null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('progress_step', models.PositiveIntegerField(default=0)),
-                ('progress_total', models.PositiveIntegerField(default=0)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('output', models.FileField(blank=True, max_length=255, upload_to='generation/outputs/')),
-                ('output_sha256', models.CharField(blank=True, max_length=64)),
-                ('generation_record_hash', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='generation_requests', to=settings.AUTH_USER_MODEL)),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='generation.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "key",
+                    models.CharField(
+                        blank=True,
+                        help_text="Client idempotency key (unique per user).",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "fingerprint",
+                    models.CharField(help_text="Hash of what was asked for.", max_length=64),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "distribution",
+                    models.CharField(
+                        choices=[
+                            ("private", "Private use"),
+                            ("non_commercial", "Non-commercial distribution"),
+                            ("commercial", "Commercial distribution"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "seconds",
+                    models.FloatField(validators=[django.core.validators.MinValueValidator(0.5)]),
+                ),
+                ("prompt", models.CharField(blank=True, max_length=500)),
+                ("seed", models.BigIntegerField()),
+                (
+                    "upload",
+                    models.FileField(blank=True, max_length=255, upload_to="generation/uploads/"),
+                ),
+                ("upload_sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "strength",
+                    models.FloatField(
+                        blank=True, help_text="SDEdit noise level (audio).", null=True
+                    ),
+                ),
+                (
+                    "segment_start",
+                    models.FloatField(blank=True, help_text="Temporal level (s).", null=True),
+                ),
+                ("segment_end", models.FloatField(blank=True, null=True)),
+                ("verified_at", models.DateTimeField()),
+                ("verification_record_hash", models.CharField(blank=True, max_length=64)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "heartbeat_at",
+                    models.DateTimeField(blank=True, help_text="Last progress write.", null=True),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("progress_step", models.PositiveIntegerField(default=0)),
+                ("progress_total", models.PositiveIntegerField(default=0)),
+                ("failure_reason", models.TextField(blank=True)),
+                (
+                    "output",
+                    models.FileField(blank=True, max_length=255, upload_to="generation/outputs/"),
+                ),
+                ("output_sha256", models.CharField(blank=True, max_length=64)),
+                ("generation_record_hash", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="generation_requests",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="generation.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationReference',
+            name="GenerationReference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('level', models.CharField(choices=[('song', 'Song-level'), ('parameter', 'Parameter-level'), ('audio', 'Audio-level'), ('temporal', 'Temporal (segment) level')], max_length=16)),
-                ('role', models.CharField(max_length=32)),
-                ('weight', models.FloatField()),
-                ('segment_start', models.FloatField(blank=True, null=True)),
-                ('segment_end', models.FloatField(blank=True, null=True)),
-                ('consent_version_ids', models.JSONField(default=list, help_text='Consent versions the submission verification relied on.')),
-                ('recording', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.recording')),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='references', to='generation.generationrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
+                (
+                    "level",
+                    models.CharField(
+                        choices=[
+                            ("song", "Song-level"),
+                            ("parameter", "Parameter-level"),
+                            ("audio", "Audio-level"),
+                            ("temporal", "Temporal (segment) level"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("role", models.CharField(max_length=32)),
+                ("weight", models.FloatField()),
+                ("segment_start", models.FloatField(blank=True, null=True)),
+                ("segment_end", models.FloatField(blank=True, null=True)),
+                (
+                    "consent_version_ids",
+                    models.JSONField(
+                        default=list,
+                        help_text="Consent versions the submission verification relied on.",
+                    ),
+                ),
+                (
+                    "recording",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.recording",
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="references",
+                        to="generation.generationrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
-                'constraints': [models.UniqueConstraint(fields=('request', 'position'), name='reference_position')],
+                "ordering": ["position"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("request", "position"), name="reference_position"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('name', 'version'), name='model_version_unique'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                fields=("name", "version"), name="model_version_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_model_version'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True)),
+                fields=("is_active",),
+                name="one_active_model_version",
+            ),
         ),
         migrations.AddIndex(
-            model_name='generationrequest',
-            index=models.Index(fields=['requested_by', '-created_at'], name='generation__request_d08d8c_idx'),
+            model_name="generationrequest",
+            index=models.Index(
+                fields=["requested_by", "-created_at"], name="generation__request_d08d8c_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='generationrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('key', ''), _negated=True), fields=('requested_by', 'key'), name='generation_key_unique_per_user'),
+            model_name="generationrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("key", ""), _negated=True),
+                fields=("requested_by", "key"),
+                name="generation_key_unique_per_user",
+            ),
         ),
     ]

@@ -198,6 +198,7 @@ def verification_payload(
     """The attribution-log record of one verification (at submission or at worker start)."""
     verdicts = verification.to_record()
     for verdict, ref in zip(verdicts, references, strict=True):
+        verdict["recording"] = verdict.pop("recording_id")
         verdict.update(role=ref.role, weight=ref.weight)
         verdict["segment"] = (
             [ref.segment_start, ref.segment_end] if ref.segment_start is not None else None
