@@ -13,14 +13,25 @@ from generation.model.pipeline import GenerationSpec, Generator, ReferenceCondit
 
 
 def measure_real_time_factor(
-    generator: Generator, seconds: float = 10.0, repeats: int = 3
+    generator: Generator, seconds: float = 10.0, repeats: int = 3, threads: int | None = None
 ) -> dict[str, Any]:
     """Median wall time of `repeats` generations of `seconds` s (default sampler settings, one
     reference, so CFG is on) divided by `seconds`, after one warm-up run.
 
     Returns rtf (total / seconds), the median seconds of sampling (the DiT) and of rendering
-    (mel inverse + Griffin-Lim), and the settings measured.
+    (mel inverse + Griffin-Lim), and the settings measured. `threads` sets torch's CPU
+    threads for the measurement (restored afterwards).
     """
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(generator, seconds, repeats)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(generator: Generator, seconds: float, repeats: int) -> dict[str, Any]:
     seconds = min(seconds, generator.max_seconds)
     rng = np.random.default_rng(0)
     embedding = rng.standard_normal(generator.config.dit.cond_dim).astype(np.float32)

@@ -168,10 +168,10 @@ class TrainConfig:
     """One training run. The defaults fit the demo budget (about 60 recordings, 2 CPU cores,
     well under 20 minutes; see generation/model/README.md for the measurement)."""
 
-    steps: int = 600
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    warmup_steps: int = 40
+    steps: int = 1800
+    batch_size: int = 16
+    learning_rate: float = 6e-4
+    warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     ema_decay: float = 0.995  # warmed up as min(decay, (1 + step) / (10 + step))
@@ -181,7 +181,7 @@ class TrainConfig:
     weight_min: float = 0.5
     weight_max: float = 1.5
     loss_on_padding: bool = False  # False: padded frames are masked out of the training loss
-    time_budget_seconds: float | None = None  # stop early (and say so) when exceeded
+    time_budget_seconds: float | None = 1020.0  # stop early (and say so) after 17 minutes
     seed: int = 0
     device: str = "auto"  # "auto" = CUDA when available
 
@@ -195,6 +195,8 @@ class TrainConfig:
         _require(0 <= self.text_prob <= 1, "text_prob must be in [0, 1]")
         _require(0 <= self.weight_min <= self.weight_max, "need 0 <= weight_min <= weight_max")
         _require(self.device in ("auto", "cpu") or self.device.startswith("cuda"), "bad device")
+        budget = self.time_budget_seconds
+        _require(budget is None or budget > 0, "time_budget_seconds must be > 0 or None")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -208,7 +210,7 @@ class TrainConfig:
         """For tests: a few hundred small steps on CPU."""
         values: dict[str, Any] = dict(
             steps=150, batch_size=8, learning_rate=3e-3, warmup_steps=10, ema_decay=0.9,
-            min_crop_seconds=0.5, device="cpu",
+            min_crop_seconds=0.5, time_budget_seconds=None, device="cpu",
         )  # fmt: skip
         values.update(overrides)
         return cls(**values)

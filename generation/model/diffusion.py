@@ -1,7 +1,15 @@
 """Cosine v-diffusion: the training/attribution loss and the DDIM sampler.
 
 x_t = alpha_t x0 + sigma_t eps with alpha_t = cos(pi t / 2), sigma_t = sin(pi t / 2);
-the model predicts v = alpha_t eps - sigma_t x0 (stable-audio-tools "v" objective).
+the objective is the MSE on v = alpha_t eps - sigma_t x0 (stable-audio-tools "v" objective).
+
+The network itself predicts x0 and returns v = (alpha_t x_t - x0_hat) / sigma_t ("x-prediction,
+v-loss", Li & He 2025, "Back to Basics: Let Denoising Generative Models Denoise"). A latent-free
+patch of 8 frames x 80 mel bins has 640 values and the model 256 channels: a network that has to
+output v (mostly noise) through that bottleneck cannot remove the noise outside the 256
+dimensions it sees, and its samples keep a grain of residual noise; clean spectrogram patches
+do fit, so predicting x0 does not have that problem. The v-loss weights the x0 error by
+1 / sigma_t^2; that weight is capped at 1 / LOSS_SIGMA_FLOOR^2 for the nearly clean timesteps.
 
 `diffusion_loss` draws nothing itself: the caller passes the timesteps and the noise, so the
 losses before and after an unlearning step use the same draws (common random numbers).
@@ -18,6 +26,7 @@ from generation.model.conditioning import Conditioning, collate
 from generation.model.config import GeneratorError
 
 Progress = Callable[[int, int], None]
+LOSS_SIGMA_FLOOR = 0.05  # below this noise level the v-loss weight stops growing
 
 
 def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +42,9 @@ def diffusion_loss(
     mask: torch.Tensor | None = None,  # (B, T) bool: frames that count in the loss
     frame_mask: torch.Tensor | None = None,  # (B, T) bool: padding mask the model attends with
 ) -> torch.Tensor:
-    """Per-sample MSE between predicted and true v -> (B,).
+    """Per-sample MSE between predicted and true v -> (B,), the weight of timesteps with
+    sigma_t < LOSS_SIGMA_FLOOR scaled down by (sigma_t / LOSS_SIGMA_FLOOR)^2 (there the x0 error
+    counts as at the floor instead of growing without bound).
 
     With (B, K) timesteps the loss of each sample is averaged over its K draws. `mask` limits the
     average to valid frames (M_L); `frame_mask` is what the model sees (pass the example's mask
@@ -56,7 +67,8 @@ def diffusion_loss(
     alpha, sigma = alpha_sigma(timesteps.to(x0.dtype)[:, None, None])
     x_t = alpha * x0 + sigma * noise
     target = alpha * noise - sigma * x0
-    error = (model(x_t, timesteps, cond, frame_mask) - target) ** 2  # (B * K, M, T)
+    floor = (sigma / LOSS_SIGMA_FLOOR).clamp(max=1.0) ** 2  # (B * K, 1, 1)
+    error = floor * (model(x_t, timesteps, cond, frame_mask) - target) ** 2  # (B * K, M, T)
     if mask is None:
         loss = error.mean(dim=(1, 2))
     else:
@@ -65,7 +77,7 @@ def diffusion_loss(
     return loss.reshape(batch, draws).mean(dim=1)  # (B,)
 
 
-def guided_v(
+def guided_x0(
     model: torch.nn.Module,
     x: torch.Tensor,
     t: torch.Tensor,
@@ -73,15 +85,17 @@ def guided_v(
     cfg_scale: float,
     frame_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """v with classifier-free guidance: v_u + s (v_c - v_u), both branches in one batch."""
+    """x0 prediction with classifier-free guidance, u + s (c - u), both branches in one batch
+    (the same as guiding v: at fixed x_t, v is affine in x0)."""
     if cfg_scale == 1.0:
-        return model(x, t, cond, frame_mask)
+        return model.predict_x0(x, t, cond, frame_mask)
     if cfg_scale == 0.0:
-        return model(x, t, cond.unconditional(), frame_mask)
+        return model.predict_x0(x, t, cond.unconditional(), frame_mask)
     both = collate([cond, cond.unconditional()])
     mask2 = None if frame_mask is None else torch.cat([frame_mask, frame_mask])
-    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), both, mask2).chunk(2)
-    return v_uncond + cfg_scale * (v_cond - v_uncond)
+    x2, t2 = torch.cat([x, x]), torch.cat([t, t])
+    x0_cond, x0_uncond = model.predict_x0(x2, t2, both, mask2).chunk(2)
+    return x0_uncond + cfg_scale * (x0_cond - x0_uncond)
 
 
 @torch.no_grad()
@@ -99,7 +113,7 @@ def sample(
     frame_mask: torch.Tensor | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """DDIM (eta = 0) on the v-prediction from t = strength down to 0 -> x0 (B, M, T).
+    """DDIM (eta = 0) from t = strength down to 0 -> x0 (B, M, T).
 
     All randomness is one noise tensor drawn from `generator` on the CPU, so a seed gives the same
     result on any device. SDEdit: init noised to t = strength, ceil(steps * strength) steps.
@@ -123,10 +137,9 @@ def sample(
     batch = shape[0]
     for i in range(count):
         t, t_next = times[i], times[i + 1]
-        v = guided_v(model, x, t.expand(batch), cond, cfg_scale, frame_mask)
+        x0_hat = guided_x0(model, x, t.expand(batch), cond, cfg_scale, frame_mask)
         alpha, sigma = alpha_sigma(t)
-        x0_hat = alpha * x - sigma * v
-        eps_hat = sigma * x + alpha * v
+        eps_hat = (x - alpha * x0_hat) / sigma  # t > 0 inside the loop
         alpha_next, sigma_next = alpha_sigma(t_next)
         x = alpha_next * x0_hat + sigma_next * eps_hat
         if keep3 is not None:

@@ -5,12 +5,14 @@ feed-forward, one block, the model, and `layer_groups` for training-data attribu
 
 - Input: the noised normalised log-mel x (B, n_mels, T), patchified along time into
   T / patch_frames tokens of n_mels * patch_frames values.
-- Global conditioning: Fourier features of the diffusion time t plus the timing numbers
-  (seconds_start, seconds_total), applied by adaLN-zero modulation in every block.
+- Global conditioning: Fourier features of the diffusion time t, the timing numbers
+  (seconds_start, seconds_total) and the pooled reference/text tokens (as SD3 adds its pooled
+  text embedding), applied by adaLN-zero modulation in every block.
 - Cross-attention context: a learned register token (always present, so attention is defined
   for the unconditional branch), the two timing tokens, an optional text-prompt token and one
   token per reference = LayerNorm(Linear(CLAP embedding) + role embedding) * weight.
-- Self-attention uses rotary positions and a key-padding mask for padded frames.
+- Self-attention uses rotary positions and a key-padding mask for padded frames; padded frames
+  are zeroed before patchifying, so they cannot reach real frames through a shared token.
 
 Parameter names are a contract with attribution (TDA targets layer groups by name):
 `blocks.{i}.self_attn.{to_q,to_k,to_v,to_out}` and `blocks.{i}.cross_attn.{to_q,to_k,to_v,to_out}`.
@@ -28,6 +30,7 @@ from torch import nn
 
 from generation.model.conditioning import Conditioning
 from generation.model.config import DiTConfig
+from generation.model.diffusion import alpha_sigma
 
 # -- conditioning embedders ----------------------------------------------------------------
 
@@ -87,6 +90,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
+        self.fused = True  # F.scaled_dot_product_attention; False: plain math (vmap-friendly)
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_k = nn.Linear(dim, dim, bias=False)
         self.to_v = nn.Linear(dim, dim, bias=False)
@@ -109,7 +113,13 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, D/H)
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, D/H)
+        else:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, N, S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            out = scores.softmax(dim=-1) @ v  # (B, H, N, D/H)
         return self.to_out(out.transpose(1, 2).reshape(batch, tokens, dim))
 
 
@@ -160,7 +170,8 @@ class DiTBlock(nn.Module):
 
 
 class DiffusionTransformer(nn.Module):
-    """v-prediction network: (x_t, t, conditioning) -> v, all shaped like x (B, n_mels, T)."""
+    """(x_t, t, conditioning) -> v, shaped like x (B, n_mels, T), through an x0 prediction
+    (see diffusion.py for why)."""
 
     def __init__(self, config: DiTConfig, n_mels: int) -> None:
         super().__init__()
@@ -182,24 +193,38 @@ class DiffusionTransformer(nn.Module):
         self.text_proj = nn.Linear(config.cond_dim, dim)
         self.text_type = nn.Parameter(torch.randn(dim) * 0.02)
         self.context_norm = nn.LayerNorm(dim)
+        self.pooled_global = nn.Linear(dim, dim)
         self.blocks = nn.ModuleList(
             DiTBlock(dim, config.heads, config.ff_mult) for _ in range(config.depth)
         )
         self.norm_out = nn.LayerNorm(dim, elementwise_affine=False)
         self.modulation_out = nn.Linear(dim, 2 * dim)
         self.patch_out = nn.Linear(dim, n_mels * patch)
-        for layer in (self.modulation_out, self.patch_out):  # starts predicting v = 0
+        for layer in (self.modulation_out, self.patch_out):  # starts predicting x0 = 0
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def use_fused_attention(self, enabled: bool) -> DiffusionTransformer:
+        """Switch attention between the fused kernel (default, fastest) and plain tensor math,
+        which `torch.func.vmap` batches natively (per-sample gradients for attribution)."""
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.fused = enabled
+        return self
+
     def context(
         self, cond: Conditioning, start: torch.Tensor, total: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-attention tokens (B, 4 + R, D) and their mask (B, 4 + R)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cross-attention tokens (B, 4 + R, D), their mask (B, 4 + R), and the pooled
+        conditioning (B, D): the mean of the present weighted reference tokens plus the text
+        token when present (zero for the unconditional branch)."""
         batch = start.shape[0]
         refs = self.reference_proj(cond.embeddings) + self.role_embed(cond.roles)  # (B, R, D)
         refs = self.context_norm(refs) * cond.weights[..., None].to(refs.dtype)
         text = self.context_norm(self.text_proj(cond.text) + self.text_type)  # (B, D)
+        present = cond.ref_mask.to(refs.dtype)[..., None]  # (B, R, 1)
+        pooled = (refs * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)  # (B, D)
+        pooled = pooled + text * cond.text_mask.to(text.dtype)[:, None]
         tokens = torch.cat(
             [
                 self.register.expand(batch, -1, -1),
@@ -212,7 +237,7 @@ class DiffusionTransformer(nn.Module):
         )  # (B, 4 + R, D)
         always = torch.ones(batch, 3, dtype=torch.bool, device=tokens.device)
         mask = torch.cat([always, cond.text_mask[:, None], cond.ref_mask], dim=1)  # (B, 4 + R)
-        return tokens, mask
+        return tokens, mask, pooled
 
     def forward(
         self,
@@ -221,23 +246,39 @@ class DiffusionTransformer(nn.Module):
         cond: Conditioning,
         frame_mask: torch.Tensor | None = None,  # (B, T) bool, True = real frame
     ) -> torch.Tensor:
+        """v = (alpha_t x - x0_hat) / sigma_t (B, n_mels, T); sigma_t is clamped at 1e-4."""
+        x0 = self.predict_x0(x, t, cond, frame_mask)
+        alpha, sigma = alpha_sigma(t.to(x.dtype)[:, None, None])
+        return (alpha * x - x0) / sigma.clamp_min(1e-4)
+
+    def predict_x0(
+        self,
+        x: torch.Tensor,  # (B, n_mels, T) noised normalised log-mel
+        t: torch.Tensor,  # (B,)
+        cond: Conditioning,
+        frame_mask: torch.Tensor | None = None,  # (B, T)
+    ) -> torch.Tensor:
+        """The network's own output: the clean normalised log-mel x0 (B, n_mels, T)."""
         batch, mels, frames = x.shape
         patch = self.config.patch_frames
         pad = (-frames) % patch
         tokens = (frames + pad) // patch
+        token_mask = None
+        if frame_mask is not None:
+            frame_mask = frame_mask.to(torch.bool)
+            x = torch.where(frame_mask[:, None, :], x, 0.0)  # padded frames carry nothing
+            padded = F.pad(frame_mask, (0, pad), value=False)
+            token_mask = padded.reshape(batch, tokens, patch).any(dim=-1)  # (B, N) any real frame
         x = F.pad(x, (0, pad))  # (B, M, N * P)
         x = x.reshape(batch, mels, tokens, patch).permute(0, 2, 1, 3)  # (B, N, M, P)
         h = self.patch_in(x.reshape(batch, tokens, mels * patch))  # (B, N, D)
-        token_mask = None
-        if frame_mask is not None:  # a token is real when any of its frames is
-            padded = F.pad(frame_mask.to(torch.bool), (0, pad), value=False)
-            token_mask = padded.reshape(batch, tokens, patch).any(dim=-1)  # (B, N)
 
         start = self.seconds_start(cond.seconds_start)  # (B, D)
         total = self.seconds_total(cond.seconds_total)  # (B, D)
         g = self.timestep_embed(self.timestep_features(t.float()))  # (B, D)
         g = g + self.timing_global(torch.cat([start, total], dim=-1))  # (B, D)
-        context, context_mask = self.context(cond, start, total)  # (B, S, D), (B, S)
+        context, context_mask, pooled = self.context(cond, start, total)  # (B, S, D), (B, S)
+        g = g + self.pooled_global(pooled)  # (B, D)
         rope = rotary(tokens, self.config.dim // self.config.heads, x.device)
 
         for block in self.blocks:

@@ -147,6 +147,8 @@ class Generator:
             if not np.all(np.isfinite(text)) or not np.any(text):
                 raise GeneratorError("text embedding must be finite and non-zero")
 
+        if not isinstance(spec.seed, int | np.integer) or not 0 <= int(spec.seed) < 2**63:
+            raise GeneratorError(f"seed must be an integer in [0, 2**63), got {spec.seed!r}")
         steps = c.sampler.steps if spec.steps is None else int(spec.steps)
         if not 1 <= steps <= 1000:
             raise GeneratorError(f"steps must be in [1, 1000], got {steps}")

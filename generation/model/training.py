@@ -64,11 +64,12 @@ class TrainingReport:
         return float(np.mean(tail)) if tail else float("nan")
 
 
-def learning_rate_at(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 5% of the peak at `total`."""
+def learning_rate_at(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over the first `warmup` steps, then cosine decay over `progress` in
+    [0, 1] (the share of the run done) to 5% of the peak."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max(0.0, progress))
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -284,10 +285,11 @@ def train_generator(
         ).mean()  # fmt: skip
         if not torch.isfinite(loss):
             raise GeneratorError(f"training diverged at step {step} (loss {float(loss)})")
+        done = (step - 1) / train.steps
+        if train.time_budget_seconds:  # a time budget shortens the schedule, not just the run
+            done = max(done, (time.monotonic() - started) / train.time_budget_seconds)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate_at(
-                step - 1, train.steps, train.learning_rate, train.warmup_steps
-            )
+            group["lr"] = learning_rate_at(step - 1, done, train.learning_rate, train.warmup_steps)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)

@@ -35,12 +35,14 @@ from catalog.selectors import recordings_permitting
 from config.exceptions import Conflict, InvalidInput
 from generation.model import (
     GeneratorConfig,
+    GeneratorError,
     GeneratorTrainingItem,
     MelFrontend,
     TrainConfig,
     save_generator,
     train_generator,
 )
+from generation.model.checkpoint import read_checkpoint
 from generation.models import ModelVersion
 
 NAME = "default-dit"
@@ -64,7 +66,12 @@ def training_fingerprint(
         "audio": sorted(r.content_sha256 for r in recordings),
         "encoder": encoder_version.checkpoint_sha256,
         "model": config.to_dict(),
-        "training": {k: v for k, v in train.to_dict().items() if k not in {"device"}},
+        # where and how long it ran do not change what it learned from
+        "training": {
+            k: v
+            for k, v in train.to_dict().items()
+            if k not in {"device", "time_budget_seconds"}
+        },
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -222,9 +229,10 @@ def generator_train(
     seconds = time.monotonic() - started
     manifest = training_manifest(recordings, encoder_version, config, train, report.usage)
     manifest["run"] = {
-        "steps": len(report.losses),
+        "steps": report.steps_done,
         "seconds": round(seconds, 1),
-        "final_loss": round(float(np.mean(report.losses[-50:])), 5),
+        "final_loss": round(report.final_loss, 5),
+        "stopped_early": report.stopped_early,  # at the time budget
         "device": report.device,
         "crop": report.crop_settings,
     }
@@ -238,7 +246,6 @@ def generator_train(
     version = model_version_register(
         checkpoint_path=path,
         encoder_version=encoder_version,
-        config=config,
         training_manifest=manifest,
         activate=activate,
     )
@@ -249,10 +256,14 @@ def model_version_register(
     *,
     checkpoint_path: Path,
     encoder_version: EncoderVersion,
-    config: GeneratorConfig,
     training_manifest: dict[str, Any],
     activate: bool = True,
 ) -> ModelVersion:
+    """Register a checkpoint; its config (with the fitted normalisation) is read from it."""
+    try:
+        config = GeneratorConfig.from_dict(read_checkpoint(checkpoint_path)["config"])
+    except (GeneratorError, KeyError) as exc:
+        raise InvalidInput(f"{checkpoint_path} is not a generator checkpoint: {exc}") from exc
     digest = file_sha256(checkpoint_path)
     version, _ = ModelVersion.objects.get_or_create(
         name=NAME,
@@ -311,7 +322,6 @@ def model_version_install_committed(
     return model_version_register(
         checkpoint_path=target,
         encoder_version=encoder_version,
-        config=config,
         training_manifest=manifest,
     )
 

@@ -92,6 +92,7 @@ class Command(BaseCommand):
             f"Generator {version} trained on {len(version.training_recording_ids)} recordings: "
             f"{run['steps']} steps in {run['seconds']} s on {run['device']}, "
             f"final loss {run['final_loss']}"
+            + (" (stopped at the time budget)" if run.get("stopped_early") else "")
         )
         self.stdout.write(f"checkpoint: {version.checkpoint_path}")
         if options["export"]:
