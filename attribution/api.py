@@ -7,7 +7,7 @@ requested answers 404, so ids of other users' records are not confirmed.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from attribution import selectors
 from attribution.models import AttributionRecord
+from catalog.selectors import recordings_labels
 from config.exceptions import Forbidden
 
 
@@ -77,3 +78,70 @@ class ChainVerifyApi(APIView):
         if not request.user.is_staff:
             raise Forbidden("only staff can verify the attribution log")
         return Response(ChainReportOutput(selectors.attribution_chain_verify()).data)
+
+
+class TrainingContributorOutput(serializers.Serializer):
+    recording = serializers.IntegerField()
+    title = serializers.CharField()
+    artist = serializers.CharField()
+    score = serializers.FloatField(help_text="loss increase after unlearning (seed 000 Eq. 2)")
+    share_softmax = serializers.FloatField()
+    share_topk = serializers.FloatField()
+
+
+class TrainingAttributionOutput(serializers.Serializer):
+    generation = serializers.CharField(source="generation_ref")
+    status = serializers.CharField()
+    stage = serializers.CharField()
+    progress = serializers.SerializerMethodField()
+    failure_reason = serializers.CharField()
+    model_version_id = serializers.IntegerField()
+    config = serializers.JSONField()
+    payout_share_kind = serializers.CharField(help_text="the shares the TDA pool was split by")
+    settlement_ref = serializers.CharField(help_text="ledger transaction key of the pool split")
+    result_sha256 = serializers.CharField()
+    contributors = serializers.SerializerMethodField(
+        help_text="every training recording, highest score first (empty until done)"
+    )
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+    def get_progress(self, job) -> dict:
+        return {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "chunks_done": job.chunks_done,
+            "chunks_total": job.chunks_total,
+        }
+
+    @extend_schema_field(TrainingContributorOutput(many=True))
+    def get_contributors(self, job) -> list[dict]:
+        if job.scores is None:
+            return []
+        ids = [int(r) for r in job.scores]
+        labels = recordings_labels(recording_ids=ids)
+        rows = [
+            {
+                "recording": rid,
+                "title": labels.get(rid, ("(removed)", ""))[0],
+                "artist": labels.get(rid, ("", ""))[1],
+                "score": job.scores[str(rid)],
+                "share_softmax": job.shares["softmax"][str(rid)],
+                "share_topk": job.shares["topk"][str(rid)],
+            }
+            for rid in ids
+        ]
+        return sorted(rows, key=lambda row: -row["score"])
+
+
+class TrainingAttributionApi(APIView):
+    """A generation's training-time attribution: status with progress, then a score and
+    normalised shares per training recording. For who asked for the generation, and staff."""
+
+    @extend_schema(responses=TrainingAttributionOutput)
+    def get(self, request: Request, generation: str) -> Response:
+        job = selectors.training_attribution_readable_by(
+            user=request.user, generation_ref=str(generation)
+        )
+        return Response(TrainingAttributionOutput(job).data)

@@ -64,3 +64,64 @@ class AttributionRecord(models.Model):
     def __str__(self) -> str:
         ref = f" {self.generation_ref}" if self.generation_ref else ""
         return f"#{self.sequence} {self.kind}{ref}"
+
+
+class TrainingAttribution(models.Model):
+    """Training-time attribution (TDA, seed 000) of one completed generation: a score per
+    training recording of the model version that made it, and the normalised shares the
+    royalty ledger splits the TDA pool by.
+
+    Written only by `attribution.services.training`; the run's files (Fisher shared per model
+    version, unlearned weights, scored chunks, result.json) live under settings.TDA_STATE_DIR.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Stage(models.TextChoices):
+        WAITING = "", "Waiting"
+        FISHER = "fisher", "Fisher information (once per model version)"
+        UNLEARN = "unlearn", "Unlearning the generated sample"
+        SCORE = "score", "Scoring the training recordings"
+        SETTLE = "settle", "Normalising and settling the pool"
+
+    generation_ref = models.CharField(max_length=64, unique=True)
+    generation_requested_by = models.BigIntegerField(
+        help_text="User id of who asked for the generation (who may read this)."
+    )
+    model_version_id = models.BigIntegerField(help_text="generation.ModelVersion id.")
+    model_checkpoint_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=10, choices=Stage.choices, blank=True, default="")
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    config = models.JSONField(help_text="TDAConfig the scores were computed with.")
+    # Complete results only (status done): {recording id: score}, shares by kind.
+    scores = models.JSONField(null=True, blank=True)
+    shares = models.JSONField(null=True, blank=True)
+    payout_share_kind = models.CharField(max_length=16, blank=True)
+    result_sha256 = models.CharField(max_length=64, blank=True)
+    stats = models.JSONField(default=dict, blank=True, help_text="Fisher/unlearning/timings.")
+    settlement_ref = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="done") | (Q(scores__isnull=False) & Q(shares__isnull=False)),
+                name="tda_done_has_scores",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"TDA of {self.generation_ref} ({self.status})"

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from attribution.chain import GENESIS_HASH, payload_digest, record_digest
-from attribution.models import AttributionRecord
+from attribution.models import AttributionRecord, TrainingAttribution
 from config.exceptions import InvalidInput, NotFound
 
 CHAIN_FIELDS = (
@@ -124,3 +124,19 @@ def attribution_record_readable_by(*, user: AbstractBaseUser, sequence: int) -> 
     if not getattr(user, "is_staff", False) and record.payload.get("requested_by") != user.pk:
         raise NotFound(f"attribution record {sequence} does not exist")
     return record
+
+
+def training_attribution_readable_by(
+    *, user: AbstractBaseUser, generation_ref: str
+) -> TrainingAttribution:
+    """A generation's TDA job, for staff or for who asked for the generation (404 otherwise,
+    so other users' generation ids are not confirmed)."""
+    job = TrainingAttribution.objects.filter(generation_ref=generation_ref).first()
+    if job is None or not (user.is_staff or job.generation_requested_by == user.pk):
+        raise NotFound(f"no training attribution for generation {generation_ref}")
+    return job
+
+
+def training_attributions_visible_to(*, user: AbstractBaseUser) -> QuerySet[TrainingAttribution]:
+    jobs = TrainingAttribution.objects.all()
+    return jobs if user.is_staff else jobs.filter(generation_requested_by=user.pk)

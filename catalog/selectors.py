@@ -249,3 +249,11 @@ def recordings_consent_state(*, recording_ids: Iterable[int]) -> dict[int, list[
             )
         )
     return state
+
+
+def recordings_labels(*, recording_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """(title, artist name) of each existing recording, for showing ids to people."""
+    rows = Recording.objects.filter(pk__in=list(recording_ids)).values_list(
+        "pk", "title", "artist__name"
+    )
+    return {pk: (title, artist) for pk, title, artist in rows}

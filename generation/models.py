@@ -96,6 +96,10 @@ class GenerationRequest(models.Model):
 
     output = models.FileField(upload_to="generation/outputs/", max_length=255, blank=True)
     output_sha256 = models.CharField(max_length=64, blank=True)
+    # The sampled log-mel the audio was rendered from (.npy): training-time attribution
+    # unlearns exactly this sample, not a re-analysis of the rendered audio.
+    sample = models.FileField(upload_to="generation/samples/", max_length=255, blank=True)
+    sample_sha256 = models.CharField(max_length=64, blank=True)
     generation_record_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

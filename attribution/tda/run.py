@@ -236,6 +236,10 @@ class AttributionRun:
     def _chunk_file(self, start: int, stop: int) -> Path:
         return self.directory / "scores" / f"{start:08d}-{stop:08d}.npz"
 
+    def has_chunk(self, start: int, stop: int) -> bool:
+        """Whether items [start, stop) are scored and saved already."""
+        return self._chunk_file(start, stop).exists()
+
     def score(self, start: int = 0, stop: int | None = None) -> ScoreChunk:
         """Scores of items [start, stop) (a grid-aligned chunk), saved; loaded when present."""
         stop = len(self.manifest) if stop is None else stop

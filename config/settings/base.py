@@ -168,3 +168,19 @@ C2PA_CERTIFICATE_CHAIN = os.environ.get("C2PA_CERTIFICATE_CHAIN", "")
 C2PA_PRIVATE_KEY = os.environ.get("C2PA_PRIVATE_KEY", "")
 C2PA_TRUST_ANCHORS = os.environ.get("C2PA_TRUST_ANCHORS", "")
 C2PA_DEVELOPMENT_DIR = Path(os.environ.get("C2PA_DEVELOPMENT_DIR", STATE_DIR / "c2pa"))
+
+# --- Training-time attribution (TDA) ----------------------------------------------------------
+# Run files: Fisher per model version, base-loss caches, one directory per generation.
+TDA_STATE_DIR = Path(os.environ.get("TDA_STATE_DIR", STATE_DIR / "tda"))
+# Overrides of attribution.tda.TDAConfig for the platform's generator. M_L on: it was trained
+# with padding masked out of its loss. lr 1e-7: Eq. 6 divides by N, and N is small here
+# (see attribution/tda/README.md); `manage.py tda_self_influence` is how to choose it.
+TDA_CONFIG = {"loss_mask": True, "learning_rate": 1e-7}
+# Training items per scoring task (chord member on the `gpu` queue); rounded to whole batches.
+TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
+# Which normalised shares split the TDA pool: "topk" (top TDA_PAYOUT_TOP_K, by score) or
+# "softmax" (seed 000 Fig. 1).
+TDA_PAYOUT_SHARES = os.environ.get("TDA_PAYOUT_SHARES", "topk")
+TDA_PAYOUT_TOP_K = int(os.environ.get("TDA_PAYOUT_TOP_K", "10"))
+# Compute TDA for every completed generation (off: jobs stay queued until run by hand).
+TDA_ON_GENERATION = os.environ.get("TDA_ON_GENERATION", "1") != "0"

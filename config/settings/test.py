@@ -19,3 +19,7 @@ STORAGES = {
 }
 CATALOG_ANALYSIS_SECONDS = 20.0
 WHITENOISE_AUTOREFRESH = True  # serve static files from the finders; no collectstatic in tests
+TDA_STATE_DIR = STATE_DIR / "test-tda"
+# Tests that attribute generations turn this on (with a worker or in process); others would
+# leave jobs in the broker for a later test's worker.
+TDA_ON_GENERATION = False

@@ -68,9 +68,7 @@ def training_fingerprint(
         "model": config.to_dict(),
         # where and how long it ran do not change what it learned from
         "training": {
-            k: v
-            for k, v in train.to_dict().items()
-            if k not in {"device", "time_budget_seconds"}
+            k: v for k, v in train.to_dict().items() if k not in {"device", "time_budget_seconds"}
         },
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -60,7 +61,7 @@ def loaded_generator(model_version: ModelVersion) -> Generator:
         raise GenerationFailed(f"model {model_version} cannot be loaded: {exc}") from exc
 
 
-def _reference_specs(generation: GenerationRequest) -> list[ReferenceSpec]:
+def reference_specs_for(generation: GenerationRequest) -> list[ReferenceSpec]:
     return [
         ReferenceSpec(
             recording_id=ref.recording_id,
@@ -154,7 +155,7 @@ def generation_run(*, generation_id: int) -> GenerationRequest:
 
 def _run(generation: GenerationRequest) -> GenerationRequest:
     model_version = generation.model_version
-    specs = _reference_specs(generation)
+    specs = reference_specs_for(generation)
     verification = references_verify(
         references=specs, distribution=generation.distribution, with_alternatives=False
     )
@@ -183,16 +184,18 @@ def _run(generation: GenerationRequest) -> GenerationRequest:
         raise GenerationFailed(standing.problem)
 
     generator = loaded_generator(model_version)
-    spec = _generation_spec(generation, specs, generator)
+    spec = generation_spec_for(generation, specs, generator)
     started = time.monotonic()
-    audio = generator.generate(spec, progress=_progress_writer(generation))
+    logmel = generator.generate_mel(spec, progress=_progress_writer(generation))
+    audio = generator.render(logmel, spec)
     elapsed = time.monotonic() - started
 
     output = _write_output(generation, verification, audio, generator.sample_rate, start_record)
-    return _complete(generation, verification, output, elapsed, spec)
+    sample = _write_sample(generation, logmel)
+    return _complete(generation, verification, output, sample, elapsed)
 
 
-def _generation_spec(
+def generation_spec_for(
     generation: GenerationRequest, specs: list[ReferenceSpec], generator: Generator
 ) -> GenerationSpec:
     from catalog.retrieval.runtime import loaded_encoder
@@ -301,16 +304,33 @@ def _write_output(generation, verification, audio, sample_rate, start_record) ->
     return signed
 
 
-def _complete(generation, verification, output: Path, elapsed: float, spec) -> GenerationRequest:
+def _write_sample(generation: GenerationRequest, logmel: np.ndarray) -> Path:
+    work = Path(settings.MEDIA_ROOT) / "generation" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"{generation.ref}.mel.npy"
+    np.save(path, np.asarray(logmel, dtype=np.float32))
+    return path
+
+
+def _store(field, source: Path, name: str) -> None:
+    if field:
+        field.delete(save=False)
+    with source.open("rb") as handle:
+        field.save(name, File(handle), save=False)
+
+
+def _complete(
+    generation: GenerationRequest, verification, output: Path, sample: Path, elapsed: float
+) -> GenerationRequest:
+    from attribution.services.training import training_attribution_request
     from royalties.services import ChargedReference, generation_fee_post
 
     digest = file_sha256(output)
+    sample_digest = file_sha256(sample)
     model_version = generation.model_version
     with transaction.atomic():
-        if generation.output:
-            generation.output.delete(save=False)
-        with output.open("rb") as handle:
-            generation.output.save(f"{generation.ref}.wav", File(handle), save=False)
+        _store(generation.output, output, f"{generation.ref}.wav")
+        _store(generation.sample, sample, f"{generation.ref}.npy")
         record = attribution_record_append(
             kind=AttributionRecord.Kind.GENERATION,
             generation_ref=generation.ref,
@@ -345,6 +365,7 @@ def _complete(generation, verification, output: Path, elapsed: float, spec) -> G
                 "prompt": generation.prompt,
                 "upload_sha256": generation.upload_sha256,
                 "output_sha256": digest,
+                "sample_sha256": sample_digest,
                 "verification_record_hash": generation.verification_record_hash,
                 "started_at": generation.started_at.isoformat(),
                 "finished_at": timezone.now().isoformat(),
@@ -353,6 +374,7 @@ def _complete(generation, verification, output: Path, elapsed: float, spec) -> G
         )
         generation.status = GenerationRequest.Status.SUCCEEDED
         generation.output_sha256 = digest
+        generation.sample_sha256 = sample_digest
         generation.generation_record_hash = record.record_hash
         generation.finished_at = timezone.now()
         total = GenerationRequest.objects.values_list("progress_total", flat=True).get(
@@ -364,6 +386,8 @@ def _complete(generation, verification, output: Path, elapsed: float, spec) -> G
                 "status",
                 "output",
                 "output_sha256",
+                "sample",
+                "sample_sha256",
                 "generation_record_hash",
                 "finished_at",
                 "progress_step",
@@ -380,6 +404,13 @@ def _complete(generation, verification, output: Path, elapsed: float, spec) -> G
             ],
             training_recording_ids=model_version.training_recording_ids,
         )
+        training_attribution_request(
+            generation_ref=generation.ref,
+            requested_by_id=generation.requested_by_id,
+            model_version_id=model_version.pk,
+            model_checkpoint_sha256=model_version.checkpoint_sha256,
+        )
     output.unlink(missing_ok=True)
+    sample.unlink(missing_ok=True)
     log.info("generation %s succeeded in %.1f s", generation.ref, elapsed)
     return generation

@@ -1,0 +1,220 @@
+"""Training-time attribution in the product: a completed generation gets a TDA job whose scores
+cover the model version's whole training manifest, are readable through the API, and settle
+the fee's TDA pool; sharded (Celery chord) and unsharded scoring give identical scores; bad
+states fail the job with a reason and store no scores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rest_framework.test import APIClient
+
+from attribution.models import TrainingAttribution
+from attribution.services.training import (
+    tda_config,
+    training_attribution_request,
+    training_attribution_retry,
+    training_attribution_run_here,
+)
+from attribution.tda import AttributionRun
+from attribution.tda.platform_model import PlatformTarget, platform_manifest
+from generation.models import GenerationRequest
+from generation.services.attribution_inputs import (
+    generated_sample,
+    model_version_generator,
+    model_version_training_items,
+)
+from generation.services.running import generation_run
+from royalties.models import LedgerEntry, LedgerTransaction
+from tests.attribution.conftest import emptied_log_after  # noqa: F401
+from tests.generation.conftest import (  # noqa: F401  (fixtures)
+    TRAINED,
+    embedded_catalogue,
+    pricing,
+    studio,
+    tiny_checkpoint,
+)
+from tests.generation.test_worker import gpu_worker  # noqa: F401
+
+# 1 item per batch so that the 4 training items make 4 chunks (tiny model: fast)
+TINY_TDA = {"loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 1,
+            "loss_timesteps": 8, "unlearn_timesteps": 8, "fisher_timesteps": 4}  # fmt: skip
+
+
+@pytest.fixture
+def tda_settings(settings, tmp_path):
+    settings.TDA_STATE_DIR = tmp_path / "tda"
+    settings.TDA_CONFIG = TINY_TDA
+    settings.TDA_CHUNK_ITEMS = 1
+    settings.TDA_PAYOUT_SHARES = "topk"
+    settings.TDA_PAYOUT_TOP_K = 2
+    return settings
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def references(studio) -> list[dict]:
+    first, second = studio["recordings"][4], studio["recordings"][5]
+    return [
+        {"recording": first.pk, "level": "song", "weight": 1.0},
+        {"recording": second.pk, "level": "song", "role": "mood", "weight": 0.5},
+    ]
+
+
+def generated(studio, maker) -> GenerationRequest:
+    body = {"references": references(studio), "distribution": "commercial", "seconds": 1.5}
+    response = client_for(maker).post("/api/generations/", body, format="json")
+    assert response.status_code == 201, response.json()
+    generation = generation_run(
+        generation_id=GenerationRequest.objects.get(uid=response.json()["id"]).pk
+    )
+    assert generation.status == "succeeded", generation.failure_reason
+    return generation
+
+
+def unsharded_scores(generation: GenerationRequest, directory: Path) -> dict[int, float]:
+    """The same query scored in one pass by the plain TDA module, in a fresh directory."""
+    model_version_id = generation.model_version_id
+    generator = model_version_generator(model_version_id=model_version_id)
+    target = PlatformTarget(generator.config)
+    sample = generated_sample(generation_ref=generation.ref)
+    run = AttributionRun(
+        directory,
+        target=target,
+        model=generator.model,
+        manifest=platform_manifest(model_version_training_items(model_version_id=model_version_id)),
+        query=target.query_example(sample.logmel, target.spec_conditioning(sample.spec)),
+        config=tda_config(),
+        model_version=generation.model_version.checkpoint_sha256,
+        query_key=generation.ref,
+    )
+    result = run.run()
+    return {int(i): float(s) for i, s in zip(result.ids, result.scores, strict=True)}
+
+
+@pytest.mark.django_db
+def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
+    studio, make_user, tda_settings, tmp_path
+):
+    maker = make_user("maker")
+    generation = generated(studio, maker)
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    assert job.status == "queued" and job.scores is None
+    # the sampled log-mel is stored with its hash and named in the generation record
+    assert generation.sample_sha256 and Path(generation.sample.path).is_file()
+
+    job = training_attribution_run_here(job_id=job.pk)
+    assert job.status == "done", job.failure_reason
+    training = studio["model_version"].training_recording_ids
+    assert len(training) == TRAINED and sorted(map(int, job.scores)) == sorted(training)
+    assert job.chunks_total == TRAINED and job.progress_done == job.progress_total == TRAINED
+    assert all(np.isfinite(v) for v in job.scores.values())
+    assert len(set(job.scores.values())) == TRAINED  # real, distinct scores
+    for kind in ("softmax", "topk"):
+        assert sum(job.shares[kind].values()) == pytest.approx(1.0)
+    top2 = sorted(job.scores, key=lambda r: -job.scores[r])[:2]
+    assert {r for r, s in job.shares["topk"].items() if s > 0} == set(top2)
+
+    # identical to an unsharded run of the same query by the plain module
+    whole = unsharded_scores(generation, tmp_path / "whole")
+    assert whole == {int(r): s for r, s in job.scores.items()}
+
+    # the fee's pending TDA pool went to the holders of the top-2 training recordings
+    settlement = LedgerTransaction.objects.get(key=job.settlement_ref)
+    entries = LedgerEntry.objects.filter(transaction=settlement)
+    assert sum(e.amount_minor for e in entries) == 0
+    paid = {e.recording_id for e in entries if e.component == "tda" and e.amount_minor < 0}
+    assert paid == {int(r) for r in top2}
+    fee = LedgerTransaction.objects.get(key=f"generation:{generation.ref}:fee")
+    pool = -sum(e.amount_minor for e in fee.entries.filter(component="tda_pool"))
+    assert pool > 0 and -sum(e.amount_minor for e in entries if e.component == "tda") == pool
+
+    # running again changes nothing (idempotent per generation)
+    again = training_attribution_run_here(job_id=job.pk)
+    assert again.scores == job.scores and again.settlement_ref == job.settlement_ref
+    assert LedgerTransaction.objects.filter(kind="tda_settlement").count() == 1
+
+    shown = client_for(maker).get(f"/api/attribution/training/{generation.ref}/").json()
+    assert shown["status"] == "done" and shown["payout_share_kind"] == "topk"
+    scores = [c["score"] for c in shown["contributors"]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == TRAINED
+    titles = {r.pk: r.title for r in studio["recordings"]}
+    assert all(c["title"] == titles[c["recording"]] for c in shown["contributors"])
+    other = client_for(make_user("someone-else"))
+    assert other.get(f"/api/attribution/training/{generation.ref}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_changed_sample_fails_the_job_with_a_reason_and_no_scores(
+    studio, make_user, tda_settings
+):
+    generation = generated(studio, make_user("maker"))
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    sample = Path(generation.sample.path)
+    np.save(sample, np.zeros((80, 10), dtype=np.float32))  # tampered on disk
+    job = training_attribution_run_here(job_id=job.pk)
+    assert job.status == "failed" and "changed" in job.failure_reason
+    assert job.scores is None and job.shares is None and not job.settlement_ref
+    assert not LedgerTransaction.objects.filter(kind="tda_settlement").exists()
+
+    with pytest.raises(Exception, match="only a failed job"):
+        training_attribution_retry(job=TrainingAttribution.objects.create(
+            generation_ref="00000000-0000-0000-0000-000000000000", generation_requested_by=1,
+            model_version_id=1, model_checkpoint_sha256="0" * 64, config={},
+        ))  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_bad_tda_setting_fails_the_job_not_the_generation(studio, make_user, tda_settings):
+    tda_settings.TDA_CONFIG = {"learning_rate": -1.0}
+    generation = generated(studio, make_user("maker"))
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    assert job.status == "failed" and "learning_rate" in job.failure_reason
+    job = training_attribution_request(
+        generation_ref=generation.ref,
+        requested_by_id=generation.requested_by_id,
+        model_version_id=generation.model_version_id,
+        model_checkpoint_sha256=generation.model_version.checkpoint_sha256,
+    )
+    assert job.status == "failed"  # idempotent: the same job
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_scores_chunks_as_a_chord_with_progress(
+    studio,
+    make_user,
+    tda_settings,
+    gpu_worker,  # noqa: F811
+    emptied_log_after,  # noqa: F811
+    tmp_path,
+):
+    tda_settings.TDA_ON_GENERATION = True
+    maker = make_user("maker")
+    client = client_for(maker)
+    body = {"references": references(studio), "distribution": "commercial", "seconds": 1.5}
+    response = client.post("/api/generations/", body, format="json")
+    assert response.status_code == 201, response.json()
+    ref = response.json()["id"]
+    url = f"/api/attribution/training/{ref}/"
+    seen, deadline = set(), time.monotonic() + 180
+    while time.monotonic() < deadline:
+        reply = client.get(url)
+        if reply.status_code == 200:
+            shown = reply.json()
+            seen.add(shown["status"])
+            if shown["status"] in ("done", "failed"):
+                break
+        time.sleep(0.2)
+    assert shown["status"] == "done", shown["failure_reason"]
+    assert shown["progress"]["chunks_done"] == shown["progress"]["chunks_total"] == TRAINED
+    generation = GenerationRequest.objects.get(uid=ref)
+    whole = unsharded_scores(generation, tmp_path / "whole")
+    assert {c["recording"]: c["score"] for c in shown["contributors"]} == whole
