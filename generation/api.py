@@ -125,6 +125,9 @@ class GenerationOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     audio_url = serializers.SerializerMethodField()
     provenance_url = serializers.SerializerMethodField()
+    training_attribution_url = serializers.SerializerMethodField(
+        help_text="training-time attribution of the output (once it succeeded)"
+    )
 
     class Meta:
         model = GenerationRequest
@@ -133,7 +136,8 @@ class GenerationOutput(serializers.ModelSerializer):
             "prompt", "seed", "strength", "segment_start", "segment_end", "upload_sha256",
             "model_version", "references", "verified_at", "started_at", "finished_at",
             "attempts", "verification_record_hash", "generation_record_hash", "output_sha256",
-            "audio_url", "provenance_url", "created_at",
+            "sample_sha256", "audio_url", "provenance_url", "training_attribution_url",
+            "created_at",
         ]  # fmt: skip
 
     def get_progress(self, generation: GenerationRequest) -> dict:
@@ -144,18 +148,20 @@ class GenerationOutput(serializers.ModelSerializer):
             "fraction": round(generation.progress_step / total, 3) if total else 0.0,
         }
 
-    def _url(self, generation: GenerationRequest, suffix: str) -> str | None:
+    def _url(self, generation: GenerationRequest, path: str) -> str | None:
         if generation.status != GenerationRequest.Status.SUCCEEDED:
             return None
         request = self.context.get("request")
-        path = f"/api/generations/{generation.uid}/{suffix}/"
         return request.build_absolute_uri(path) if request else path
 
     def get_audio_url(self, generation: GenerationRequest) -> str | None:
-        return self._url(generation, "audio")
+        return self._url(generation, f"/api/generations/{generation.uid}/audio/")
 
     def get_provenance_url(self, generation: GenerationRequest) -> str | None:
-        return self._url(generation, "provenance")
+        return self._url(generation, f"/api/generations/{generation.uid}/provenance/")
+
+    def get_training_attribution_url(self, generation: GenerationRequest) -> str | None:
+        return self._url(generation, f"/api/attribution/training/{generation.uid}/")
 
 
 class GenerationListCreateApi(generics.ListAPIView):

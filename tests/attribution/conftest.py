@@ -8,6 +8,12 @@ from django.db import connection, transaction
 
 from attribution.models import AttributionRecord
 from attribution.services import attribution_record_append
+from tests.generation.conftest import (  # noqa: F401  (a tiny generator for the TDA tests)
+    embedded_catalogue,
+    pricing,
+    studio,
+    tiny_checkpoint,
+)
 
 TABLE = AttributionRecord._meta.db_table
 

@@ -6,10 +6,12 @@ states fail the job with a reason and store no scores."""
 from __future__ import annotations
 
 import time
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from attribution.models import TrainingAttribution
@@ -30,13 +32,7 @@ from generation.services.attribution_inputs import (
 from generation.services.running import generation_run
 from royalties.models import LedgerEntry, LedgerTransaction
 from tests.attribution.conftest import emptied_log_after  # noqa: F401
-from tests.generation.conftest import (  # noqa: F401  (fixtures)
-    TRAINED,
-    embedded_catalogue,
-    pricing,
-    studio,
-    tiny_checkpoint,
-)
+from tests.generation.conftest import TRAINED
 from tests.generation.test_worker import gpu_worker  # noqa: F401
 
 # 1 item per batch so that the 4 training items make 4 chunks (tiny model: fast)
@@ -141,7 +137,11 @@ def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
     assert again.scores == job.scores and again.settlement_ref == job.settlement_ref
     assert LedgerTransaction.objects.filter(kind="tda_settlement").count() == 1
 
-    shown = client_for(maker).get(f"/api/attribution/training/{generation.ref}/").json()
+    detail = client_for(maker).get(f"/api/generations/{generation.ref}/").json()
+    assert detail["training_attribution_url"].endswith(
+        f"/api/attribution/training/{generation.ref}/"
+    )
+    shown = client_for(maker).get(detail["training_attribution_url"]).json()
     assert shown["status"] == "done" and shown["payout_share_kind"] == "topk"
     scores = [c["score"] for c in shown["contributors"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == TRAINED
@@ -218,3 +218,16 @@ def test_a_worker_scores_chunks_as_a_chord_with_progress(
     generation = GenerationRequest.objects.get(uid=ref)
     whole = unsharded_scores(generation, tmp_path / "whole")
     assert {c["recording"]: c["score"] for c in shown["contributors"]} == whole
+
+
+@pytest.mark.django_db
+def test_bench_tda_prints_stage_figures_per_manifest_size(studio, tda_settings):
+    out = StringIO()
+    call_command("bench_tda", "--sizes", "2,all", "--fast", stdout=out)
+    lines = out.getvalue().splitlines()
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit() and "x" not in line]
+    assert [int(r[0]) for r in rows] == [2, TRAINED]
+    assert all(float(v) > 0 for r in rows for v in r[1:])
+    assert "2.0x the items" in lines[-1]
+    with pytest.raises(CommandError, match="--sizes"):
+        call_command("bench_tda", "--sizes", "0", stdout=StringIO())
