@@ -3,11 +3,19 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from attribution import views as attribution_views
 from config.views import home
 
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    # staff pages (HTML)
+    path("attribution/reports/", attribution_views.tda_report_list, name="tda-reports"),
+    path(
+        "attribution/reports/<str:report>/<str:filename>",
+        attribution_views.tda_report_download,
+        name="tda-report-file",
+    ),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/catalogue/", include("catalog.urls")),
     path("api/retrieval/", include("catalog.retrieval.urls")),

@@ -23,13 +23,20 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from attribution.models import TrainingAttribution
-from attribution.tda import AttributionRun, TDAConfig, TDAError, fisher_file_name
+from attribution.tda import (
+    AttributionRun,
+    NormalisationError,
+    TDAConfig,
+    TDAError,
+    fisher_file_name,
+)
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.model import GeneratorError
@@ -115,8 +122,10 @@ def _run_directory(job: TrainingAttribution) -> Path:
     return Path(settings.TDA_STATE_DIR) / "runs" / job.generation_ref
 
 
-def _model_directory(job: TrainingAttribution) -> Path:
-    return Path(settings.TDA_STATE_DIR) / "models" / job.model_checkpoint_sha256[:16]
+def tda_model_directory(checkpoint_sha256: str) -> Path:
+    """A model version's shared TDA state (Fisher, theta0 loss cache), used by every job and
+    by the studies (attribution/studies.py)."""
+    return Path(settings.TDA_STATE_DIR) / "models" / checkpoint_sha256[:16]
 
 
 @lru_cache(maxsize=2)
@@ -141,7 +150,7 @@ def _attribution_run(job: TrainingAttribution, progress=None) -> AttributionRun:
         )
     manifest = _manifest(job.model_version_id, job.model_checkpoint_sha256)
     config = TDAConfig.from_dict(job.config)
-    shared = _model_directory(job)
+    shared = tda_model_directory(job.model_checkpoint_sha256)
     return AttributionRun(
         _run_directory(job),
         target=target,
@@ -261,11 +270,15 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
     try:
         result = _attribution_run(job).result()
         ids = [int(i) for i in result.ids]
-        softmax = result.shares("softmax")
-        topk = result.shares("topk", k=settings.TDA_PAYOUT_TOP_K)
         kind = settings.TDA_PAYOUT_SHARES
         if kind not in ("topk", "softmax"):
             raise InvalidInput(f"settings.TDA_PAYOUT_SHARES must be topk or softmax, not {kind}")
+        softmax = result.shares("softmax")
+        try:
+            topk = result.shares("topk", k=settings.TDA_PAYOUT_TOP_K)
+        except NormalisationError:  # no training item's loss rose: top-k is undefined
+            topk = np.zeros(len(ids))
+            kind = "softmax"  # still a split over every training recording, summing to 1
         payout = {
             rid: float(s) for rid, s in zip(ids, topk if kind == "topk" else softmax, strict=True)
         }

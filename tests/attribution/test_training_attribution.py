@@ -5,6 +5,7 @@ states fail the job with a reason and store no scores."""
 
 from __future__ import annotations
 
+import json
 import time
 from io import StringIO
 from pathlib import Path
@@ -116,7 +117,8 @@ def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
     for kind in ("softmax", "topk"):
         assert sum(job.shares[kind].values()) == pytest.approx(1.0)
     top2 = sorted(job.scores, key=lambda r: -job.scores[r])[:2]
-    assert {r for r, s in job.shares["topk"].items() if s > 0} == set(top2)
+    positive_top2 = {r for r in top2 if job.scores[r] > 0}  # top-k shares only positive scores
+    assert {r for r, s in job.shares["topk"].items() if s > 0} == positive_top2
 
     # identical to an unsharded run of the same query by the plain module
     whole = unsharded_scores(generation, tmp_path / "whole")
@@ -127,7 +129,7 @@ def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
     entries = LedgerEntry.objects.filter(transaction=settlement)
     assert sum(e.amount_minor for e in entries) == 0
     paid = {e.recording_id for e in entries if e.component == "tda" and e.amount_minor < 0}
-    assert paid == {int(r) for r in top2}
+    assert paid == {int(r) for r in positive_top2}
     fee = LedgerTransaction.objects.get(key=f"generation:{generation.ref}:fee")
     pool = -sum(e.amount_minor for e in fee.entries.filter(component="tda_pool"))
     assert pool > 0 and -sum(e.amount_minor for e in entries if e.component == "tda") == pool
@@ -223,11 +225,31 @@ def test_a_worker_scores_chunks_as_a_chord_with_progress(
 @pytest.mark.django_db
 def test_bench_tda_prints_stage_figures_per_manifest_size(studio, tda_settings):
     out = StringIO()
-    call_command("bench_tda", "--sizes", "2,all", "--fast", stdout=out)
-    lines = out.getvalue().splitlines()
-    rows = [line.split() for line in lines if line.strip()[:1].isdigit() and "x" not in line]
-    assert [int(r[0]) for r in rows] == [2, TRAINED]
-    assert all(float(v) > 0 for r in rows for v in r[1:])
-    assert "2.0x the items" in lines[-1]
+    call_command("bench_tda", "--sizes", "2,all", "--fast", "--json", stdout=out)
+    text = out.getvalue()
+    figures = json.loads(text[text.index("\n[") :])
+    assert [row["items"] for row in figures] == [2, TRAINED]
+    for row in figures:
+        assert row["loss_items_per_s"] > 0 and row["fisher_items_per_s"] > 0
+        assert row["score_uncached_s"] > row["score_cached_s"] > 0  # the cache saves a pass
+        assert row["fast_query_s"] > 0
+    assert "2.0x the items" in text
     with pytest.raises(CommandError, match="--sizes"):
         call_command("bench_tda", "--sizes", "0", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_no_positive_score_pays_the_pool_by_softmax(studio, make_user, tda_settings, monkeypatch):
+    from attribution.tda import NormalisationError, run
+
+    def undefined(scores, k):
+        raise NormalisationError("no positive score: the top-k split is undefined")
+
+    monkeypatch.setattr(run, "topk_shares", undefined)
+    generation = generated(studio, make_user("maker"))
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    job = training_attribution_run_here(job_id=job.pk)
+    assert job.status == "done" and job.payout_share_kind == "softmax"
+    settlement = LedgerTransaction.objects.get(key=job.settlement_ref)
+    paid = {e.recording_id for e in settlement.entries.all() if e.component == "tda"}
+    assert paid == set(studio["model_version"].training_recording_ids)
