@@ -20,7 +20,7 @@ import torch
 
 from attribution.tda.errors import TDAConfigError
 
-CODE_VERSION = "tda-1"  # bump when a change alters any number a stage produces
+CODE_VERSION = "tda-2"  # bump when a change alters any number a stage produces
 
 LAYER_GROUPS = ("blocks", "self_attn", "cross_attn", "cross_attn_kv")
 FISHER_MODES = ("per_timestep", "per_item")

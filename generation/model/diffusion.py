@@ -69,6 +69,9 @@ def diffusion_loss(
     target = alpha * noise - sigma * x0
     floor = (sigma / LOSS_SIGMA_FLOOR).clamp(max=1.0) ** 2  # (B * K, 1, 1)
     error = floor * (model(x_t, timesteps, cond, frame_mask) - target) ** 2  # (B * K, M, T)
+    # Reduced in float64: training-data attribution subtracts losses that differ by ~1e-5 of
+    # their size, below the resolution of a float32 mean (scores came out in steps of 2^-21).
+    error = error.double()
     if mask is None:
         loss = error.mean(dim=(1, 2))
     else:
