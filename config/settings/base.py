@@ -175,7 +175,8 @@ TDA_STATE_DIR = Path(os.environ.get("TDA_STATE_DIR", STATE_DIR / "tda"))
 # Overrides of attribution.tda.TDAConfig for the platform's generator. M_L on: it was trained
 # with padding masked out of its loss. lr 1e-7: Eq. 6 divides by N, and N is small here
 # (see attribution/tda/README.md); `manage.py tda_self_influence` is how to choose it.
-TDA_CONFIG = {"loss_mask": True, "learning_rate": 1e-7}
+# Fast path: 4096 projected dimensions (Spearman with exact 0.94 on the demo model; 512: 0.63).
+TDA_CONFIG = {"loss_mask": True, "learning_rate": 1e-7, "projection_dim": 4096}
 # Training items per scoring task (chord member on the `gpu` queue); rounded to whole batches.
 TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
 # Which normalised shares split the TDA pool: "topk" (top TDA_PAYOUT_TOP_K, by score) or
