@@ -344,6 +344,21 @@ def test_m_u_keeps_padded_frames_out_of_the_unlearning_gradient(trained, unlearn
     assert same is unlearn_mask
 
 
+@pytest.mark.parametrize("loss_mask", [True, False])
+def test_m_l_keeps_padded_frames_out_of_the_measured_loss(trained, loss_mask):
+    target, model, manifest = trained
+    item = target.example(manifest.items[3])  # 0.8 s of 2 s: mostly padding
+    altered = Example(item.x0.clone(), item.cond, item.mask)
+    altered.x0[:, :, ~item.mask[0]] += 3.0  # change only the padded frames
+    t = torch.full((1,), 0.5)
+    noise = torch.randn(item.x0.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        losses = [
+            target.loss(model, e, t, noise, e.mask if loss_mask else None) for e in (item, altered)
+        ]
+    assert torch.equal(losses[0], losses[1]) is loss_mask
+
+
 def test_self_influence_ranks_the_unlearned_item_first(trained, fisher, tmp_path):
     """Seed 000 section 3.2: unlearn a training item (M_U on), it must be the most influential.
     Items 0 and 4 are unpadded, item 3 is the shortest (60% padding). M_L is on as well because
