@@ -553,6 +553,7 @@ def self_influence_study(
         fisher = context.fisher(config)
         cache = context.cache(config)
         ranks: dict[int, int] = {}
+        above: dict[int, list[int]] = {}  # recordings whose loss rose more than the target's
         tops, bottoms, after = [], [], []
         for j, index in enumerate(targets, 1):
             query = context.target.example(context.items[index])
@@ -565,6 +566,8 @@ def self_influence_study(
                 n_items, cache=cache,
             )  # fmt: skip
             ranks[index] = target_rank(chunk.scores, index)
+            higher = np.flatnonzero(chunk.scores > chunk.scores[index])
+            above[index] = [ids[k] for k in higher[np.argsort(-chunk.scores[higher])][:10]]
             if index in chosen:
                 top, bottom = clap_top_bottom(
                     chunk.scores, embeddings, embeddings[index], top_k, exclude=index
@@ -608,6 +611,7 @@ def self_influence_study(
             "fd_samples": len(after),
             "seconds": time.monotonic() - clock,
             "ranks": {str(ids[i]): r for i, r in ranks.items()},
+            "outranked_by": {str(ids[i]): found for i, found in above.items() if found},
         }
         rows.append(row)
         if s == 1:

@@ -106,6 +106,8 @@ def test_studies_on_the_tiny_generator_and_the_staff_page(
         assert 1 <= row["mean_rank"] <= TRAINED
         assert all(1 <= rank <= TRAINED for rank in row["ranks"].values())
         assert len(row["ranks"]) == 2 and row["fd"] >= 0
+        for target, higher in row["outranked_by"].items():  # exactly the items ranked above
+            assert len(higher) == row["ranks"][target] - 1 and target not in map(str, higher)
         assert row["mean_rank_padded"] is None  # the studio's recordings fill the context
     assert sum(t["kmeans"] for t in table["targets"]) == 2
     assert any("padded" in note for note in table["notes"])
