@@ -701,6 +701,7 @@ class CompareOptions:
     fast_repeats: int = 3  # best of this many timings of a fast query
     projection_dims: tuple[int, ...] = ()  # fast-path projection sizes (default: platform's)
     projection: str | None = None  # fast-path projection kind (default: platform's)
+    fast_query_draws: int | None = None  # draws of a fast query's gradient (default: platform's)
     window_hop: float = 1.0  # seconds between the output's CLAP windows (seed 000: 1 s)
     probe: baselines.ProbeConfig = field(default_factory=baselines.ProbeConfig)
     seed: int = 0
@@ -976,8 +977,12 @@ def compare_study(
     if options.fast:
         for dim in options.projection_dims or (config.projection_dim,):
             fast_config = replace(
-                config, projection_dim=dim, projection=options.projection or config.projection
-            )
+                config, projection_dim=dim, projection=options.projection or config.projection,
+                fast_query_timesteps=(
+                    config.fast_query_timesteps if options.fast_query_draws is None
+                    else options.fast_query_draws
+                ),
+            )  # fmt: skip
             estimates, seconds, found = _fast_path(
                 context, fast_config, fisher, samples, queries, exact, timings, unlearn_seconds,
                 repeats=options.fast_repeats,

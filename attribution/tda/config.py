@@ -59,6 +59,9 @@ class TDAConfig:
     # Rademacher, O(parameters) per vector); see fast.Projector
     projection: str = "auto"
     projection_dim: int = 512
+    # (t, noise) draws of a fast query's gradient; 0: unlearn_timesteps (the exact query's).
+    # The query's gradient is nearly all a fast query costs, so fewer draws = faster.
+    fast_query_timesteps: int = 0
 
     def __post_init__(self) -> None:
         def require(ok: bool, message: str) -> None:
@@ -73,6 +76,10 @@ class TDAConfig:
                      "items_per_batch", "grad_batch", "projection_dim"):  # fmt: skip
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1")
+        require(
+            isinstance(self.fast_query_timesteps, int) and self.fast_query_timesteps >= 0,
+            "fast_query_timesteps must be an integer >= 0",
+        )
         require(self.layer_group in LAYER_GROUPS, f"layer_group must be one of {LAYER_GROUPS}")
         require(self.fisher_mode in FISHER_MODES, f"fisher_mode must be one of {FISHER_MODES}")
         require(self.projection in PROJECTIONS, f"projection must be one of {PROJECTIONS}")

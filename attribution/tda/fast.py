@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,9 +201,11 @@ class FastIndex:
             raise StageMismatchError("fast index was built with other settings")
         device = next(model.parameters()).device
         query_key = query_key or example_digest(target, query)
+        draws = config.fast_query_timesteps or config.unlearn_timesteps
         grads = unlearning_gradient(
-            target, model, query, config, names=self.names, query_key=query_key
-        )
+            target, model, query, replace(config, unlearn_timesteps=draws), names=self.names,
+            query_key=query_key,
+        )  # fmt: skip
         scale = _inverse_sqrt(fisher, self.names, config, device)
         if self._projector is None:
             self._projector = _projector(dict(model.named_parameters()), self.names, config)

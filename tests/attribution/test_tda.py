@@ -8,6 +8,7 @@ synthetic recordings with distinct tone spectra, lengths (some padded) and rando
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -612,3 +613,19 @@ def test_fast_path_agrees_with_exact_scores_and_is_faster(trained, fisher, tmp_p
             saved, model_version=MODEL_VERSION, manifest_digest=manifest.digest,
             config=tiny_config(projection_dim=64),
         )  # fmt: skip
+
+
+def test_fast_query_draws_are_configurable_and_default_to_the_unlearning_draws(trained, fisher):
+    target, model, manifest = trained
+    config = tiny_config()
+    index = FastIndex.build(target, model, manifest, fisher, config, model_version=MODEL_VERSION)
+    query = target.example(manifest.items[2])
+
+    def scores(draws: int) -> np.ndarray:
+        changed = dataclasses.replace(config, fast_query_timesteps=draws)
+        return index.scores(target, model, query, fisher, changed, query_key="q")
+
+    assert np.array_equal(scores(0), scores(config.unlearn_timesteps))  # 0: the same draws
+    assert not np.array_equal(scores(0), scores(2))  # fewer draws: another (cheaper) estimate
+    with pytest.raises(TDAConfigError, match="fast_query_timesteps"):
+        TDAConfig(fast_query_timesteps=-1)

@@ -54,6 +54,11 @@ class Command(BaseCommand):
             "--projection", choices=PROJECTIONS, help="fast-path projection (default: platform's)"
         )
         parser.add_argument(
+            "--fast-query-draws", type=int, metavar="K",
+            help="(t, noise) draws of a fast query's gradient (default: the platform's; 0: as "
+            "many as the exact unlearning)",
+        )  # fmt: skip
+        parser.add_argument(
             "--probe-timesteps", type=int, default=4,
             help="(t, noise) draws of the DiT-activation and RPS probes",
         )  # fmt: skip
@@ -76,6 +81,7 @@ class Command(BaseCommand):
                 fast_repeats=options["fast_repeats"],
                 projection_dims=tuple(options["projection_dims"] or ()),
                 projection=options["projection"],
+                fast_query_draws=options["fast_query_draws"],
                 window_hop=options["window_hop"],
                 probe=ProbeConfig(timesteps=options["probe_timesteps"], seed=options["seed"]),
                 seed=options["seed"],
