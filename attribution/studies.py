@@ -72,12 +72,16 @@ from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.evaluation import embed_output
 from generation.model import Generator, GeneratorError
 from generation.models import ModelVersion
-from generation.selectors import active_model_version, generation_get, servable_model_version
+from generation.selectors import (
+    active_model_version,
+    generation_get,
+    model_version_get,
+    servable_model_version,
+)
 from generation.services.attribution_inputs import (
     GeneratedSample,
     generated_sample,
     model_version_generator,
-    model_version_get,
     model_version_training_items,
 )
 

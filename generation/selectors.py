@@ -139,3 +139,10 @@ def generation_get(*, generation_id: int) -> GenerationRequest:
     if generation is None:
         raise NotFound(f"generation {generation_id} does not exist")
     return generation
+
+
+def model_version_get(*, model_version_id: int) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_related("encoder").get(pk=model_version_id)
+    except ModelVersion.DoesNotExist:
+        raise NotFound(f"model version {model_version_id} does not exist") from None

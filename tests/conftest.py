@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from catalog.models import Artist, Recording, RightsHolder
 from catalog.services.rights import (
@@ -23,6 +24,17 @@ REAL_OGG = Path("/usr/share/pushover/themes/electro.ogg")
 REAL_MP3 = Path("/usr/share/games/asc/music/machine_wars.mp3")
 
 _numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
+    OpenMP threads can wait on each other (generation/model/README.md). Modules of tiny-model
+    tests use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def require_real_audio(*paths: Path) -> None:

@@ -15,8 +15,6 @@ complete. Every stage resumes from the run's saved files, so a retried task redo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +33,7 @@ from attribution.tda import (
     NormalisationError,
     TDAConfig,
     TDAError,
+    fingerprint,
     fisher_file_name,
 )
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
@@ -230,12 +229,12 @@ def training_attribution_prepare(
     except JOB_ERRORS as exc:
         _failing(job, exc)
         return []
-    done = sum(1 for a, b in chunks if run.has_chunk(a, b))
+    scored = [(a, b) for a, b in chunks if run.has_chunk(a, b)]  # by an earlier attempt
     TrainingAttribution.objects.filter(pk=job.pk).update(
         stage=TrainingAttribution.Stage.SCORE,
-        progress_done=sum(b - a for a, b in chunks if run.has_chunk(a, b)),
+        progress_done=sum(b - a for a, b in scored),
         progress_total=len(run.manifest),
-        chunks_done=done,
+        chunks_done=len(scored),
         chunks_total=len(chunks),
     )
     return chunks
@@ -296,7 +295,7 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
                     "topk": {str(r): float(s) for r, s in zip(ids, topk, strict=True)},
                 },
                 payout_share_kind=kind,
-                result_sha256=_digest(payload),
+                result_sha256=fingerprint(payload),
                 stats=payload["stages"],
                 settlement_ref=settlement.key,
                 progress_done=len(ids),
@@ -320,7 +319,3 @@ def training_attribution_run_here(
     for start, stop in chunks:
         training_attribution_score_chunk(job_id=job.pk, start=start, stop=stop)
     return training_attribution_finish(job_id=job.pk)
-
-
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -18,6 +18,7 @@ from catalog.models import Recording
 from config.exceptions import Conflict, NotFound
 from generation.model import GenerationSpec, Generator, GeneratorConfig, GeneratorTrainingItem
 from generation.models import GenerationRequest, ModelVersion
+from generation.selectors import model_version_get
 from generation.services.models import training_items
 from generation.services.running import (
     GenerationFailed,
@@ -33,13 +34,6 @@ class GeneratedSample:
     model_version_id: int
     logmel: np.ndarray  # (n_mels, frames), the sampler's output before rendering to audio
     spec: GenerationSpec  # references (embeddings, roles, weights), text, seconds
-
-
-def model_version_get(*, model_version_id: int) -> ModelVersion:
-    try:
-        return ModelVersion.objects.select_related("encoder").get(pk=model_version_id)
-    except ModelVersion.DoesNotExist:
-        raise NotFound(f"model version {model_version_id} does not exist") from None
 
 
 def model_version_generator(*, model_version_id: int) -> Generator:

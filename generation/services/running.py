@@ -289,10 +289,16 @@ def signing_credentials() -> provenance.SigningCredentials:
     return provenance.development_credentials(Path(settings.C2PA_DEVELOPMENT_DIR))
 
 
-def _write_output(generation, verification, audio, sample_rate, start_record) -> Path:
-    record = _provenance(generation, verification, start_record)
+def _work_directory() -> Path:
+    """Where outputs are written before they are stored with their generation."""
     work = Path(settings.MEDIA_ROOT) / "generation" / "work"
     work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def _write_output(generation, verification, audio, sample_rate, start_record) -> Path:
+    record = _provenance(generation, verification, start_record)
+    work = _work_directory()
     plain, signed = work / f"{generation.ref}.plain.wav", work / f"{generation.ref}.wav"
     try:
         provenance.write_wav(plain, audio, sample_rate, record)
@@ -305,9 +311,7 @@ def _write_output(generation, verification, audio, sample_rate, start_record) ->
 
 
 def _write_sample(generation: GenerationRequest, logmel: np.ndarray) -> Path:
-    work = Path(settings.MEDIA_ROOT) / "generation" / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / f"{generation.ref}.mel.npy"
+    path = _work_directory() / f"{generation.ref}.mel.npy"
     np.save(path, np.asarray(logmel, dtype=np.float32))
     return path
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -28,26 +27,14 @@ from attribution.tda.baselines import (
 )
 from catalog.models import EncoderVersion
 from generation.models import ModelVersion
-from tests.generation.conftest import (  # noqa: F401  (fixtures)
-    TRAINED,
-    embedded_catalogue,
-    pricing,
-    studio,
-    tiny_checkpoint,
-)
+from tests.generation.conftest import TRAINED
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY_TDA = {"loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 2,
             "loss_timesteps": 8, "unlearn_timesteps": 8, "fisher_timesteps": 4}  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -37,12 +37,7 @@ SR = CONFIG.mel.sample_rate
 FREQS = (300.0, 2400.0)  # one synthetic "recording" per tone
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unit(seed: int) -> np.ndarray:
