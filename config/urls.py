@@ -9,6 +9,11 @@ from config.views import home
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    # people's pages (HTML): the rights-holder portal and the song-selection studio
+    path("portal/", include("catalog.page_urls")),
+    path("portal/", include("royalties.page_urls")),
+    path("studio/", include("generation.page_urls")),
     # staff pages (HTML)
     path("attribution/reports/", attribution_views.tda_report_list, name="tda-reports"),
     path(

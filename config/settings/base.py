@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.pages.DomainErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,7 +91,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# Project-wide templates and assets (base layout, stylesheet); no CDN: everything is served here.
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

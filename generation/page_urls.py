@@ -1,0 +1,11 @@
+"""Pages of the song-selection studio (HTML; the REST API is in urls.py)."""
+
+from django.urls import path
+
+from generation import views
+
+urlpatterns = [
+    path("", views.studio, name="studio"),
+    path("generations/", views.generation_list, name="studio-generations"),
+    path("generations/<uuid:uid>/", views.generation_receipt, name="studio-generation"),
+]
