@@ -257,3 +257,218 @@ def recordings_labels(*, recording_ids: Iterable[int]) -> dict[int, tuple[str, s
         "pk", "title", "artist__name"
     )
     return {pk: (title, artist) for pk, title, artist in rows}
+
+
+def recordings_rights_holders(*, recording_ids: Iterable[int]) -> dict[int, list[tuple[str, int]]]:
+    """{recording id: [(holder name, basis points), ...]} largest share first, for showing who
+    a generation pays (receipts, provenance)."""
+    holders: dict[int, list[tuple[str, int]]] = {rid: [] for rid in recording_ids}
+    shares = (
+        RightsShare.objects.filter(recording_id__in=list(holders))
+        .select_related("holder")
+        .order_by("recording_id", "-basis_points", "holder__name")
+    )
+    for share in shares:
+        holders[share.recording_id].append((share.holder.name, share.basis_points))
+    return holders
+
+
+# --- The rights-holder portal ---------------------------------------------------------------
+
+CONSENT_NAMES: tuple[str, ...] = (*Use.values, *Distribution.values)
+
+# One line per use and distribution for the portal's toggles (seed 004, Tables 1 and 2).
+CONSENT_EXPLANATIONS: dict[str, str] = {
+    Use.TRAINING: "The platform's generative model may learn from this recording; "
+    "training-time attribution then pays you for outputs it shaped.",
+    Use.SONG_INFERENCE: "Music makers may pick the whole song as a reference that a new "
+    "generation is inspired by.",
+    Use.PARAMETER_INFERENCE: "Music makers may take single aspects of it (timbre, melody, "
+    "instrument, mood...) as a reference.",
+    Use.AUDIO_INFERENCE: "Its audio, or a segment of it, may be applied to a maker's own track "
+    "(e.g. amp matching, style transfer on a solo).",
+    Distribution.PRIVATE: "Outputs that used it may be saved for the maker's private use.",
+    Distribution.NON_COMMERCIAL: "Outputs that used it may be shared publicly without "
+    "earning money.",
+    Distribution.COMMERCIAL: "Outputs that used it may be sold, monetised or licensed.",
+}
+
+# What revoking means for people already relying on it, shown before a revocation.
+REVOCATION_CONSEQUENCES: dict[str, str] = {
+    Use.TRAINING: "Model versions trained on this recording are flagged as trained on withdrawn "
+    "consent; the platform stops serving them until a model trained without it is active.",
+    Use.SONG_INFERENCE: "Music makers can no longer pick it as a song-level reference.",
+    Use.PARAMETER_INFERENCE: "Music makers can no longer take single aspects of it as a reference.",
+    Use.AUDIO_INFERENCE: "Music makers can no longer apply its audio or segments of it to "
+    "their tracks.",
+    Distribution.PRIVATE: "New generations that use it can no longer be saved for private use.",
+    Distribution.NON_COMMERCIAL: "New generations that use it can no longer be shared "
+    "non-commercially.",
+    Distribution.COMMERCIAL: "New generations that use it can no longer be distributed "
+    "commercially.",
+}
+
+
+def consent_label(name: str) -> str:
+    """The product's name of a use or distribution ('song_inference' -> 'Song-level inference')."""
+    if name in Use.values:
+        return Use(name).label
+    return parse_distribution(name).label
+
+
+def parse_consent_names(values: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split use and distribution names (as sent by a form) into (uses, distributions),
+    refusing unknown names; order and duplicates are normalised."""
+    names = set(values)
+    unknown = sorted(names - set(CONSENT_NAMES))
+    if unknown:
+        raise InvalidInput(
+            f"unknown use or distribution: {', '.join(unknown)}; "
+            f"expected some of: {', '.join(CONSENT_NAMES)}",
+            details={"names": unknown},
+        )
+    return (
+        [n for n in Use.values if n in names],
+        [n for n in Distribution.values if n in names],
+    )
+
+
+def basis_points_percent(basis_points: int) -> str:
+    """7000 -> '70', 3333 -> '33.33': shares read as percentages, exactly."""
+    whole, frac = divmod(basis_points, 100)
+    return f"{whole}" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0")
+
+
+@dataclass(frozen=True)
+class CoHolderShare:
+    holder_id: int
+    name: str
+    basis_points: int
+    percent: str
+    is_self: bool
+    version: ConsentVersion | None
+
+
+@dataclass(frozen=True)
+class ConsentToggle:
+    """One use or distribution of one recording as its holder sees it: its own say, whether
+    it is effective (every co-holder agrees), and who it is waiting on."""
+
+    name: str
+    label: str
+    explanation: str
+    kind: str  # "use" | "distribution"
+    mine: bool
+    effective: bool
+    waiting_on: list[str]
+
+
+@dataclass(frozen=True)
+class RecordingConsentOverview:
+    recording: Recording
+    holders: list[CoHolderShare]
+    version: ConsentVersion | None
+    toggles: list[ConsentToggle]
+
+    @property
+    def uses(self) -> list[ConsentToggle]:
+        return [t for t in self.toggles if t.kind == "use"]
+
+    @property
+    def distributions(self) -> list[ConsentToggle]:
+        return [t for t in self.toggles if t.kind == "distribution"]
+
+    @property
+    def waiting(self) -> list[ConsentToggle]:
+        """What this holder opts in to that is not effective yet."""
+        return [t for t in self.toggles if t.mine and not t.effective]
+
+    @property
+    def effective(self) -> list[ConsentToggle]:
+        return [t for t in self.toggles if t.effective]
+
+    @property
+    def waiting_by_holder(self) -> list[tuple[str, list[str]]]:
+        """[(co-holder name, labels of what this holder opts in to and it does not)]."""
+        by_holder: dict[str, list[str]] = {}
+        for toggle in self.waiting:
+            for name in toggle.waiting_on:
+                by_holder.setdefault(name, []).append(toggle.label)
+        return list(by_holder.items())
+
+
+def holder_consent_overview(
+    *, holder: RightsHolder, recordings: Iterable[Recording]
+) -> list[RecordingConsentOverview]:
+    """Per recording: co-holders with shares and their latest consent, this holder's toggles
+    and whether each is effective, in three queries for any number of recordings."""
+    recordings = list(recordings)
+    ids = [r.pk for r in recordings]
+    current = {
+        (c.recording_id, c.holder_id): c.version
+        for c in CurrentConsent.objects.filter(recording_id__in=ids).select_related(
+            "version", "version__changed_by"
+        )
+    }
+    shares: dict[int, list[CoHolderShare]] = {rid: [] for rid in ids}
+    rows = (
+        RightsShare.objects.filter(recording_id__in=ids)
+        .select_related("holder")
+        .order_by("recording_id", "-basis_points", "holder__name")
+    )
+    for share in rows:
+        shares[share.recording_id].append(
+            CoHolderShare(
+                holder_id=share.holder_id,
+                name=share.holder.name,
+                basis_points=share.basis_points,
+                percent=basis_points_percent(share.basis_points),
+                is_self=share.holder_id == holder.pk,
+                version=current.get((share.recording_id, share.holder_id)),
+            )
+        )
+    overview = []
+    for recording in recordings:
+        holders = shares[recording.pk]
+        mine = current.get((recording.pk, holder.pk))
+        toggles = []
+        for name in CONSENT_NAMES:
+            withholding = [h for h in holders if h.version is None or not h.version.permits(name)]
+            toggles.append(
+                ConsentToggle(
+                    name=name,
+                    label=consent_label(name),
+                    explanation=CONSENT_EXPLANATIONS[name],
+                    kind="use" if name in Use.values else "distribution",
+                    mine=bool(mine and mine.permits(name)),
+                    effective=bool(holders) and not withholding,
+                    waiting_on=[h.name for h in withholding if not h.is_self],
+                )
+            )
+        overview.append(RecordingConsentOverview(recording, holders, mine, toggles))
+    return overview
+
+
+@dataclass(frozen=True)
+class ConsentHistoryEntry:
+    """One consent version in words: what it switched on and off, and the state after it."""
+
+    version: ConsentVersion
+    granted: list[str]
+    revoked: list[str]
+    permitted: list[str]
+
+
+def consent_history_entries(
+    *, holder: RightsHolder, recording: Recording
+) -> list[ConsentHistoryEntry]:
+    """`holder`'s consent versions for `recording`, newest first, with labels for people."""
+    return [
+        ConsentHistoryEntry(
+            version=version,
+            granted=[consent_label(n) for n in version.granted],
+            revoked=[consent_label(n) for n in version.revoked],
+            permitted=[consent_label(n) for n in CONSENT_NAMES if version.permits(n)],
+        )
+        for version in consent_history(holder=holder, recording=recording)
+    ]
