@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMonth
 
 from catalog.models import Recording, RightsHolder
 from config.exceptions import InvalidInput
@@ -264,3 +264,55 @@ def ledger_conservation_check() -> ConservationReport:
         )
         pending = {currency: int(amount) for currency, amount in cursor.fetchall()}
     return ConservationReport(transactions, entries, unbalanced, negative, pending)
+
+
+# --- The payout pages of the rights-holder portal -------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """What a holder is owed for one month, by component, in minor units."""
+
+    period: date
+    ita: int
+    tda: int
+    auxiliary: int
+    total: int
+
+
+def holder_monthly_totals(
+    *, holder: RightsHolder, currency: str, since: date | None = None, until: date | None = None
+) -> list[MonthTotals]:
+    """Months with entries (oldest first), each with its ITA / TDA / auxiliary totals;
+    `since` and `until` are months (first days), both included."""
+    entries = LedgerEntry.objects.filter(holder=holder, currency=currency)
+    if since is not None:
+        entries = entries.filter(booked_at__gte=period_bounds(since)[0])
+    if until is not None:
+        entries = entries.filter(booked_at__lt=period_bounds(until)[1])
+    rows = (
+        entries.annotate(month=TruncMonth("booked_at", tzinfo=UTC))
+        .values("month")
+        .annotate(
+            ita=_owed(Component.ITA),
+            tda=_owed(Component.TDA),
+            auxiliary=_owed(Component.AUXILIARY),
+            total=_owed(),
+        )
+        .order_by("month")
+    )
+    return [
+        MonthTotals(row["month"].date(), row["ita"], row["tda"], row["auxiliary"], row["total"])
+        for row in rows
+    ]
+
+
+def holder_statements(*, holder: RightsHolder, currency: str) -> dict[date, Statement]:
+    """The holder's closed statements by month."""
+    return {s.period: s for s in Statement.objects.filter(holder=holder, currency=currency)}
+
+
+def months_back(period: date, count: int) -> date:
+    """The first day of the month `count - 1` months before `period` (a window of `count`)."""
+    index = period.year * 12 + period.month - 1 - (count - 1)
+    return date(index // 12, index % 12 + 1, 1)
