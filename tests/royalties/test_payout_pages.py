@@ -90,10 +90,10 @@ def test_payout_page_shows_the_months_split_per_recording_chart_and_csv_link(pri
     assert 'data-component="tda">4.00<' in html
     assert 'data-component="auxiliary">2.00<' in html
     assert 'data-component="total"><strong>18.00</strong>' in html
-    assert "badge warn\">open" in html
+    assert 'badge warn">open' in html
     row = html.split(f'data-recording="{rights["solo"].pk}"')[1].split("</tr>")[0]
     assert "Solo Song" in row and ">2<" in row and "18.00" in row  # 2 generations
-    assert html.count('role="img"') == 2 and "<title id=\"months-chart-title\">" in html
+    assert html.count('role="img"') == 2 and '<title id="months-chart-title">' in html
     assert "Solo Song: Direct (ITA) 12.00" in html  # the per-recording chart's tooltip
     csv_link = f"/api/royalties/holders/{holder.pk}/payouts.csv?period={period}"
     assert f'href="{csv_link}"' in html
@@ -117,11 +117,11 @@ def test_closed_month_shows_its_statement_and_other_months_stay_listed(
     latest = client.get(payouts_url(holder)).content.decode()
     assert f"{timezone.now():%B %Y}" in latest and f"{earlier:%B %Y}" in latest
     by_month = latest.split('class="payouts-by-month"')[1]
-    assert by_month.count("badge ok\">closed") == 1 and by_month.count("badge warn\">open") == 1
+    assert by_month.count('badge ok">closed') == 1 and by_month.count('badge warn">open') == 1
 
     closed = client.get(payouts_url(holder), {"period": f"{earlier:%Y-%m}"}).content.decode()
     heading = closed.split('id="statement-heading"')[1].split("</h2>")[0]
-    assert f"Statement for {earlier:%B %Y}" in heading and "badge ok\">closed" in heading
+    assert f"Statement for {earlier:%B %Y}" in heading and 'badge ok">closed' in heading
     assert 'data-component="total"><strong>9.00</strong>' in closed
 
 
@@ -152,7 +152,9 @@ def test_stacked_bars_are_proportional_and_skip_empty_parts():
     assert a.segments[0].height == pytest.approx(3 * a.segments[1].height)
     assert a.segments[0].y > a.segments[1].y > a.segments[2].y  # stacked upwards
 
-    rows = stacked_bars([("x", {"ita": 100, "tda": 100})], formatter=money, orientation="horizontal")
+    rows = stacked_bars(
+        [("x", {"ita": 100, "tda": 100})], formatter=money, orientation="horizontal"
+    )
     (x,) = rows.bars
     first, second = x.segments
     assert second.x == pytest.approx(first.x + first.width) and first.width == second.width
