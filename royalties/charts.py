@@ -55,7 +55,7 @@ def stacked_bars(
     *,
     formatter,
     orientation: str = "vertical",
-    width: int = 720,
+    width: int = 520,
 ) -> Chart:
     """`items` are (label, {"ita": minor, "tda": minor, "auxiliary": minor}); `formatter`
     turns minor units into the text shown (e.g. format_minor with the currency)."""
@@ -65,7 +65,7 @@ def stacked_bars(
     scale_max = largest or 1
     bars = []
     if orientation == "vertical":
-        height, top, bottom, left = 240, 24, 40, 8
+        height, top, bottom, left = 220, 22, 40, 4
         plot = height - top - bottom
         slot = (width - 2 * left) / max(len(items), 1)
         bar_width = min(slot * 0.6, 56)
@@ -87,7 +87,7 @@ def stacked_bars(
             )  # fmt: skip
         baseline = (left, top + plot, width - left, top + plot)
     else:
-        row, label_width, right = 28, 220, 90
+        row, label_width, right = 26, 150, 64
         height = max(len(items), 1) * row + 8
         plot = width - label_width - right
         for n, (label, parts) in enumerate(items):

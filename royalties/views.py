@@ -55,7 +55,7 @@ def holder_payouts(request: HttpRequest, holder_id: int) -> HttpResponse:
         month = selectors.months_back(period, n + 1)
         m = by_month.get(month)
         parts = {"ita": m.ita, "tda": m.tda, "auxiliary": m.auxiliary} if m else {}
-        month_items.append((f"{month:%Y-%m}", parts))
+        month_items.append((f"{month:%b %y}", parts))
     recording_items = [
         (row["title"] or f"Recording {row['recording_id']}",
          {"ita": row["ita"], "tda": row["tda"], "auxiliary": row["auxiliary"]})
