@@ -388,6 +388,14 @@ class RecordingConsentOverview:
         return [t for t in self.toggles if t.effective]
 
     @property
+    def blocked_by_distribution(self) -> bool:
+        """Some use is agreed but no distribution is: verification checks both, so makers
+        still cannot use the recording for anything."""
+        return any(t.effective for t in self.uses) and not any(
+            t.effective for t in self.distributions
+        )
+
+    @property
     def waiting_by_holder(self) -> list[tuple[str, list[str]]]:
         """[(co-holder name, labels of what this holder opts in to and it does not)]."""
         by_holder: dict[str, list[str]] = {}

@@ -93,6 +93,16 @@ def test_holder_page_shows_shares_toggles_and_who_consent_waits_on(co_held):
     assert [(t.name, t.waiting_on) for t in row.waiting] == [("commercial", ["Holder B"])]
     assert [t.name for t in row.effective] == ["song_inference"]
     assert row.waiting_by_holder == [("Holder B", ["Commercial distribution"])]
+    assert row.blocked_by_distribution  # B allows no distribution yet
+    assert "Not usable yet" in html
+
+    consent_grant(actor=co_held["member_b"], holder=b, recording=recording,
+                  distributions=["commercial"])  # fmt: skip
+    (row,) = holder_consent_overview(holder=a, recordings=[recording])
+    assert not row.waiting and not row.blocked_by_distribution
+    assert (
+        "Not usable yet" not in client_for(co_held["member_a"]).get(holder_url(a)).content.decode()
+    )
 
 
 def test_page_of_another_holder_is_403_and_unknown_holder_404(co_held):
