@@ -93,7 +93,9 @@ def recording_consent_change(
         grant=[n for n in selectors.CONSENT_NAMES if n in wanted - now_on],
         revoke=[n for n in selectors.CONSENT_NAMES if n in now_on - wanted],
     )
-    return _confirm_or_apply(request, holder, [change], cancel=_recording_anchor(holder, recording))
+    return _confirm_or_apply(
+        request, holder, [change], cancel=_recording_anchor(holder, recording, request)
+    )
 
 
 @login_required
@@ -163,7 +165,7 @@ def _confirm_or_apply(
     if revoking and request.POST.get("confirmed") != "yes":
         fields = [
             (key, value)
-            for key in ("consent", "names", "recordings", "action")
+            for key in ("consent", "names", "recordings", "action", "page")
             for value in request.POST.getlist(key)
         ]
         return render(
@@ -206,7 +208,7 @@ def _confirm_or_apply(
     else:
         messages.info(request, "Nothing changed: the consent was already as chosen.")
     if len(changes) == 1:
-        return redirect(_recording_anchor(holder, changes[0].recording))
+        return redirect(_recording_anchor(holder, changes[0].recording, request))
     return redirect("portal-holder", holder.pk)
 
 
@@ -230,8 +232,11 @@ def _recording_ids(values: list[str]) -> list[int]:
         raise InvalidInput("recordings must be ids", details={"recordings": values}) from None
 
 
-def _recording_anchor(holder: RightsHolder, recording: Recording) -> str:
-    return f"{reverse('portal-holder', args=[holder.pk])}#recording-{recording.pk}"
+def _recording_anchor(holder: RightsHolder, recording: Recording, request: HttpRequest) -> str:
+    """The recording's card on the holders' page it was changed from."""
+    page = request.POST.get("page", "")
+    query = f"?page={page}" if page.isdigit() and page != "1" else ""
+    return f"{reverse('portal-holder', args=[holder.pk])}{query}#recording-{recording.pk}"
 
 
 def _recordings_phrase(count: int) -> str:

@@ -243,3 +243,19 @@ def test_consent_names_and_percentages():
     assert [basis_points_percent(bp) for bp in (7000, 3333, 5050, 1, 10_000)] == [
         "70", "33.33", "50.5", "0.01", "100",
     ]  # fmt: skip
+
+
+def test_recordings_are_paged_and_a_change_returns_to_its_page(co_held, make_recording, staff):
+    a = co_held["holder_a"]
+    for n in range(25):
+        recording = make_recording(f"Album Track {n:02d}", artist="A Band")
+        rights_shares_set(actor=staff, recording=recording, shares={a: 10_000})
+    client = client_for(co_held["member_a"])
+    first = client.get(holder_url(a)).content.decode()
+    assert "Page 1 of 2" in first and "Shared Song" not in first  # "Test Artist" sorts last
+    second = client.get(holder_url(a), {"page": 2}).content.decode()
+    assert "Shared Song" in second and '<input type="hidden" name="page" value="2">' in second
+    response = client.post(
+        change_url(a, co_held["recording"]), {"consent": ["private"], "page": "2"}
+    )
+    assert response["Location"].endswith(f"?page=2#recording-{co_held['recording'].pk}")
