@@ -49,6 +49,10 @@ class Chart:
     series: list[tuple[str, str, str]] = field(default_factory=lambda: list(SERIES))
     baseline: tuple[float, float, float, float] = (0, 0, 0, 0)
 
+    @property
+    def empty(self) -> bool:
+        return not any(bar.segments for bar in self.bars)
+
 
 def stacked_bars(
     items: list[tuple[str, dict[str, int]]],

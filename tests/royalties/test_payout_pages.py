@@ -131,6 +131,8 @@ def test_month_without_payouts_and_bad_requests(pricing, rights, make_user):
     empty = client.get(payouts_url(holder), {"period": "2024-02"})
     assert empty.status_code == 200 and b"No payouts in February 2024" in empty.content
     assert b'data-component="total"><strong>0.00</strong>' in empty.content
+    assert b"No payouts in the 12 months up to February 2024" in empty.content
+    assert b'role="img"' not in empty.content
     assert client.get(payouts_url(holder), {"period": "2024-13"}).status_code == 400
     assert client.get(payouts_url(holder), {"currency": "ZZZ"}).status_code == 400
     assert client_for(rights["member_b"]).get(payouts_url(holder)).status_code == 403
@@ -147,6 +149,7 @@ def test_stacked_bars_are_proportional_and_skip_empty_parts():
     a, b, c = chart.bars
     assert [s.series for s in a.segments] == ["ita", "tda", "auxiliary"]
     assert a.total == "9.00" and b.total == "4.50" and c.total == "0.00" and not c.segments
+    assert not chart.empty and stacked_bars([("z", {})], formatter=money).empty
     tallest = sum(s.height for s in a.segments)
     assert sum(s.height for s in b.segments) == pytest.approx(tallest / 2)
     assert a.segments[0].height == pytest.approx(3 * a.segments[1].height)
