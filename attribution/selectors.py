@@ -13,10 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from attribution.chain import GENESIS_HASH, payload_digest, record_digest
-from attribution.models import AttributionRecord, TrainingAttribution
+from attribution.models import (
+    AttributionRecord,
+    ClipCalibration,
+    SimilarityAudit,
+    SimilarityMatch,
+    TrainingAttribution,
+)
 from config.exceptions import InvalidInput, NotFound
 
 CHAIN_FIELDS = (
@@ -140,3 +146,128 @@ def training_attribution_readable_by(
 def training_attributions_visible_to(*, user: AbstractBaseUser) -> QuerySet[TrainingAttribution]:
     jobs = TrainingAttribution.objects.all()
     return jobs if user.is_staff else jobs.filter(generation_requested_by=user.pk)
+
+
+# -- similarity audit (seed 003) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditMatch:
+    """One of the recordings most similar to an output, with its best clip pair."""
+
+    rank: int
+    recording_id: int
+    title: str
+    artist: str
+    similarity: float
+    output_start_seconds: float  # where the best clip starts in the generated output
+    recording_start_seconds: float  # and in the recording
+    is_reference: bool
+    in_training_set: bool
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class SimilarityAuditResult:
+    """A generation's similarity audit as the receipt, the API and the staff report show it."""
+
+    generation_ref: str
+    status: str
+    stage: str
+    failure_reason: str
+    flagged: bool
+    payouts_held: bool
+    threshold_name: str
+    threshold_value: float | None
+    thresholds: dict[str, float]  # every calibrated threshold of the encoder version
+    encoder: str
+    clip_seconds: float | None
+    hop_seconds: float | None
+    output_clip_count: int
+    matches: list[AuditMatch]
+    reference_scores: dict[str, dict]
+    coverage: dict
+    created_at: object
+    finished_at: object
+
+    @property
+    def flagged_matches(self) -> list[AuditMatch]:
+        return [m for m in self.matches if m.flagged]
+
+
+def _audit_result(audit: SimilarityAudit) -> SimilarityAuditResult:
+    matches = (
+        SimilarityMatch.objects.filter(audit=audit)
+        .select_related("recording__artist")
+        .order_by("rank")
+    )
+    return SimilarityAuditResult(
+        generation_ref=audit.generation_ref,
+        status=audit.status,
+        stage=audit.stage,
+        failure_reason=audit.failure_reason,
+        flagged=audit.flagged,
+        payouts_held=audit.payouts_held,
+        threshold_name=audit.threshold_name,
+        threshold_value=audit.threshold_value,
+        thresholds=dict(audit.calibration.thresholds) if audit.calibration_id else {},
+        encoder=str(audit.encoder) if audit.encoder_id else "",
+        clip_seconds=audit.clip_seconds,
+        hop_seconds=audit.hop_seconds,
+        output_clip_count=audit.output_clip_count,
+        matches=[
+            AuditMatch(
+                rank=m.rank,
+                recording_id=m.recording_id,
+                title=m.recording.title,
+                artist=m.recording.artist.name if m.recording.artist_id else "",
+                similarity=m.similarity,
+                output_start_seconds=m.output_start_seconds,
+                recording_start_seconds=m.recording_start_seconds,
+                is_reference=m.is_reference,
+                in_training_set=m.in_training_set,
+                flagged=m.flagged,
+            )
+            for m in matches
+        ],
+        reference_scores=dict(audit.reference_scores),
+        coverage=dict(audit.coverage),
+        created_at=audit.created_at,
+        finished_at=audit.finished_at,
+    )
+
+
+def similarity_audit_for_generation(*, generation_ref: str) -> SimilarityAuditResult | None:
+    """The generation's audit (None if it has none). Callers check who may see it."""
+    audit = (
+        SimilarityAudit.objects.select_related("encoder", "calibration")
+        .filter(generation_ref=str(generation_ref))
+        .first()
+    )
+    return _audit_result(audit) if audit else None
+
+
+def similarity_audits(
+    *, flagged_only: bool = False, limit: int = 200
+) -> list[SimilarityAuditResult]:
+    """Recent audits for the staff report, flagged ones first."""
+    audits = SimilarityAudit.objects.select_related("encoder", "calibration").order_by(
+        "-flagged", "-created_at"
+    )
+    if flagged_only:
+        audits = audits.filter(flagged=True)
+    return [_audit_result(audit) for audit in audits[:limit]]
+
+
+def similarity_audit_counts() -> dict[str, int]:
+    counts = {status: 0 for status in SimilarityAudit.Status.values}
+    for row in SimilarityAudit.objects.values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    counts["flagged"] = SimilarityAudit.objects.filter(flagged=True).count()
+    counts["held"] = SimilarityAudit.objects.filter(payouts_held=True).count()
+    return counts
+
+
+def clip_calibrations(*, limit: int = 20) -> list[ClipCalibration]:
+    """Stored calibrations, newest first (one encoder version may have several)."""
+    return list(ClipCalibration.objects.select_related("encoder").order_by("-created_at")[:limit])

@@ -90,7 +90,7 @@ Out = Callable[[str], None]
 # The exceptions a study turns into a clear message (commands print it and exit non-zero).
 STUDY_ERRORS = (DomainError, TDAError, GeneratorError, ValueError, OSError)
 
-REPORT_NAME = re.compile(r"^tda_[a-z_]+-\d{8}-\d{6}(-\d+)?$")
+REPORT_NAME = re.compile(r"^(tda|audit)_[a-z_]+-\d{8}-\d{6}(-\d+)?$")  # audit: seed 003
 REPORT_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.(png|csv|json)$")
 
 # Seed 000 Table 1's masking settings: (M_U when unlearning, M_L when measuring losses).

@@ -53,3 +53,19 @@ def tda_finish(job_id: int) -> dict:
 
     job = training_attribution_finish(job_id=job_id)
     return {"job": job_id, "status": job.status}
+
+
+@shared_task(**RETRYING)
+def similarity_audit_run(audit_id: int) -> dict:
+    """Seed 003 audit of one completed generation (routed to the `cpu` queue in settings)."""
+    from attribution.services.audit import similarity_audit_fail
+    from attribution.services.audit import similarity_audit_run as run
+
+    try:
+        audit = run(audit_id=audit_id)
+    except (OperationalError, InterfaceError):
+        raise  # transient: retried
+    except Exception as exc:  # a bug must still end the audit, never the generation
+        similarity_audit_fail(audit_id=audit_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    return {"audit": audit_id, "status": audit.status, "flagged": audit.flagged}

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils import html
 from rest_framework.views import APIView
 
+from attribution.selectors import similarity_audit_for_generation
 from catalog.models import Distribution, Level
 from config.api import validated_input
 from config.exceptions import Conflict, InvalidInput
@@ -107,6 +108,40 @@ class VerifyApi(APIView):
         return Response(self.Output(verification).data)
 
 
+class SimilarityAuditOutput(serializers.Serializer):
+    """Seed 003 audit of an output: its most similar recordings by best 3-s clip pair."""
+
+    class MatchOutput(serializers.Serializer):
+        rank = serializers.IntegerField()
+        recording = serializers.IntegerField(source="recording_id")
+        title = serializers.CharField()
+        artist = serializers.CharField()
+        similarity = serializers.FloatField()
+        output_start_seconds = serializers.FloatField()
+        recording_start_seconds = serializers.FloatField()
+        is_reference = serializers.BooleanField()
+        in_training_set = serializers.BooleanField()
+        flagged = serializers.BooleanField()
+
+    status = serializers.CharField()
+    stage = serializers.CharField()
+    failure_reason = serializers.CharField()
+    flagged = serializers.BooleanField(
+        help_text="a recording that was not a reference is at least as similar as the threshold"
+    )
+    payouts_held = serializers.BooleanField()
+    threshold_name = serializers.CharField()
+    threshold_value = serializers.FloatField(allow_null=True)
+    thresholds = serializers.DictField(child=serializers.FloatField())
+    encoder = serializers.CharField()
+    clip_seconds = serializers.FloatField(allow_null=True)
+    hop_seconds = serializers.FloatField(allow_null=True)
+    output_clip_count = serializers.IntegerField()
+    matches = MatchOutput(many=True)
+    reference_scores = serializers.DictField(child=serializers.DictField())
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
 class GenerationOutput(serializers.ModelSerializer):
     class ReferenceOutput(serializers.Serializer):
         recording = serializers.IntegerField(source="recording_id")
@@ -128,6 +163,9 @@ class GenerationOutput(serializers.ModelSerializer):
     training_attribution_url = serializers.SerializerMethodField(
         help_text="training-time attribution of the output (once it succeeded)"
     )
+    similarity_audit = serializers.SerializerMethodField(
+        help_text="seed 003 similarity audit of the output (null until it has one)"
+    )
 
     class Meta:
         model = GenerationRequest
@@ -137,7 +175,7 @@ class GenerationOutput(serializers.ModelSerializer):
             "model_version", "references", "verified_at", "started_at", "finished_at",
             "attempts", "verification_record_hash", "generation_record_hash", "output_sha256",
             "sample_sha256", "audio_url", "provenance_url", "training_attribution_url",
-            "created_at",
+            "similarity_audit", "created_at",
         ]  # fmt: skip
 
     def get_progress(self, generation: GenerationRequest) -> dict:
@@ -162,6 +200,11 @@ class GenerationOutput(serializers.ModelSerializer):
 
     def get_training_attribution_url(self, generation: GenerationRequest) -> str | None:
         return self._url(generation, f"/api/attribution/training/{generation.uid}/")
+
+    @extend_schema_field(SimilarityAuditOutput(allow_null=True))
+    def get_similarity_audit(self, generation: GenerationRequest) -> dict | None:
+        audit = similarity_audit_for_generation(generation_ref=generation.ref)
+        return SimilarityAuditOutput(audit).data if audit else None
 
 
 class GenerationListCreateApi(generics.ListAPIView):

@@ -104,6 +104,7 @@ class Account(models.Model):
         HOLDER_PAYABLE = "holder_payable", "Payable to a rights holder"
         PENDING_TDA_POOL = "pending_tda_pool", "TDA pool awaiting attribution"
         UNALLOCATED = "unallocated", "Unallocated (no rights shares or no training set)"
+        PAYOUTS_HELD = "payouts_held", "Payouts held for review (similarity audit flag)"
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
     holder = models.ForeignKey(
@@ -137,6 +138,7 @@ class LedgerTransaction(models.Model):
         GENERATION_FEE = "generation_fee", "Generation fee"
         TDA_SETTLEMENT = "tda_settlement", "TDA pool settlement"
         REVERSAL = "reversal", "Reversal"
+        PAYOUT_HOLD = "payout_hold", "Payouts held for review"
 
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -5,6 +5,14 @@ the pooled similarities of each sample's top neighbours. Its mean, +1 sigma and 
 the paper's bins 3, 2 and 1 (listeners rated bin 1 as more similar than any other bin 97% of
 the time with CLAP). Bin 4, "random", is the mean similarity of random clip pairs.
 
+`fit` says where the Gaussian is fitted. "raw" is the paper's procedure: on the cosine
+similarities themselves. They are bounded by 1 and skewed towards it, so on an encoder whose
+near neighbours are close (ours: top-neighbour sigma ~0.09) mean + 2 sigma lands above 1.0 and
+not even an exact copy could reach it. "fisher_z" (the default) fits the Gaussian to
+atanh(similarity), the usual variance-stabilising transform of correlations, and maps the
+thresholds back with tanh: the same mean/sigma construction, always below 1. Both fits are
+stored, so the report shows the paper's numbers beside the ones in use.
+
 The paper ranked the top 10,000 of 5 million clips (the top 0.2%); a catalogue of a few
 thousand clips keeps the same fraction (`top_fraction`) with a floor (`min_top`). Neighbours
 from the sampled clip's own recording are left out: the thresholds describe how close *other*
@@ -21,6 +29,8 @@ from attribution.audit.clips import AuditError
 
 # Names of the stored thresholds, from least to most similar.
 THRESHOLD_NAMES = ("random", "mean", "mean+1sigma", "mean+2sigma")
+FITS = ("fisher_z", "raw")
+Z_CLIP = 1 - 1e-6  # atanh(1) is infinite: an exact duplicate clip counts as 0.999999
 BIN_HALF_WIDTH = 0.02  # the listening test's bins were centre +- 0.02
 
 
@@ -32,8 +42,11 @@ class CalibrationConfig:
     random_pairs_side: int = 1000  # two random sets of 1,000 clips, all pairs
     seed: int = 0
     histogram_bins: int = 50
+    fit: str = "fisher_z"  # or "raw" (the paper's Gaussian on the similarities themselves)
 
     def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise AuditError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.sample_clips < 1 or self.min_top < 1 or self.random_pairs_side < 1:
             raise AuditError("sample_clips, min_top and random_pairs_side must be at least 1")
         if not 0 < self.top_fraction <= 1:
@@ -57,9 +70,13 @@ class Calibration:
     top_n: int
     config: dict = field(default_factory=dict)
     histogram: dict = field(default_factory=dict)  # top-neighbour and random-pair histograms
+    fit: str = "fisher_z"
+    z_mean: float = 0.0  # the Gaussian fitted to atanh(similarity)
+    z_std: float = 0.0
 
     @property
-    def thresholds(self) -> dict[str, float]:
+    def raw_thresholds(self) -> dict[str, float]:
+        """The paper's construction on the similarities themselves."""
         return {
             "random": self.random_mean,
             "mean": self.mean,
@@ -67,8 +84,27 @@ class Calibration:
             "mean+2sigma": self.mean + 2 * self.std,
         }
 
+    @property
+    def z_thresholds(self) -> dict[str, float]:
+        return {
+            "random": self.random_mean,
+            "mean": float(np.tanh(self.z_mean)),
+            "mean+1sigma": float(np.tanh(self.z_mean + self.z_std)),
+            "mean+2sigma": float(np.tanh(self.z_mean + 2 * self.z_std)),
+        }
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The thresholds in use (those of `fit`)."""
+        return self.raw_thresholds if self.fit == "raw" else self.z_thresholds
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "thresholds": self.thresholds}
+        return {
+            **asdict(self),
+            "thresholds": self.thresholds,
+            "raw_thresholds": self.raw_thresholds,
+            "z_thresholds": self.z_thresholds,
+        }
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -117,8 +153,12 @@ def calibrate(
     if random_pairs.size == 0:
         raise AuditError("no pair of clips from different recordings to measure")
 
+    z = np.arctanh(np.clip(pooled, -Z_CLIP, Z_CLIP))
     edges = np.linspace(-1.0, 1.0, config.histogram_bins + 1)
     return Calibration(
+        fit=config.fit,
+        z_mean=float(z.mean()),
+        z_std=float(z.std()),
         mean=float(pooled.mean()),
         std=float(pooled.std()),
         random_mean=float(random_pairs.mean()),

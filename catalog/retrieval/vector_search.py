@@ -111,3 +111,26 @@ def recording_neighbours(
         rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:fetch])
     rows.sort(key=lambda row: row[1])
     return [(r, 1.0 - d) for r, d in rows[:limit]]
+
+
+def nearest_rows(
+    *,
+    rows: QuerySet,
+    query: np.ndarray,
+    limit: int,
+    values: tuple[str, ...],
+    filtered: bool = False,
+    tuning: SearchTuning = DEFAULT_TUNING,
+) -> list[tuple]:
+    """The `limit` rows of any table with an `embedding` halfvec column (HNSW, cosine) nearest
+    to `query`, as `values` + (similarity,), most similar first. `rows` carries the filters
+    (encoder, clip spec, recording set), so they run in the same statement as the ORDER BY;
+    `filtered` says the filter is selective (more candidates are fetched before re-sorting).
+    The similarity audit's clip table (attribution) is searched through this."""
+    rows = rows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
+    fetch = tuning.rows_to_fetch(limit, filtered=filtered)
+    with transaction.atomic():
+        _apply_tuning(tuning)
+        found = list(rows.order_by("distance").values_list(*values, "distance")[:fetch])
+    found.sort(key=lambda row: row[-1])
+    return [(*row[:-1], 1.0 - row[-1]) for row in found[:limit]]

@@ -127,6 +127,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ROUTES = {
     "catalog.tasks.*": {"queue": "cpu"},
     "generation.tasks.*": {"queue": "gpu"},
+    "attribution.tasks.similarity_audit_run": {"queue": "cpu"},  # exact names win over globs
     "attribution.tasks.*": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = True
@@ -190,3 +191,21 @@ TDA_PAYOUT_SHARES = os.environ.get("TDA_PAYOUT_SHARES", "topk")
 TDA_PAYOUT_TOP_K = int(os.environ.get("TDA_PAYOUT_TOP_K", "10"))
 # Compute TDA for every completed generation (off: jobs stay queued until run by hand).
 TDA_ON_GENERATION = os.environ.get("TDA_ON_GENERATION", "1") != "0"
+
+# --- Corroborative similarity audit (seed 003) ------------------------------------------------
+# Clip length and hop (seconds) of catalogue, training-set and output clips.
+AUDIT_CLIP_SECONDS = float(os.environ.get("AUDIT_CLIP_SECONDS", "3.0"))
+AUDIT_CLIP_HOP_SECONDS = float(os.environ.get("AUDIT_CLIP_HOP_SECONDS", "1.5"))
+# Encoder version the audit embeds with ("name@version"); empty: the active encoder.
+AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "")
+# Recordings an audit stores (each with its best clip pair).
+AUDIT_TOP_K = int(os.environ.get("AUDIT_TOP_K", "10"))
+# The calibrated threshold a non-reference match must reach to flag an output: "random",
+# "mean", "mean+1sigma", "mean+2sigma" (seed 003 bin 1) or a number.
+AUDIT_FLAG_THRESHOLD = os.environ.get("AUDIT_FLAG_THRESHOLD", "mean+2sigma")
+# A flag moves the generation's rights-holder payouts to "held for review" in the ledger.
+AUDIT_HOLD_PAYOUTS_ON_FLAG = os.environ.get("AUDIT_HOLD_PAYOUTS_ON_FLAG", "1") != "0"
+# Audit every completed generation (a Celery task on the `cpu` queue).
+AUDIT_ON_GENERATION = os.environ.get("AUDIT_ON_GENERATION", "1") != "0"
+# Embed recordings that have no clips yet while auditing (off: the audit fails and says so).
+AUDIT_EMBED_MISSING = os.environ.get("AUDIT_EMBED_MISSING", "1") != "0"

@@ -23,3 +23,5 @@ TDA_STATE_DIR = STATE_DIR / "test-tda"
 # Tests that attribute generations turn this on (with a worker or in process); others would
 # leave jobs in the broker for a later test's worker.
 TDA_ON_GENERATION = False
+# Audits are run in process by the tests that need them.
+AUDIT_ON_GENERATION = False

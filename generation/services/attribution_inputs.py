@@ -104,3 +104,57 @@ def generated_sample(*, generation_ref: str) -> GeneratedSample:
         logmel=np.load(path),
         spec=spec,
     )
+
+
+@dataclass(frozen=True)
+class GeneratedOutput:
+    """What the similarity audit needs of a succeeded generation: its rendered audio, its
+    references and the training set of the model version that made it."""
+
+    generation_ref: str
+    requested_by_id: int
+    model_version_id: int
+    path: Path
+    output_sha256: str
+    reference_ids: tuple[int, ...]
+    training_recording_ids: tuple[int, ...]
+
+
+def generated_output(*, generation_ref: str) -> GeneratedOutput:
+    """A succeeded generation's output file (checked against its hash) and references."""
+    generation = (
+        GenerationRequest.objects.select_related("model_version").filter(uid=generation_ref).first()
+    )
+    if generation is None:
+        raise NotFound(f"generation {generation_ref} does not exist")
+    if generation.status != GenerationRequest.Status.SUCCEEDED or not generation.output:
+        raise Conflict(f"generation {generation_ref} has no output ({generation.status})")
+    path = Path(generation.output.path)
+    if not path.is_file() or file_sha256(path) != generation.output_sha256:
+        raise Conflict(f"the stored output of generation {generation_ref} is missing or changed")
+    return GeneratedOutput(
+        generation_ref=generation.ref,
+        requested_by_id=generation.requested_by_id,
+        model_version_id=generation.model_version_id,
+        path=path,
+        output_sha256=generation.output_sha256,
+        reference_ids=tuple(
+            dict.fromkeys(
+                generation.references.order_by("position").values_list("recording_id", flat=True)
+            )
+        ),
+        training_recording_ids=tuple(generation.model_version.training_recording_ids),
+    )
+
+
+def succeeded_generation_refs(
+    *, model_version_id: int | None = None, limit: int = 100
+) -> list[str]:
+    """The most recent succeeded generations (of one model version), newest first."""
+    generations = GenerationRequest.objects.filter(status=GenerationRequest.Status.SUCCEEDED)
+    if model_version_id is not None:
+        generations = generations.filter(model_version_id=model_version_id)
+    return [
+        str(uid)
+        for uid in generations.order_by("-finished_at").values_list("uid", flat=True)[:limit]
+    ]

@@ -326,6 +326,7 @@ def _store(field, source: Path, name: str) -> None:
 def _complete(
     generation: GenerationRequest, verification, output: Path, sample: Path, elapsed: float
 ) -> GenerationRequest:
+    from attribution.services.audit import similarity_audit_request
     from attribution.services.training import training_attribution_request
     from royalties.services import ChargedReference, generation_fee_post
 
@@ -413,6 +414,11 @@ def _complete(
             requested_by_id=generation.requested_by_id,
             model_version_id=model_version.pk,
             model_checkpoint_sha256=model_version.checkpoint_sha256,
+        )
+        similarity_audit_request(  # seed 003 audit, queued on commit (cpu queue)
+            generation_ref=generation.ref,
+            requested_by_id=generation.requested_by_id,
+            model_version_id=model_version.pk,
         )
     output.unlink(missing_ok=True)
     sample.unlink(missing_ok=True)

@@ -175,13 +175,18 @@ def test_a_stretched_case_is_one_clip_long_and_made_from_more_audio(music):
 # -- calibration ---------------------------------------------------------------------------------
 
 
-def brute_force(vectors, ids, sample, top_n):
+def brute_force_pooled(vectors, ids, sample, top_n) -> np.ndarray:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     pooled = []
     for i in sample:
         sims = [float(unit[i] @ unit[j]) for j in range(len(unit)) if ids[j] != ids[i]]
         pooled += sorted(sims)[-top_n:]
-    return np.mean(pooled), np.std(pooled)
+    return np.asarray(pooled)
+
+
+def brute_force(vectors, ids, sample, top_n):
+    pooled = brute_force_pooled(vectors, ids, sample, top_n)
+    return pooled.mean(), pooled.std()
 
 
 def test_calibration_fits_the_top_neighbour_distribution_and_random_pairs():
@@ -197,11 +202,37 @@ def test_calibration_fits_the_top_neighbour_distribution_and_random_pairs():
     assert result.top_n == 5 and result.sampled_clips == 40 and result.recording_count == 8
     assert result.mean == pytest.approx(mean, abs=1e-5)
     assert result.std == pytest.approx(std, abs=1e-5)
-    thresholds = result.thresholds
-    assert thresholds["mean+1sigma"] == pytest.approx(mean + std, abs=1e-5)
-    assert thresholds["mean+2sigma"] == pytest.approx(mean + 2 * std, abs=1e-5)
-    assert thresholds["random"] < thresholds["mean"] < thresholds["mean+2sigma"]
+    raw = result.raw_thresholds  # the paper's Gaussian on the similarities
+    assert raw["mean+1sigma"] == pytest.approx(mean + std, abs=1e-5)
+    assert raw["mean+2sigma"] == pytest.approx(mean + 2 * std, abs=1e-5)
+    assert raw["random"] < raw["mean"] < raw["mean+2sigma"]
     assert sum(result.histogram["top"]) == 40 * 5
+    # the default fit: the same construction on atanh(similarity), mapped back
+    pooled_z = np.arctanh(brute_force_pooled(vectors, ids, sample, top_n=5))
+    z = result.thresholds
+    assert result.fit == "fisher_z"
+    assert z["mean"] == pytest.approx(np.tanh(pooled_z.mean()), abs=1e-5)
+    assert z["mean+2sigma"] == pytest.approx(
+        np.tanh(pooled_z.mean() + 2 * pooled_z.std()), abs=1e-5
+    )
+    assert z["random"] == raw["random"] < z["mean"] < z["mean+1sigma"] < z["mean+2sigma"] < 1.0
+    paper = calibrate(
+        vectors,
+        ids,
+        CalibrationConfig(sample_clips=40, min_top=5, random_pairs_side=50, seed=4, fit="raw"),
+    )
+    assert paper.thresholds == raw
+
+
+def test_the_default_fit_keeps_thresholds_below_one_where_the_raw_fit_cannot():
+    """Near neighbours close to 1 (skewed): the raw mean + 2 sigma is out of reach."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 16))
+    ids = np.repeat(np.arange(6), 20)
+    vectors = centres[ids] * 0.2 + rng.standard_normal((len(ids), 16)) * 0.05 + 1.0
+    fitted = calibrate(vectors, ids, CalibrationConfig(sample_clips=60, min_top=10))
+    assert fitted.raw_thresholds["mean+2sigma"] > fitted.thresholds["mean+2sigma"]
+    assert fitted.thresholds["mean+2sigma"] < 1.0
 
 
 def test_top_neighbours_are_a_fraction_of_the_catalogue_with_a_floor():

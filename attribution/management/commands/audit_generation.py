@@ -1,0 +1,61 @@
+"""python manage.py audit_generation GENERATION_ID: the similarity audit of one generation in
+this process (what the `cpu` workers do), printing its top matches and whether it is flagged.
+
+For operators: audit a generation made while AUDIT_ON_GENERATION was off (or before the audit
+existed), rerun one with `--again` (today's settings and calibration), or `--release` the
+payouts a flag held, after review.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from attribution.models import SimilarityAudit
+from attribution.selectors import similarity_audit_for_generation
+from attribution.services.audit import similarity_audit_release, similarity_audit_run_here
+from config.exceptions import DomainError
+
+
+class Command(BaseCommand):
+    help = "Run (or show) the similarity audit of a generation."
+
+    def add_arguments(self, parser):
+        parser.add_argument("generation", help="public id (uuid) of a succeeded generation")
+        parser.add_argument("--again", action="store_true", help="rerun a finished/failed audit")
+        parser.add_argument("--release", metavar="REASON", help="release held payouts")
+        parser.add_argument("--staff", default="", help="staff username for --release")
+
+    def handle(self, *args, generation: str, again: bool, release: str | None, staff: str, **_):
+        try:
+            if release is not None:
+                actor = get_user_model().objects.filter(username=staff, is_staff=True).first()
+                if actor is None:
+                    raise CommandError("--release needs --staff USERNAME of a staff user")
+                similarity_audit_release(actor=actor, generation_ref=generation, reason=release)
+                self.stdout.write(f"payouts of {generation} released")
+                return
+            audit = similarity_audit_run_here(generation_ref=generation, again=again)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        if audit.status == SimilarityAudit.Status.FAILED:
+            raise CommandError(f"the audit failed: {audit.failure_reason}")
+        result = similarity_audit_for_generation(generation_ref=generation)
+        self.stdout.write(
+            f"audit of {generation}: {result.output_clip_count} clips of "
+            f"{result.clip_seconds:g} s (hop {result.hop_seconds:g} s), encoder {result.encoder}, "
+            f"threshold {result.threshold_name} = {result.threshold_value:.4f}"
+        )
+        self.stdout.write(f"{'rank':>4}  {'sim':>6}  {'out@s':>6}  {'rec@s':>6}  flags  recording")
+        for m in result.matches:
+            marks = ("R" if m.is_reference else "-") + ("T" if m.in_training_set else "-")
+            marks += "!" if m.flagged else " "
+            self.stdout.write(
+                f"{m.rank:>4}  {m.similarity:>6.3f}  {m.output_start_seconds:>6.1f}  "
+                f"{m.recording_start_seconds:>6.1f}  {marks:<5}  {m.recording_id}: {m.title}"
+            )
+        for rid, score in result.reference_scores.items():
+            self.stdout.write(f"reference {rid}: best clip pair {score['similarity']:.3f}")
+        verdict = "FLAGGED" if result.flagged else "not flagged"
+        held = " (payouts held for review)" if result.payouts_held else ""
+        self.stdout.write(f"{verdict}{held}  [R reference, T training set, ! flagged]")

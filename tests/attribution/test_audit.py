@@ -1,0 +1,347 @@
+"""The similarity audit in the product, on the tiny trained encoder and generator with real
+recordings: clip embeddings in pgvector, calibration per encoder version, the audit of a
+completed generation (a file that copies a catalogue recording is flagged, one that copies its
+reference is not), the payout hold in the ledger, the API field, and the bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from django.db.models import Sum
+from rest_framework.test import APIClient
+
+from attribution.audit import CalibrationConfig, ClipSpec, calibrate, split_clips
+from attribution.models import ClipCalibration, ClipEmbedding, SimilarityAudit
+from attribution.selectors import similarity_audit_for_generation
+from attribution.services.audit import (
+    catalogue_clips_embed,
+    clip_calibrate,
+    similarity_audit_release,
+    similarity_audit_run_here,
+)
+from catalog.audio.decoding import file_sha256, load_mono
+from catalog.models import Artist, Recording
+from catalog.retrieval.runtime import loaded_encoder
+from catalog.services.encoders import encoder_register
+from generation.models import GenerationRequest
+from generation.services.running import generation_run
+from royalties.models import Account, LedgerEntry, LedgerTransaction
+from royalties.services import tda_pool_settle
+from tests.catalog.retrieval_fixtures import write_excerpt
+from tests.conftest import require_real_audio
+
+CLIP = ClipSpec(clip_seconds=3.0, hop_seconds=1.5)  # the product's defaults
+# The committed demo encoder (trained by the project on the demo catalogue): the tiny test
+# encoder's space is nearly collapsed (random clip pairs at 0.94), where no threshold means
+# anything. The audit is configured to use it as a second, non-active encoder version.
+DEMO_ENCODER = (
+    Path(__file__).resolve().parents[2] / "catalog/encoders/pretrained/default-clap-demo.pt"
+)
+MUSIC = (
+    Path("/usr/share/games/singularity/music"),
+    Path("/usr/share/games/wesnoth/1.16/data/core/music"),
+)
+
+
+def more_catalogue(settings, count: int = 14) -> list[Recording]:
+    """Real recordings in the catalogue without any consent (the audit searches them all):
+    a calibration over six recordings would mean little."""
+    paths = [p for folder in MUSIC for p in sorted(folder.glob("*.ogg"))]
+    require_real_audio(*paths[:1])
+    paths = [p for p in paths if sf.info(str(p)).duration > 40][::3][:count]
+    artist = Artist.objects.get_or_create(name="Other Soundtracks")[0]
+    recordings = []
+    for path in paths:
+        relative = f"recordings/test/other-{path.stem.replace(' ', '_')}.wav"
+        excerpt = write_excerpt(
+            path, Path(settings.MEDIA_ROOT) / relative, seconds=12.0, offset=20.0
+        )
+        recordings.append(
+            Recording.objects.create(
+                title=path.stem, artist=artist, duration_seconds=12.0, audio_file=relative,
+                audio_format="wav", sample_rate=44100, channels=2,
+                content_sha256=file_sha256(excerpt),
+            )
+        )  # fmt: skip
+    return recordings
+
+
+@pytest.fixture
+def audit_settings(settings):
+    settings.AUDIT_CLIP_SECONDS = CLIP.clip_seconds
+    settings.AUDIT_CLIP_HOP_SECONDS = CLIP.hop_seconds
+    settings.AUDIT_TOP_K = 5
+    settings.AUDIT_FLAG_THRESHOLD = "mean+2sigma"
+    settings.AUDIT_HOLD_PAYOUTS_ON_FLAG = True
+    settings.AUDIT_EMBED_MISSING = True
+    settings.AUDIT_ENCODER = ""
+    settings.AUDIT_ON_GENERATION = False
+    return settings
+
+
+@pytest.fixture
+def calibrated(studio, audit_settings):
+    others = more_catalogue(audit_settings)
+    version = encoder_register(name="default-clap", checkpoint_path=DEMO_ENCODER)
+    assert not version.is_active
+    audit_settings.AUDIT_ENCODER = str(version)
+    counts = catalogue_clips_embed()
+    assert counts["embedded"] == 6 + len(others) and counts["failed"] == 0
+    calibration = clip_calibrate(config=CalibrationConfig(sample_clips=200))
+    return {**studio, "calibration": calibration, "audit_encoder": version, "others": others}
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def generated(studio, maker, *, seconds: float = 2.0) -> GenerationRequest:
+    """A generation referencing recordings 4 and 5 (the tiny model trained on 0-3)."""
+    first, second = studio["recordings"][4], studio["recordings"][5]
+    body = {
+        "references": [
+            {"recording": first.pk, "level": "song", "weight": 1.0},
+            {"recording": second.pk, "level": "song", "role": "mood", "weight": 0.5},
+        ],
+        "distribution": "commercial",
+        "seconds": seconds,
+    }
+    response = client_for(maker).post("/api/generations/", body, format="json")
+    assert response.status_code == 201, response.json()
+    generation = generation_run(
+        generation_id=GenerationRequest.objects.get(uid=response.json()["id"]).pk
+    )
+    assert generation.status == "succeeded", generation.failure_reason
+    return generation
+
+
+def copy_into_output(generation, recording, *, offset: float, seconds: float = 6.0) -> None:
+    """The generated file becomes a copy of `seconds` of a catalogue recording (as a model that
+    memorised it would render); its stored hash follows, as if it had been generated so."""
+    path = Path(generation.output.path)
+    write_excerpt(Path(recording.audio_file.path), path, seconds=seconds, offset=offset)
+    GenerationRequest.objects.filter(pk=generation.pk).update(output_sha256=file_sha256(path))
+
+
+def holder_owed(generation_ref: str) -> int:
+    total = LedgerEntry.objects.filter(
+        generation_ref=generation_ref, account__kind=Account.Kind.HOLDER_PAYABLE
+    ).aggregate(total=Sum("amount_minor"))["total"]
+    return -(total or 0)
+
+
+# -- clips and calibration -------------------------------------------------------------------------
+
+
+def test_clips_are_encoder_embeddings_of_each_recording_and_embedding_is_idempotent(
+    studio, audit_settings
+):
+    counts = catalogue_clips_embed()  # the active encoder (the tiny one)
+    # 12-s recordings, 3-s clips every 1.5 s: 7 clips each
+    assert counts == {"embedded": 6, "clips": 42, "failed": 0, "already": 0, "errors": {}}
+    again = catalogue_clips_embed()
+    assert again["embedded"] == 0 and again["already"] == 6
+    assert ClipEmbedding.objects.count() == 42
+
+    recording, encoder = studio["recordings"][2], loaded_encoder(studio["encoder"])
+    audio = load_mono(Path(recording.audio_file.path), sample_rate=encoder.sample_rate)
+    start, clip = split_clips(audio, encoder.sample_rate, CLIP)[5]
+    stored = ClipEmbedding.objects.get(recording=recording, start_seconds=start)
+    expected = encoder.embed_audio(clip[None, :])[0]
+    assert stored.encoder_id == studio["encoder"].pk
+    assert np.allclose(np.asarray(stored.embedding), expected, atol=2e-3)  # halfvec precision
+    # the 10-s retrieval windows are untouched (retrieval never sees audit clips)
+    from catalog.models import RecordingWindowEmbedding
+
+    assert not RecordingWindowEmbedding.objects.exclude(window_seconds=10.0).exists()
+
+
+def test_calibration_is_stored_per_encoder_version_from_the_stored_clips(calibrated):
+    stored = calibrated["calibration"]
+    rows = list(
+        ClipEmbedding.objects.filter(encoder=calibrated["audit_encoder"]).values_list(
+            "recording_id", "embedding"
+        )
+    )
+    plain = calibrate(
+        np.stack([np.asarray(v, dtype=np.float32) for _, v in rows]),
+        np.array([r for r, _ in rows]),
+        CalibrationConfig(sample_clips=200),
+    )
+    assert stored.encoder_id == calibrated["audit_encoder"].pk
+    assert (stored.clip_seconds, stored.hop_seconds) == (3.0, 1.5)
+    assert stored.clip_count == 7 * 20 and stored.recording_count == 20
+    assert stored.mean == pytest.approx(plain.mean, abs=1e-6)
+    assert stored.thresholds == pytest.approx(plain.thresholds, abs=1e-6)
+    assert stored.config["raw_thresholds"]["mean+2sigma"] == pytest.approx(
+        plain.mean + 2 * plain.std, abs=1e-6
+    )
+    t = stored.thresholds
+    assert t["random"] < t["mean"] < t["mean+1sigma"] < t["mean+2sigma"] < 1.0
+
+
+# -- the audit of a generation -----------------------------------------------------------------
+
+
+def test_an_output_that_copies_a_catalogue_recording_is_flagged_and_its_payouts_held(
+    calibrated, make_user
+):
+    maker = make_user("maker")
+    generation = generated(calibrated, maker)
+    copied = calibrated["recordings"][0]  # in the training set, not a reference
+    copy_into_output(generation, copied, offset=3.0)  # 3 s into the recording
+    owed_before = holder_owed(generation.ref)
+    assert owed_before > 0
+
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+
+    assert audit.status == "done", audit.failure_reason
+    assert audit.flagged and audit.payouts_held
+    result = similarity_audit_for_generation(generation_ref=generation.ref)
+    top = result.matches[0]
+    assert top.recording_id == copied.pk and top.flagged
+    assert not top.is_reference and top.in_training_set
+    assert top.similarity > 0.99 and top.similarity >= result.threshold_value
+    assert top.recording_start_seconds - top.output_start_seconds == pytest.approx(3.0)
+    assert result.threshold_name == "mean+2sigma"
+    assert result.threshold_value == pytest.approx(
+        calibrated["calibration"].thresholds["mean+2sigma"]
+    )
+    assert set(result.reference_scores) == {str(r.pk) for r in calibrated["recordings"][4:]}
+
+    # the hold: the holders' payouts of this generation moved to "held for review", balanced
+    hold = LedgerTransaction.objects.get(generation_ref=generation.ref, kind="payout_hold")
+    assert sum(hold.entries.values_list("amount_minor", flat=True)) == 0
+    assert holder_owed(generation.ref) == 0
+    held = hold.entries.filter(account__kind=Account.Kind.PAYOUTS_HELD)
+    assert -sum(held.values_list("amount_minor", flat=True)) == owed_before
+
+    # the API detail carries it
+    detail = client_for(maker).get(f"/api/generations/{generation.ref}/").json()
+    shown = detail["similarity_audit"]
+    assert shown["flagged"] is True and shown["payouts_held"] is True
+    assert shown["matches"][0]["recording"] == copied.pk
+    assert shown["matches"][0]["title"] == copied.title
+    assert shown["matches"][0]["is_reference"] is False
+
+
+def test_an_output_that_copies_its_reference_is_not_flagged(calibrated, make_user):
+    generation = generated(calibrated, make_user("maker"))
+    reference = calibrated["recordings"][4]
+    copy_into_output(generation, reference, offset=4.5)
+    owed = holder_owed(generation.ref)
+
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+
+    assert audit.status == "done", audit.failure_reason
+    result = similarity_audit_for_generation(generation_ref=generation.ref)
+    top = result.matches[0]
+    assert top.recording_id == reference.pk and top.is_reference and top.similarity > 0.99
+    assert not top.flagged
+    assert not result.flagged and not result.payouts_held
+    assert result.reference_scores[str(reference.pk)]["similarity"] == pytest.approx(top.similarity)
+    assert holder_owed(generation.ref) == owed  # nothing held
+    assert not LedgerTransaction.objects.filter(kind="payout_hold").exists()
+
+
+def test_with_the_hold_setting_off_a_flag_holds_nothing(calibrated, make_user, settings):
+    settings.AUDIT_HOLD_PAYOUTS_ON_FLAG = False
+    generation = generated(calibrated, make_user("maker"))
+    copy_into_output(generation, calibrated["recordings"][1], offset=1.5)
+    owed = holder_owed(generation.ref)
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+    assert audit.flagged and not audit.payouts_held
+    assert holder_owed(generation.ref) == owed
+    assert not LedgerTransaction.objects.filter(kind="payout_hold").exists()
+
+
+def test_released_payouts_come_back_and_a_settlement_while_held_is_held_too(
+    calibrated, make_user, staff
+):
+    generation = generated(calibrated, make_user("maker"))
+    copy_into_output(generation, calibrated["recordings"][0], offset=6.0)
+    owed = holder_owed(generation.ref)
+    similarity_audit_run_here(generation_ref=generation.ref)
+    assert holder_owed(generation.ref) == 0
+
+    training = calibrated["model_version"].training_recording_ids
+    settlement = tda_pool_settle(generation_ref=generation.ref, shares={training[0]: 1.0})
+    pool = -settlement.entries.filter(account__kind="holder_payable").aggregate(
+        t=Sum("amount_minor")
+    )["t"]
+    assert pool > 0
+    assert holder_owed(generation.ref) == 0  # the settlement's payouts are held as well
+    assert LedgerTransaction.objects.filter(kind="payout_hold").count() == 2
+
+    audit = similarity_audit_release(actor=staff, generation_ref=generation.ref, reason="cover")
+    assert not audit.payouts_held
+    assert holder_owed(generation.ref) == owed + pool
+    reversals = LedgerTransaction.objects.filter(kind="reversal", generation_ref=generation.ref)
+    assert reversals.count() == 2  # corrections are reversals; nothing was updated
+
+
+def test_an_output_shorter_than_one_clip_fails_the_audit_not_the_generation(calibrated, make_user):
+    generation = generated(calibrated, make_user("maker"))  # 2 s: shorter than a 3-s clip
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+    assert audit.status == "failed"
+    assert "2.00 s long" in audit.failure_reason and "3-s clips" in audit.failure_reason
+    assert not audit.matches.exists() and not audit.flagged
+    generation.refresh_from_db()
+    assert generation.status == "succeeded"
+
+
+def test_an_encoder_version_without_calibration_fails_with_a_reason(
+    studio, audit_settings, make_user
+):
+    generation = generated(studio, make_user("maker"))
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+    assert audit.status == "failed"
+    assert "has no calibration" in audit.failure_reason
+    assert "calibrate_audit" in audit.failure_reason
+    assert not ClipCalibration.objects.exists() and not audit.matches.exists()
+
+
+def test_missing_clips_are_computed_on_demand_or_refused(calibrated, make_user, settings):
+    generation = generated(calibrated, make_user("maker"))
+    copy_into_output(generation, calibrated["recordings"][4], offset=0.0)  # long enough
+    reference = calibrated["recordings"][5]
+    ClipEmbedding.objects.filter(recording=reference).delete()
+
+    settings.AUDIT_EMBED_MISSING = False
+    audit = similarity_audit_run_here(generation_ref=generation.ref)
+    assert audit.status == "failed"
+    assert f"recordings [{reference.pk}]" in audit.failure_reason
+    assert "embed_clips" in audit.failure_reason
+    assert not ClipEmbedding.objects.filter(recording=reference).exists()
+
+    settings.AUDIT_EMBED_MISSING = True
+    audit = similarity_audit_run_here(generation_ref=generation.ref, again=True)
+    assert audit.status == "done", audit.failure_reason
+    assert ClipEmbedding.objects.filter(recording=reference).count() == 7
+    assert audit.coverage["searched_recordings"] == 20
+    assert str(reference.pk) in audit.reference_scores
+
+
+def test_completion_requests_an_audit_queued_on_commit(
+    calibrated, make_user, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from attribution import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.similarity_audit_run, "delay", lambda pk: queued.append(pk))
+    settings.AUDIT_ON_GENERATION = True
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = generated(calibrated, make_user("maker"))
+    audit = SimilarityAudit.objects.get(generation_ref=generation.ref)
+    assert audit.status == "queued" and queued == [audit.pk]
+    copy_into_output(generation, calibrated["recordings"][5], offset=0.0)
+    result = tasks.similarity_audit_run(audit.pk)  # what the `cpu` worker runs
+    assert result["status"] == "done"
+    from django.conf import settings as live
+
+    assert live.CELERY_TASK_ROUTES["attribution.tasks.similarity_audit_run"] == {"queue": "cpu"}
