@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.models import Use as CatalogUse
-from catalog.selectors import recordings_permitting
+from catalog.selectors import recordings_permitting, recordings_rights_holders
 from config.exceptions import Conflict, Forbidden, NotFound
 from generation.models import GenerationRequest, ModelVersion
 
@@ -146,3 +146,35 @@ def model_version_get(*, model_version_id: int) -> ModelVersion:
         return ModelVersion.objects.select_related("encoder").get(pk=model_version_id)
     except ModelVersion.DoesNotExist:
         raise NotFound(f"model version {model_version_id} does not exist") from None
+
+
+@dataclass(frozen=True)
+class ReceiptReference:
+    """One reference as a receipt shows it: what was used, how, and who it pays."""
+
+    recording_id: int
+    title: str
+    artist: str
+    level: str
+    role: str
+    weight: float
+    segment: tuple[float, float] | None
+    holders: list[tuple[str, int]]  # (name, basis points)
+
+
+def generation_receipt_references(*, generation: GenerationRequest) -> list[ReceiptReference]:
+    references = list(generation.references.select_related("recording__artist"))
+    holders = recordings_rights_holders(recording_ids=[r.recording_id for r in references])
+    return [
+        ReceiptReference(
+            recording_id=ref.recording_id,
+            title=ref.recording.title,
+            artist=ref.recording.artist.name,
+            level=ref.level,
+            role=ref.role,
+            weight=ref.weight,
+            segment=(ref.segment_start, ref.segment_end) if ref.segment_start is not None else None,
+            holders=holders.get(ref.recording_id, []),
+        )
+        for ref in sorted(references, key=lambda r: r.position)
+    ]

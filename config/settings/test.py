@@ -9,6 +9,9 @@ from config.settings.database import database_settings
 DATABASES = {
     "default": database_settings(STATE_DIR / "test-postgres", name="platform", stop_at_exit=True)
 }
+# One test database per test session, so that two sessions on one machine (two checkouts'
+# CI, or a developer's run beside CI) do not drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_platform_{os.getpid()}"}
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 MEDIA_ROOT = STATE_DIR / "test-media"

@@ -12,6 +12,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.attribution.conftest import emptied_log_after  # noqa: F401
+from tests.generation.conftest import (  # noqa: F401  (a tiny generator and a real worker)
+    embedded_catalogue,
+    gpu_worker,
+    pricing,
+    studio,
+    tiny_checkpoint,
+)
+
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # between browser steps are still synchronous, so Django's async guard would only get in the way.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -47,11 +56,19 @@ class Shots:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")
         self.count = 0
+        for old in self.directory.glob(f"{self.prefix}-*.png"):
+            old.unlink()  # an earlier run's pictures would mix with this run's
 
     def __call__(self, page, label: str) -> Path:
         self.count += 1
         path = self.directory / f"{self.prefix}-{self.count:02d}-{label}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # The whole page, by growing the viewport and shrinking it back: chromium's own
+        # full-page capture left its layout such that the next click missed its target.
+        size = page.viewport_size
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
+        page.screenshot(path=str(path))
+        page.set_viewport_size(size)
         return path
 
 
@@ -60,8 +77,16 @@ def shots(request) -> Shots:
     return Shots(request.node.name)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can see whether it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def open_session(browser, live_server) -> Iterator:
+def open_session(browser, live_server, request, shots) -> Iterator:
     """`open_session(user)` gives a new browser context signed in as `user` (through the
     sign-in page, as a person would), its page pointed at the live server."""
     contexts = []
@@ -81,5 +106,9 @@ def open_session(browser, live_server) -> Iterator:
         return page
 
     yield open_
+    failed = getattr(request.node, "report_call", None)
     for context in contexts:
+        if failed is not None and failed.failed:
+            for page in context.pages:
+                shots(page, "at-failure")
         context.close()

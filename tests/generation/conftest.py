@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 import soundfile as sf
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 
 from catalog.services.consent import consent_grant
+from config.celery import app
 from generation.model import GeneratorConfig, TrainConfig
 from generation.services.models import generator_train
 from tests.catalog.retrieval_fixtures import (  # noqa: F401
@@ -51,3 +55,14 @@ def user_track(path: Path, seconds: float = 1.5) -> Path:
 def wav_bytes(path: Path) -> np.ndarray:
     audio, _ = sf.read(str(path), dtype="float32")
     return audio
+
+
+@pytest.fixture
+def gpu_worker():
+    """A real Celery worker on the `gpu` queue, in this process (it sees the test database)."""
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}; start redis-server")
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["gpu"]):
+        yield

@@ -6,25 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
-from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 from rest_framework.test import APIClient
 
-from config.celery import app
 from tests.attribution.conftest import emptied_log_after  # noqa: F401
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def gpu_worker():
-    try:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
-    except redis.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}; start redis-server")
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["gpu"]):
-        yield
 
 
 def test_worker_generates_a_submitted_request(

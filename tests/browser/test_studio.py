@@ -1,0 +1,103 @@
+"""The music maker's path through the studio in a real browser (issue 7, browser test 2):
+find songs by prompt, pick two, check them, submit, follow progress to the receipt, and play
+the result. A real Celery worker runs the tiny generator trained by the `studio` fixture."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from attribution.models import TrainingAttribution
+from attribution.services.training import training_attribution_run_here
+from generation.models import GenerationRequest
+from tests.attribution.test_training_attribution import TINY_TDA
+from tests.generation.conftest import TRAINED
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.celery,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+
+
+def test_maker_finds_by_prompt_generates_and_plays_the_result(
+    studio,
+    gpu_worker,
+    emptied_log_after,
+    open_session,
+    make_user,
+    shots,
+    settings,
+    tmp_path,
+):
+    settings.TDA_STATE_DIR = tmp_path / "tda"
+    settings.TDA_CONFIG = TINY_TDA
+    settings.TDA_CHUNK_ITEMS = 2
+    maker = make_user("maker")
+    page = open_session(maker)
+    shots(page, "home")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Studio").click()
+    expect(page.get_by_role("heading", name=re.compile("Studio"))).to_be_visible()
+
+    page.get_by_label("Describe the music you want").fill("energetic electronic drums")
+    page.get_by_role("button", name="Find by prompt").click()
+    results = page.locator("#results .result")
+    expect(results.first).to_be_visible()
+    assert results.count() >= 2
+    assert page.locator("#results audio").first.get_attribute("src").startswith("/api/catalogue/")
+    shots(page, "prompt-results")
+
+    titles = [results.nth(i).locator("strong").inner_text() for i in range(2)]
+    for title in titles:
+        page.get_by_role("button", name=f"Add {title} to the selection").click()
+    selected = page.locator("#selection .reference")
+    expect(selected).to_have_count(2)
+    selected.nth(1).get_by_label("Weight").fill("0.5")
+    page.get_by_role("button", name="Check references").click()
+    expect(page.locator("#verification")).to_contain_text("All references are permitted")
+    expect(selected.locator(".badge.ok")).to_have_count(2)
+    page.get_by_label("Duration (seconds)").fill("2")
+    shots(page, "selection-verified")
+
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(re.compile(r"/studio/generations/[0-9a-f-]{36}/$"))
+    shots(page, "receipt-progress")
+    expect(page.locator("#status-text")).to_have_text("Succeeded", timeout=120_000)
+    player = page.locator("#player")
+    expect(player).to_have_attribute("src", re.compile(r"/api/generations/.+/audio/$"))
+    duration = player.evaluate(
+        "a => new Promise(r => a.readyState >= 1 ? r(a.duration)"
+        " : a.addEventListener('loadedmetadata', () => r(a.duration)))"
+    )
+    assert duration == pytest.approx(2.0, abs=0.1)
+    played = player.evaluate(
+        "a => a.play().then(() => new Promise(r => setTimeout(() => r(a.currentTime), 600)))"
+    )
+    assert played > 0
+    shots(page, "receipt-succeeded")
+
+    generation = GenerationRequest.objects.get(requested_by=maker)
+    assert generation.status == GenerationRequest.Status.SUCCEEDED
+    assert [r.recording.title for r in generation.references.order_by("position")] == titles
+    assert [r.weight for r in generation.references.order_by("position")] == [1.0, 0.5]
+    references = page.locator("#references tbody tr")
+    expect(references).to_have_count(2)
+    expect(references.first).to_contain_text("Catalogue Holder (100%)")
+    expect(page.locator("#tda-status")).to_contain_text("Pending")
+
+    # Training-time attribution (in process, as `manage.py attribute_generation` runs it): the
+    # receipt, still open, picks the scores up and charts the top contributors.
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    assert training_attribution_run_here(job_id=job.pk).status == "done"
+    expect(page.locator("#tda-status")).to_contain_text("Computed for", timeout=20_000)
+    expect(page.locator("#tda-chart svg rect")).to_have_count(TRAINED)
+    expect(page.locator("#tda-table tbody tr")).to_have_count(TRAINED)
+    shots(page, "receipt-attributed")
+    provenance = page.locator("#download-provenance")
+    response = page.request.get(provenance.get_attribute("href"))
+    assert response.ok
+    ingredients = response.json()["c2pa"]["manifest"]["ingredients"]
+    assert [i["title"] for i in ingredients] == titles
