@@ -30,6 +30,13 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 PASSWORD = "pw-for-tests"  # what tests/conftest.py's make_user gives every user
 
 
+@pytest.fixture(autouse=True)
+def _empty_attribution_log(emptied_log_after):  # noqa: F811
+    """Browser tests commit (a live server needs it) and verification writes to the
+    append-only log, which Django's flush between tests may not truncate."""
+    yield
+
+
 def screenshot_dir() -> Path:
     return Path(os.environ.get("BROWSER_SCREENSHOT_DIR", settings.STATE_DIR / "screenshots"))
 

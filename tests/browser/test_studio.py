@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from attribution.models import TrainingAttribution
 from attribution.services.training import training_attribution_run_here
+from catalog.services.consent import consent_revoke
 from generation.models import GenerationRequest
 from tests.attribution.test_training_attribution import TINY_TDA
 from tests.generation.conftest import TRAINED
@@ -26,7 +27,6 @@ pytestmark = [
 def test_maker_finds_by_prompt_generates_and_plays_the_result(
     studio,
     gpu_worker,
-    emptied_log_after,
     open_session,
     make_user,
     shots,
@@ -101,3 +101,54 @@ def test_maker_finds_by_prompt_generates_and_plays_the_result(
     assert response.ok
     ingredients = response.json()["c2pa"]["manifest"]["ingredients"]
     assert [i["title"] for i in ingredients] == titles
+
+
+def test_a_refused_reference_is_explained_and_swapped_for_a_permitted_alternative(
+    studio, open_session, make_user, shots
+):
+    recordings = studio["recordings"]
+    holder, member = studio["holder"], studio["member"]
+    electro = next(r for r in recordings if r.title == "Electro")
+    consent_revoke(actor=member, holder=holder, recording=electro, distributions=["commercial"])
+    dungeon = next(r for r in recordings if r.title == "Dungeon")
+    consent_revoke(actor=member, holder=holder, recording=dungeon, uses=["song_inference"])
+
+    page = open_session(make_user("maker"))
+    page.goto("/studio/")
+    search_tab = page.get_by_role("tab", name="Search")
+    search_tab.click()
+    expect(search_tab).to_have_attribute("aria-selected", "true")
+    box = page.get_by_role("combobox", name="Search titles, artists, releases, genres")
+    box.press_sequentially("Elec", delay=30)
+    suggestion = page.get_by_role("option", name=re.compile("Electro"))
+    expect(suggestion.first).to_be_visible()
+    shots(page, "autocomplete")
+    box.press("ArrowDown")
+    box.press("Enter")
+    expect(page.locator("#results .result").first).to_contain_text("Electro")
+    page.get_by_role("button", name="Add Electro to the selection").click()
+
+    # the song-level use Dungeon's holder revoked: search no longer offers it at that level
+    box.fill("Dungeon")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results-status")).to_contain_text("No permitted recordings matched")
+    page.get_by_label("Find songs I may use at").select_option("parameter")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results .result")).to_contain_text(["Dungeon"])
+
+    page.get_by_role("radio", name=re.compile("^Commercial distribution")).check()
+    page.get_by_role("button", name="Check references").click()
+    reference = page.locator("#selection .reference").first
+    expect(reference.locator(".badge.bad")).to_have_text("Refused")
+    expect(reference.locator(".reasons")).to_contain_text("commercial")
+    alternatives = reference.get_by_role("button", name=re.compile("^Swap in "))
+    expect(alternatives.first).to_be_visible()
+    shots(page, "refused-with-alternatives")
+    offered = alternatives.first.get_attribute("aria-label").removeprefix("Swap in ")
+    assert offered != "Electro"
+    alternatives.first.click()
+    expect(page.locator("#selection .reference")).to_have_count(1)
+    expect(page.locator("#selection .reference .ref-title")).to_have_text(offered)
+    page.get_by_role("button", name="Check references").click()
+    expect(page.locator("#verification")).to_contain_text("All references are permitted")
+    shots(page, "swapped-and-permitted")

@@ -32,8 +32,7 @@
       $("#download-provenance").href = detail.provenance_url;
       $("#result").hidden = false;
     }
-    if ("similarity_audit" in detail) showAudit(detail.similarity_audit);
-    else $("#audit-card").hidden = true; // this installation has no similarity audit
+    showAudit(detail.similarity_audit);
   }
 
   // Horizontal bars, one per contributor, widths by share of the training pool.
@@ -121,21 +120,30 @@
       status.textContent = "Pending: the output's clips are compared with the catalogue after generation.";
       return;
     }
-    if (audit.status && audit.status !== "done") {
-      status.textContent = audit.failure_reason ? `Audit failed: ${audit.failure_reason}` : `Pending: ${audit.status}.`;
+    if (audit.status === "failed") {
+      status.textContent = `The audit failed: ${audit.failure_reason}`;
       return;
     }
-    const matches = audit.matches || audit.top_matches || [];
+    if (audit.status !== "done") {
+      status.textContent = `Pending: ${audit.stage || audit.status}.`;
+      return;
+    }
+    const threshold = `${audit.threshold_name} = ${Number(audit.threshold_value).toFixed(3)}`;
     status.textContent = audit.flagged
-      ? "Flagged: the output is highly similar to a recording that was not one of its references."
-      : "No unreferenced recording is highly similar to the output.";
-    status.classList.toggle("error", Boolean(audit.flagged));
-    $("#audit-result").replaceChildren(el("table", {},
-      el("thead", {}, el("tr", {}, el("th", {}, "Most similar recordings"), el("th", { class: "num" }, "Similarity"), el("th", {}, "Reference?"))),
-      el("tbody", {}, matches.map((m) => el("tr", { class: m.flagged ? "flag" : null },
-        el("td", {}, m.title || `recording ${m.recording}`),
-        el("td", { class: "num" }, Number(m.score).toFixed(3)),
-        el("td", {}, m.is_reference ? "yes" : "no"))))));
+      ? `Flagged for review: a recording that was not a reference is at least as similar as the threshold (${threshold}).${audit.payouts_held ? " Its payouts are held until staff review it." : ""}`
+      : `No recording outside the references reaches the threshold (${threshold}), over ${audit.output_clip_count} clips of ${audit.clip_seconds} s.`;
+    status.classList.toggle("error", audit.flagged);
+    const seconds = (t) => `${Number(t).toFixed(1)} s`;
+    $("#audit-result").replaceChildren(el("table", { id: "audit-table" },
+      el("thead", {}, el("tr", {},
+        el("th", {}, "Most similar recordings"), el("th", { class: "num" }, "Similarity"),
+        el("th", {}, "Best clip pair (output → recording)"), el("th", {}, "Reference"), el("th", {}, "Flag"))),
+      el("tbody", {}, audit.matches.map((m) => el("tr", { class: m.flagged ? "flag" : null },
+        el("td", {}, m.title, el("span", { class: "muted" }, ` — ${m.artist}`)),
+        el("td", { class: "num" }, Number(m.similarity).toFixed(3)),
+        el("td", {}, `${seconds(m.output_start_seconds)} → ${seconds(m.recording_start_seconds)}`),
+        el("td", {}, m.is_reference ? "yes" : "no"),
+        el("td", {}, m.flagged ? el("span", { class: "badge bad" }, "flagged") : ""))))));
   }
 
   async function followGeneration() {
@@ -159,9 +167,8 @@
   }
 
   async function followAudit(detail) {
-    if (!("similarity_audit" in detail)) return;
     let audit = detail.similarity_audit;
-    while (!audit || (audit.status && !["done", "failed"].includes(audit.status))) {
+    while (!audit || !["done", "failed"].includes(audit.status)) {
       await sleep(4000);
       try {
         audit = (await api("GET", `/api/generations/${uid}/`)).similarity_audit;
