@@ -50,7 +50,7 @@ from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import AudioTextEncoder
 from catalog.models import EncoderVersion, Recording
 from catalog.retrieval.runtime import loaded_encoder
-from config.exceptions import Conflict, InvalidInput
+from config.exceptions import Conflict, DomainError, InvalidInput
 
 Out = Callable[[str], None]
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")
@@ -329,7 +329,7 @@ class ModelOptions:
     generate: int = 0  # make this many new ones first (product services, in process)
     model_version_id: int | None = None
     encoder: str | None = None
-    user: str = "demo-maker"
+    user: str = "maker"  # the demo music maker
     seconds: float | None = None
     references: int = 2
     seed: int = 0
@@ -398,14 +398,16 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
     if not refs:
         raise Conflict(f"model version {model_version} has no succeeded generation (--generate)")
     training = list(model_version.training_recording_ids)
-    rows = []
+    rows, skipped = [], {}
     for n, ref in enumerate(refs, 1):
-        output = generated_output(generation_ref=ref)
         try:
+            output = generated_output(generation_ref=ref)
             audio = load_mono(output.path, sample_rate=encoder.sample_rate)
-        except (AudioDecodeError, OSError) as exc:
-            raise InvalidInput(f"output of {ref} cannot be decoded: {exc}") from exc
-        starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
+            starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
+        except (AudioDecodeError, OSError, DomainError) as exc:  # named, never a silent zero
+            skipped[ref] = getattr(exc, "message", str(exc))
+            out(f"[{n}/{len(refs)}] {ref}: skipped: {skipped[ref]}")
+            continue
         result = clips_search(
             starts=starts, vectors=vectors, encoder_version=encoder_version, spec=spec,
             k=options.k + len(output.reference_ids), reference_ids=output.reference_ids,
@@ -437,6 +439,8 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
             f"(recording {top.recording_id if top else '-'}"
             f"{', a reference' if top and top.is_reference else ''})"
         )
+    if not rows:
+        raise Conflict(f"none of the {len(refs)} generations could be studied", details=skipped)
     thresholds = dict(calibration.thresholds)
     steps = [(name, thresholds[name]) for name in THRESHOLD_NAMES if name != "random"]
     steps += [
@@ -506,6 +510,7 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
         "table2": table2,
         "table3": table3,
         "outputs": rows,
+        "skipped": skipped,
         "seconds": time.monotonic() - started,
     }
     files.append(_write_json(directory / "summary.json", summary))

@@ -268,6 +268,34 @@ def similarity_audit_counts() -> dict[str, int]:
     return counts
 
 
-def clip_calibrations(*, limit: int = 20) -> list[ClipCalibration]:
+@dataclass(frozen=True)
+class CalibrationRow:
+    encoder: str
+    clip_seconds: float
+    hop_seconds: float
+    clip_count: int
+    recording_count: int
+    fit: str
+    thresholds: list[tuple[str, float, float | None]]  # name, in use, the paper's raw fit
+    created_at: object
+
+
+def clip_calibrations(*, limit: int = 20) -> list[CalibrationRow]:
     """Stored calibrations, newest first (one encoder version may have several)."""
-    return list(ClipCalibration.objects.select_related("encoder").order_by("-created_at")[:limit])
+    rows = ClipCalibration.objects.select_related("encoder").order_by("-created_at")[:limit]
+    return [
+        CalibrationRow(
+            encoder=str(c.encoder),
+            clip_seconds=c.clip_seconds,
+            hop_seconds=c.hop_seconds,
+            clip_count=c.clip_count,
+            recording_count=c.recording_count,
+            fit=c.config.get("fit", ""),
+            thresholds=[
+                (name, value, c.config.get("raw_thresholds", {}).get(name))
+                for name, value in c.thresholds.items()
+            ],
+            created_at=c.created_at,
+        )
+        for c in rows
+    ]

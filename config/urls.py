@@ -21,6 +21,9 @@ urlpatterns = [
         attribution_views.tda_report_download,
         name="tda-report-file",
     ),
+    path(
+        "attribution/audits/", attribution_views.similarity_audit_report, name="similarity-audits"
+    ),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/catalogue/", include("catalog.urls")),
     path("api/retrieval/", include("catalog.retrieval.urls")),

@@ -147,6 +147,8 @@ def demo(host: str, port: int) -> int:
         manage("train_encoder", "--if-needed")
         step("Embeddings of the catalogue (10-s windows + track vectors in pgvector)")
         manage("embed_catalogue")
+        step("3-s clips of the catalogue and the similarity audit's thresholds (seed 003)")
+        manage("embed_clips", "--calibrate")
         step("Generator (committed demo checkpoint, or trained if consent changed; <= 20 min)")
         manage("train_generator", "--if-needed")
 

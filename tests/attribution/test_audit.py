@@ -5,11 +5,13 @@ reference is not), the payout hold in the ledger, the API field, and the bad inp
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from django.core.management import CommandError, call_command
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
@@ -345,3 +347,56 @@ def test_completion_requests_an_audit_queued_on_commit(
     from django.conf import settings as live
 
     assert live.CELERY_TASK_ROUTES["attribution.tasks.similarity_audit_run"] == {"queue": "cpu"}
+
+
+# -- commands and the staff page -----------------------------------------------------------------
+
+
+def test_the_commands_run_on_tiny_data_and_save_their_reports(
+    calibrated, make_user, settings, tmp_path, client, staff
+):
+    settings.TDA_STATE_DIR = tmp_path / "tda"
+    out = StringIO()
+    call_command("embed_clips", "--calibrate", stdout=out)
+    text = out.getvalue()
+    assert "0 recordings embedded" in text and "20 already" in text  # idempotent
+    assert "mean+2sigma" in text and ClipCalibration.objects.count() == 2
+
+    generation = generated(calibrated, make_user("maker"))
+    copy_into_output(generation, calibrated["recordings"][0], offset=3.0)
+    out = StringIO()
+    call_command("audit_generation", generation.ref, stdout=out)
+    assert "FLAGGED (payouts held for review)" in out.getvalue()
+    assert f"{calibrated['recordings'][0].pk}: Electro" in out.getvalue()
+
+    out = StringIO()
+    call_command(
+        "audit_robustness", "--quick", "--recordings", "4", "--held-out", "2",
+        "--generations", "1", stdout=out,
+    )  # fmt: skip
+    lines = out.getvalue().splitlines()
+    unperturbed = next(line for line in lines if line.startswith("none "))
+    assert unperturbed.split()[-3:] == ["1.00", "1.00", "1.00"]  # the clip itself is indexed
+    for kind in ("pitch", "stretch", "noise", "mashup_catalogue", "mashup_outside"):
+        assert any(line.startswith(kind) for line in lines), kind
+    assert any(line.startswith("mashup_generated") for line in lines)
+    (report,) = (tmp_path / "tda" / "reports").glob("audit_robustness-*")
+    assert {"robustness.csv", "robustness.png", "summary.json"} <= {
+        p.name for p in report.iterdir()
+    }
+
+    out = StringIO()
+    call_command("audit_model", "--generations", "5", stdout=out)
+    text = out.getvalue()
+    assert "Table 2 (1 outputs" in text and "Table 3" in text
+    assert "skipped" not in text or "shorter" not in text
+    (model_report,) = (tmp_path / "tda" / "reports").glob("audit_model-*")
+    assert (model_report / "model.png").stat().st_size > 1000
+
+    with pytest.raises(CommandError, match="give a generation id"):
+        call_command("audit_generation")
+
+    client.force_login(staff)
+    page = client.get("/attribution/audits/?flagged=1").content.decode()
+    assert generation.ref in page and "payouts held for review" in page
+    assert "audit_robustness-" in client.get("/attribution/reports/").content.decode()

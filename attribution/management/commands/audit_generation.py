@@ -21,12 +21,21 @@ class Command(BaseCommand):
     help = "Run (or show) the similarity audit of a generation."
 
     def add_arguments(self, parser):
-        parser.add_argument("generation", help="public id (uuid) of a succeeded generation")
+        parser.add_argument(
+            "generation", nargs="?", help="public id (uuid) of a succeeded generation"
+        )
+        parser.add_argument(
+            "--all", action="store_true", help="every succeeded generation without a done audit"
+        )
         parser.add_argument("--again", action="store_true", help="rerun a finished/failed audit")
         parser.add_argument("--release", metavar="REASON", help="release held payouts")
         parser.add_argument("--staff", default="", help="staff username for --release")
 
-    def handle(self, *args, generation: str, again: bool, release: str | None, staff: str, **_):
+    def handle(self, *args, generation, again: bool, release, staff: str, all: bool, **_):
+        if all:
+            return self._all(again=again)
+        if not generation:
+            raise CommandError("give a generation id, or --all")
         try:
             if release is not None:
                 actor = get_user_model().objects.filter(username=staff, is_staff=True).first()
@@ -59,3 +68,34 @@ class Command(BaseCommand):
         verdict = "FLAGGED" if result.flagged else "not flagged"
         held = " (payouts held for review)" if result.payouts_held else ""
         self.stdout.write(f"{verdict}{held}  [R reference, T training set, ! flagged]")
+
+    def _all(self, *, again: bool) -> None:
+        from generation.services.attribution_inputs import succeeded_generation_refs
+
+        refs = succeeded_generation_refs(limit=100_000)
+        done = set(
+            SimilarityAudit.objects.filter(status=SimilarityAudit.Status.DONE).values_list(
+                "generation_ref", flat=True
+            )
+        )
+        todo = refs if again else [ref for ref in refs if ref not in done]
+        counts = {"done": 0, "flagged": 0, "failed": 0}
+        for n, ref in enumerate(todo, 1):
+            try:
+                audit = similarity_audit_run_here(generation_ref=ref, again=again)
+            except DomainError as exc:
+                counts["failed"] += 1
+                self.stdout.write(f"[{n}/{len(todo)}] {ref}: {exc.message}")
+                continue
+            outcome = audit.status + (", flagged" if audit.flagged else "")
+            if audit.status == SimilarityAudit.Status.FAILED:
+                counts["failed"] += 1
+                outcome += f": {audit.failure_reason}"
+            else:
+                counts["done"] += 1
+                counts["flagged"] += audit.flagged
+            self.stdout.write(f"[{n}/{len(todo)}] {ref}: {outcome}")
+        self.stdout.write(
+            f"{len(todo)} audited: {counts['done']} done ({counts['flagged']} flagged), "
+            f"{counts['failed']} failed; {len(refs) - len(todo)} already done"
+        )

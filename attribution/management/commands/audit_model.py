@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--generate", type=int, default=0, help="make new ones first")
         parser.add_argument("--model-version", type=int, help="id (default: the active one)")
         parser.add_argument("--encoder", help="name@version (default: AUDIT_ENCODER or active)")
-        parser.add_argument("--user", default="demo-maker", help="who asks for --generate")
+        parser.add_argument("--user", default="maker", help="who asks for --generate")
         parser.add_argument("--seconds", type=float, help="length of new generations")
         parser.add_argument("--references", type=int, default=2, help="per new generation")
         parser.add_argument("--k", type=int, default=10, help="Table 3's top k")

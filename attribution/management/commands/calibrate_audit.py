@@ -14,6 +14,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution.audit import AuditError, CalibrationConfig
+from attribution.audit.calibration import FITS
 from attribution.audit.plots import plot_calibration
 from attribution.management.commands.embed_clips import clip_spec_option
 from attribution.services.audit import audit_encoder_version, clip_calibrate
@@ -32,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--top-fraction", type=float, default=0.002, help="10k of 5M")
         parser.add_argument("--min-top", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--fit",
+            choices=FITS,
+            default="fisher_z",
+            help="Gaussian on atanh(similarity) (default) or on the similarities (the paper)",
+        )
 
     def handle(self, *args, **options):
         spec = clip_spec_option(options["clip_seconds"], options["hop_seconds"])
@@ -42,6 +49,7 @@ class Command(BaseCommand):
                 top_fraction=options["top_fraction"],
                 min_top=options["min_top"],
                 seed=options["seed"],
+                fit=options["fit"],
             )
             encoder_version = audit_encoder_version(options["encoder"])
             calibration = clip_calibrate(encoder_version=encoder_version, spec=spec, config=config)
@@ -56,9 +64,14 @@ class Command(BaseCommand):
             f"{calibration.sampled_clips} sampled, top {calibration.top_n} neighbours each"
             + (f"; {missing} recordings have no clips (run embed_clips)" if missing else "")
         )
-        self.stdout.write(f"  {'bin':<12} {'similarity':>10}")
+        raw = calibration.config.get("raw_thresholds", {})
+        self.stdout.write(f"  {'bin':<12} {'in use':>8} {'raw fit':>8}   (fit: {options['fit']})")
         for name, value in calibration.thresholds.items():
-            self.stdout.write(f"  {name:<12} {value:>10.4f}")
+            self.stdout.write(f"  {name:<12} {value:>8.4f} {raw.get(name, float('nan')):>8.4f}")
+        if max(calibration.thresholds.values()) >= 1.0:
+            self.stderr.write(
+                "warning: a threshold is at or above 1.0: nothing can reach it (use --fit fisher_z)"
+            )
         self.stdout.write(
             f"  top-neighbour fit: mean {calibration.mean:.4f}, sigma {calibration.std:.4f}; "
             f"random pairs: mean {calibration.random_mean:.4f}, sigma {calibration.random_std:.4f}"

@@ -3,7 +3,7 @@ every catalogue recording (seed 003 section 3.3.1) for the similarity audit.
 
 Idempotent and resumable: recordings that already have clips for the encoder version and clip
 spec are skipped (`--rebuild` embeds them again). `--calibrate` fits the thresholds afterwards
-(the same as `manage.py calibrate_audit`).
+(the same as `manage.py calibrate_audit`) when recordings were embedded or none exist yet.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution.audit import AuditError, ClipSpec
-from attribution.services.audit import audit_clip_spec, audit_encoder_version, catalogue_clips_embed
+from attribution.services.audit import (
+    audit_clip_spec,
+    audit_encoder_version,
+    catalogue_clips_embed,
+    current_calibration,
+)
 from config.exceptions import DomainError
 
 
@@ -64,7 +69,9 @@ class Command(BaseCommand):
             f"embedded ({counts['clips']} clips), {counts['already']} already, "
             f"{counts['failed']} failed, in {time.monotonic() - started:.1f} s"
         )
-        if options["calibrate"]:
+        if options["calibrate"] and (
+            counts["embedded"] or not self._calibrated(encoder_version, spec)
+        ):
             call_command(
                 "calibrate_audit",
                 encoder=str(encoder_version),
@@ -74,3 +81,12 @@ class Command(BaseCommand):
             )
         if counts["failed"]:
             raise CommandError(f"{counts['failed']} recordings could not be embedded")
+
+    @staticmethod
+    def _calibrated(encoder_version, spec: ClipSpec) -> bool:
+        """Whether a calibration of this clip space exists (nothing new to calibrate then)."""
+        try:
+            current_calibration(encoder_version=encoder_version, spec=spec)
+        except DomainError:
+            return False
+        return True
