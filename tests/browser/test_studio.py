@@ -1,18 +1,21 @@
-"""The music maker's path through the studio in a real browser (issue 7, browser test 2):
-find songs by prompt, pick two, check them, submit, follow progress to the receipt, and play
-the result. A real Celery worker runs the tiny generator trained by the `studio` fixture."""
+"""The music maker's path through the studio in a real browser (issue 7, browser tests 2 and
+3): find songs by prompt, pick two, check them, submit, follow progress to the receipt, play
+the result, see its training-time attribution; then the holder sees that generation's payout.
+A real Celery worker runs the tiny generator trained by the `studio` fixture."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from attribution.models import TrainingAttribution
 from attribution.services.training import training_attribution_run_here
 from catalog.services.consent import consent_revoke
 from generation.models import GenerationRequest
+from royalties.selectors import format_minor, holder_period_totals
 from tests.attribution.test_training_attribution import TINY_TDA
 from tests.generation.conftest import TRAINED
 
@@ -24,7 +27,7 @@ pytestmark = [
 ]
 
 
-def test_maker_finds_by_prompt_generates_and_plays_the_result(
+def test_maker_generates_from_a_prompt_and_the_holder_sees_the_payout(
     studio,
     gpu_worker,
     open_session,
@@ -91,11 +94,32 @@ def test_maker_finds_by_prompt_generates_and_plays_the_result(
     # Training-time attribution (in process, as `manage.py attribute_generation` runs it): the
     # receipt, still open, picks the scores up and charts the top contributors.
     job = TrainingAttribution.objects.get(generation_ref=generation.ref)
-    assert training_attribution_run_here(job_id=job.pk).status == "done"
+    job = training_attribution_run_here(job_id=job.pk)
+    assert job.status == "done"
     expect(page.locator("#tda-status")).to_contain_text("Computed for", timeout=20_000)
     expect(page.locator("#tda-chart svg rect")).to_have_count(TRAINED)
     expect(page.locator("#tda-table tbody tr")).to_have_count(TRAINED)
     shots(page, "receipt-attributed")
+
+    # The holder of the references (and of the training recordings) sees that generation's
+    # payout: the direct part for the two references, the TDA pool where unlearning put it.
+    holder_page = open_session(studio["member"])
+    holder_page.goto(f"/portal/holders/{studio['holder'].pk}/payouts/")
+    totals = holder_period_totals(
+        holder=studio["holder"], period=timezone.now().date().replace(day=1), currency="EUR"
+    )
+    assert totals.ita > 0 and totals.tda > 0 and totals.generations == 1
+    statement = holder_page.locator("table.totals")
+    for component in ("ita", "tda", "auxiliary", "total"):
+        amount = format_minor(getattr(totals, component), "EUR")
+        expect(statement.locator(f"[data-component={component}]")).to_have_text(amount)
+    for title in titles:
+        expect(holder_page.locator("table.payouts-by-recording")).to_contain_text(title)
+    top = job.scores and max(job.scores, key=job.scores.get)
+    expect(
+        holder_page.locator(f"table.payouts-by-recording tr[data-recording='{top}']")
+    ).to_be_visible()
+    shots(holder_page, "holder-payouts")
     provenance = page.locator("#download-provenance")
     response = page.request.get(provenance.get_attribute("href"))
     assert response.ok
