@@ -8,33 +8,25 @@ transaction, so an error on any of them leaves all unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog import selectors
-from catalog.models import Distribution, Recording, RightsHolder, Use
-from catalog.services.consent import consent_grant, consent_revoke
+from catalog.models import Recording, RightsHolder, Use
+from catalog.services.consent import ConsentChange, consent_changes_apply
 from config.exceptions import InvalidInput
 
 RECORDINGS_PER_PAGE = 25
 
 
-@dataclass(frozen=True)
-class PlannedChange:
-    """What one recording's consent will become: names switched on and off (only real
-    changes), with the consequences of each revocation for the confirmation page."""
-
-    recording: Recording
-    grant: list[str]
-    revoke: list[str]
+class PlannedChange(ConsentChange):
+    """A consent change as the confirmation page shows it: labels, and the consequences of
+    each revocation."""
 
     @property
     def grant_labels(self) -> list[str]:
@@ -181,28 +173,7 @@ def _confirm_or_apply(
                 "cancel_url": cancel,
             },
         )
-    changed = 0
-    with transaction.atomic():
-        for change in changes:
-            if change.grant:
-                consent_grant(
-                    actor=request.user,
-                    holder=holder,
-                    recording=change.recording,
-                    uses=[n for n in change.grant if n in Use.values],
-                    distributions=[n for n in change.grant if n in Distribution.values],
-                    note=note,
-                )
-            if change.revoke:
-                consent_revoke(
-                    actor=request.user,
-                    holder=holder,
-                    recording=change.recording,
-                    uses=[n for n in change.revoke if n in Use.values],
-                    distributions=[n for n in change.revoke if n in Distribution.values],
-                    note=note,
-                )
-            changed += bool(change.grant or change.revoke)
+    changed = consent_changes_apply(actor=request.user, holder=holder, changes=changes, note=note)
     if changed:
         messages.success(request, f"Consent saved for {_recordings_phrase(changed)}.")
     else:

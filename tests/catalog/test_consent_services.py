@@ -5,7 +5,12 @@ from django.db import IntegrityError, InternalError, connection, transaction
 
 from catalog import selectors
 from catalog.models import ConsentVersion, CurrentConsent
-from catalog.services.consent import consent_grant, consent_revoke
+from catalog.services.consent import (
+    ConsentChange,
+    consent_changes_apply,
+    consent_grant,
+    consent_revoke,
+)
 from catalog.services.rights import rights_shares_set
 from config.exceptions import Forbidden, InvalidInput
 
@@ -173,3 +178,29 @@ def test_new_co_holder_without_consent_makes_recording_opted_out(co_held, make_h
         shares={co_held["holder_a"]: 5000, co_held["holder_b"]: 3000, newcomer: 2000},
     )
     assert not selectors.recording_permits(recording=co_held["recording"], use="training")
+
+
+def test_several_recordings_change_in_one_transaction_or_not_at_all(co_held, make_recording):
+    holder, member = co_held["holder_a"], co_held["member_a"]
+    held = co_held["recording"]
+    not_held = make_recording("Someone Else's Song")
+    changes = [
+        ConsentChange(held, grant=["training", "private"], revoke=[]),
+        ConsentChange(not_held, grant=["training"], revoke=[]),
+    ]
+    with pytest.raises(InvalidInput, match="holds no share"):
+        consent_changes_apply(actor=member, holder=holder, changes=changes)
+    assert not ConsentVersion.objects.filter(recording=held).exists()  # the first was undone
+
+    changed = consent_changes_apply(
+        actor=member, holder=holder, changes=changes[:1], note="bulk from the portal"
+    )
+    assert changed == 1
+    revoked = consent_changes_apply(
+        actor=member,
+        holder=holder,
+        changes=[ConsentChange(held, grant=["commercial"], revoke=["training"])],
+    )
+    current = selectors.consent_current(holder=holder, recording=held)
+    assert revoked == 1 and current.number == 3  # a grant and a revocation: two versions
+    assert current.private and current.commercial and not current.training
