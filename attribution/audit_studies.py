@@ -443,9 +443,16 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
         raise Conflict(f"none of the {len(refs)} generations could be studied", details=skipped)
     thresholds = dict(calibration.thresholds)
     steps = [(name, thresholds[name]) for name in THRESHOLD_NAMES if name != "random"]
-    steps += [
-        (f"mean+2sigma+{d:.2f}", thresholds["mean+2sigma"] + d) for d in (0.02, 0.04, 0.06, 0.08)
-    ]
+    # above bin 1 in quarter-sigma steps (the paper: 0.02 steps, about a quarter of its sigma),
+    # in the space the Gaussian was fitted in
+    config = calibration.config
+    for extra in (0.25, 0.5, 0.75, 1.0):
+        sigmas = 2 + extra
+        if config.get("fit") == "raw":
+            value = calibration.mean + sigmas * calibration.std
+        else:
+            value = float(np.tanh(config["z_mean"] + sigmas * config["z_std"]))
+        steps.append((f"mean+{sigmas:g}sigma", value))
     table2 = {
         "output_vs_references": describe([r["reference_similarity"] for r in rows]),
         "output_vs_top_training": describe([r["top_training_similarity"] for r in rows]),

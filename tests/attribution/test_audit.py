@@ -19,8 +19,10 @@ from attribution.audit import CalibrationConfig, ClipSpec, calibrate, split_clip
 from attribution.models import ClipCalibration, ClipEmbedding, SimilarityAudit
 from attribution.selectors import similarity_audit_for_generation
 from attribution.services.audit import (
+    audio_clip_vectors,
     catalogue_clips_embed,
     clip_calibrate,
+    clips_search,
     similarity_audit_release,
     similarity_audit_run_here,
 )
@@ -360,7 +362,11 @@ def test_the_commands_run_on_tiny_data_and_save_their_reports(
     call_command("embed_clips", "--calibrate", stdout=out)
     text = out.getvalue()
     assert "0 recordings embedded" in text and "20 already" in text  # idempotent
-    assert "mean+2sigma" in text and ClipCalibration.objects.count() == 2
+    assert ClipCalibration.objects.count() == 1  # nothing new: no new calibration
+    out = StringIO()
+    call_command("calibrate_audit", "--sample-clips", "100", stdout=out)
+    text = out.getvalue()
+    assert "mean+2sigma" in text and "raw fit" in text and ClipCalibration.objects.count() == 2
 
     generation = generated(calibrated, make_user("maker"))
     copy_into_output(generation, calibrated["recordings"][0], offset=3.0)
@@ -400,3 +406,34 @@ def test_the_commands_run_on_tiny_data_and_save_their_reports(
     page = client.get("/attribution/audits/?flagged=1").content.decode()
     assert generation.ref in page and "payouts held for review" in page
     assert "audit_robustness-" in client.get("/attribution/reports/").content.decode()
+
+
+@pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning")
+def test_the_laion_clap_adapter_embeds_and_finds_clips(studio, audit_settings, tmp_path):
+    """The LAION-CLAP adapter as the audit's encoder (a small checkpoint in the real file's
+    format; HTSAT-tiny): clips are embedded with it and a clip is found in its recording."""
+    from tests.catalog.test_laion_clap_adapter import (
+        build_reference_module,
+        write_test_checkpoint,
+        write_text_model_dir,
+    )
+
+    text_dir = write_text_model_dir(tmp_path / "text")
+    checkpoint = write_test_checkpoint(tmp_path, build_reference_module(text_dir).model)
+    version = encoder_register(name="laion-clap", checkpoint_path=checkpoint)
+    audit_settings.AUDIT_ENCODER = f"laion-clap@{version.version}"
+    recordings = studio["recordings"][:3]
+    counts = catalogue_clips_embed(recording_ids=[r.pk for r in recordings])
+    assert counts["embedded"] == 3 and counts["clips"] == 21
+    assert ClipEmbedding.objects.filter(encoder=version).count() == 21
+    encoder = loaded_encoder(version)
+    assert encoder.sample_rate == 48_000
+    target = recordings[1]
+    audio = load_mono(Path(target.audio_file.path), sample_rate=encoder.sample_rate)
+    starts, vectors = audio_clip_vectors(audio=audio[: 6 * 48_000], encoder=encoder, spec=CLIP)
+    found = clips_search(
+        starts=starts, vectors=vectors, encoder_version=version, spec=CLIP, k=3,
+        recording_ids=[r.pk for r in recordings],
+    )  # fmt: skip
+    assert found.matches[0].recording_id == target.pk
+    assert found.matches[0].similarity > 0.99
