@@ -38,6 +38,7 @@ from attribution.audit.robustness import (
 )
 from attribution.models import ClipEmbedding
 from attribution.services.audit import (
+    EMBED_BATCH,
     audio_clip_vectors,
     audit_clip_spec,
     audit_encoder_version,
@@ -68,9 +69,13 @@ def _encoder_and_spec(encoder: str | None, spec: ClipSpec | None):
 
 
 def _embed(encoder: AudioTextEncoder, clips: Sequence[np.ndarray]) -> np.ndarray:
+    """One clip per call, as the audit embeds (see services.audit.EMBED_BATCH)."""
     stacked = np.stack(clips).astype(np.float32)
     return np.concatenate(
-        [encoder.embed_audio(stacked[i : i + 64]) for i in range(0, len(stacked), 64)]
+        [
+            encoder.embed_audio(stacked[i : i + EMBED_BATCH])
+            for i in range(0, len(stacked), EMBED_BATCH)
+        ]
     )
 
 
@@ -187,8 +192,10 @@ def _generated_cases(*, count: int, encoder, spec, rate, out: Out) -> list[Case]
         generated = _clip_at(generated_audio, out_start, spec.clip_seconds, rate)
         if clip is None or generated is None:
             continue
-        segment = reference_audio[int(ref_start * rate) :]
-        cases.append(Case(target, ref_start, clip, segment, generated=generated,
+        segment = reference_audio[int(ref_start * rate) :][
+            : int(spec.clip_seconds * 1.25 * rate) + 1
+        ]
+        cases.append(Case(target, ref_start, clip, segment.copy(), generated=generated,
                           meta={"generation": ref}))  # fmt: skip
     return cases
 
@@ -248,8 +255,11 @@ def robustness_study(*, options: RobustnessOptions, out: Out = _quiet) -> StudyR
         if other_audio is not None and len(other_audio) >= len(clip):
             other_start = rng.uniform(0, len(other_audio) / rate - spec.clip_seconds)
             other = _clip_at(other_audio, other_start, spec.clip_seconds, rate)
+        segment = audio[int(round(start * rate)) :][
+            : int(spec.clip_seconds * max_factor * rate) + 1
+        ]
         cases.append(
-            Case(rid, start, clip, audio[int(round(start * rate)) :], other=other,
+            Case(rid, start, clip, segment.copy(), other=other,
                  outside=outside[len(cases) % len(outside)] if outside else None,
                  meta={"other": other_id})
         )  # fmt: skip

@@ -437,3 +437,19 @@ def test_the_laion_clap_adapter_embeds_and_finds_clips(studio, audit_settings, t
     )  # fmt: skip
     assert found.matches[0].recording_id == target.pk
     assert found.matches[0].similarity > 0.99
+
+
+def test_a_clip_embeds_the_same_whatever_it_is_embedded_with(studio, audit_settings):
+    """A quiet passage next to a loud one: the default encoder's log-mel floor follows the
+    loudest item of a batch, so the audit embeds clip by clip."""
+    encoder = loaded_encoder(studio["encoder"])
+    loud = load_mono(Path(studio["recordings"][0].audio_file.path), sample_rate=16_000)[
+        : 6 * 16_000
+    ]
+    audio = np.concatenate([loud[: 3 * 16_000] * 1e-4, loud[3 * 16_000 :]])
+    starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=ClipSpec(3.0, 3.0))
+    alone = encoder.embed_audio(audio[None, : 3 * 16_000])[0]
+    together = encoder.embed_audio(np.stack([audio[: 3 * 16_000], audio[3 * 16_000 :]]))[0]
+    assert starts == [0.0, 3.0]
+    assert float(vectors[0] @ alone) > 0.9999
+    assert float(together @ alone) < 0.999  # what batching would have stored

@@ -69,7 +69,7 @@ class Command(BaseCommand):
                           f"{f'k={k}':>6} {'share':>7}")  # fmt: skip
         for row in s["table3"]:
             self.stdout.write(
-                f"{row['threshold']:<20} {row['value']:>6.3f} {row['top1_count']:>5} "
+                f"{row['threshold']:<20} {row['value']:>6.4f} {row['top1_count']:>5} "
                 f"{_cell(row['top1_share'], '.1%'):>7} {row[f'top{k}_count']:>6} "
                 f"{_cell(row[f'top{k}_share'], '.1%'):>7}"
             )
