@@ -111,7 +111,7 @@ class VerifyApi(APIView):
 class SimilarityAuditOutput(serializers.Serializer):
     """Seed 003 audit of an output: its most similar recordings by best 3-s clip pair."""
 
-    class MatchOutput(serializers.Serializer):
+    class AuditMatchOutput(serializers.Serializer):
         rank = serializers.IntegerField()
         recording = serializers.IntegerField(source="recording_id")
         title = serializers.CharField()
@@ -137,7 +137,7 @@ class SimilarityAuditOutput(serializers.Serializer):
     clip_seconds = serializers.FloatField(allow_null=True)
     hop_seconds = serializers.FloatField(allow_null=True)
     output_clip_count = serializers.IntegerField()
-    matches = MatchOutput(many=True)
+    matches = AuditMatchOutput(many=True)
     reference_scores = serializers.DictField(child=serializers.DictField())
     finished_at = serializers.DateTimeField(allow_null=True)
 
