@@ -33,8 +33,10 @@ from generation.services.attribution_inputs import (
 from generation.services.running import generation_run
 from royalties.models import LedgerEntry, LedgerTransaction
 from tests.attribution.conftest import emptied_log_after  # noqa: F401
-from tests.generation.conftest import TRAINED
-from tests.generation.conftest import gpu_worker  # noqa: F401
+from tests.generation.conftest import (
+    TRAINED,
+    gpu_worker,  # noqa: F401
+)
 
 # 1 item per batch so that the 4 training items make 4 chunks (tiny model: fast)
 TINY_TDA = {"loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 1,
