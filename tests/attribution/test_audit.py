@@ -30,10 +30,11 @@ from catalog.audio.decoding import file_sha256, load_mono
 from catalog.models import Artist, Recording
 from catalog.retrieval.runtime import loaded_encoder
 from catalog.services.encoders import encoder_register
+from config.exceptions import Conflict
 from generation.models import GenerationRequest
 from generation.services.running import generation_run
 from royalties.models import Account, LedgerEntry, LedgerTransaction
-from royalties.services import tda_pool_settle
+from royalties.services import tda_pool_settle, transaction_reverse
 from tests.catalog.retrieval_fixtures import write_excerpt
 from tests.conftest import require_real_audio
 
@@ -281,6 +282,10 @@ def test_released_payouts_come_back_and_a_settlement_while_held_is_held_too(
     assert pool > 0
     assert holder_owed(generation.ref) == 0  # the settlement's payouts are held as well
     assert LedgerTransaction.objects.filter(kind="payout_hold").count() == 2
+
+    fee = LedgerTransaction.objects.get(key=f"generation:{generation.ref}:fee")
+    with pytest.raises(Conflict, match="release the hold first"):
+        transaction_reverse(actor=staff, ledger_transaction=fee, reason="refund")
 
     audit = similarity_audit_release(actor=staff, generation_ref=generation.ref, reason="cover")
     assert not audit.payouts_held
