@@ -52,10 +52,11 @@ from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-# One clip per encoder call: the default encoder's log-mel (torchlibrosa, top_db=80) clamps
-# at the *batch's* maximum minus 80 dB, so a quiet clip embedded beside loud ones came out
-# different (cosine 0.85 measured) from the same clip embedded alone. Clip by clip, a clip's
-# vector depends on its audio only, whichever encoder and whatever else is being embedded.
+# One clip per encoder call: torchlibrosa's log-mel (top_db=80) clamps at the *batch's*
+# maximum minus 80 dB, so a quiet clip embedded beside loud ones came out different (cosine
+# 0.85 measured) from the same clip embedded alone. The default encoder now floors each item
+# on its own (catalog/encoders/default_clap.py), but laion_clap's front end still floors per
+# batch; clip by clip, a clip's vector depends on its audio only, whichever encoder is used.
 EMBED_BATCH = 1
 MAX_SEARCH_ROWS = 4096
 

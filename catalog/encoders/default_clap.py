@@ -68,6 +68,9 @@ class DefaultClapConfig:
         return self.window_samples // self.hop_length + 1
 
 
+LOGMEL_TOP_DB = 80.0  # dynamic range kept below each item's loudest bin (librosa's default)
+
+
 def build_modules(config: DefaultClapConfig):
     """(audio_tower, text_projection) as torch modules, freshly initialised."""
     import torch
@@ -84,9 +87,11 @@ def build_modules(config: DefaultClapConfig):
             self.spectrogram = Spectrogram(
                 n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, freeze_parameters=True
             )
+            # top_db is applied per item below: torchlibrosa's floor is the loudest bin of the
+            # whole batch, which made an item's embedding depend on what it was batched with.
             self.logmel = LogmelFilterBank(
                 sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax,
-                freeze_parameters=True,
+                top_db=None, freeze_parameters=True,
             )  # fmt: skip
             self.bn0 = nn.BatchNorm2d(c.n_mels)
             blocks, previous = [], 1
@@ -103,7 +108,9 @@ def build_modules(config: DefaultClapConfig):
             )
 
         def logmel_of(self, waveform: torch.Tensor) -> torch.Tensor:
-            return self.logmel(self.spectrogram(waveform))  # (B, 1, T, M)
+            mel = self.logmel(self.spectrogram(waveform))  # (B, 1, T, M), in dB
+            floor = mel.amax(dim=(1, 2, 3), keepdim=True) - LOGMEL_TOP_DB
+            return torch.maximum(mel, floor)
 
         def forward_logmel(self, mel: torch.Tensor) -> torch.Tensor:
             x = self.bn0(mel.transpose(1, 3)).transpose(1, 3)  # normalise per mel bin

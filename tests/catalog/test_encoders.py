@@ -61,6 +61,20 @@ def test_default_encoder_loads_from_its_checkpoint_and_embeds_audio_and_text(tin
     )
 
 
+def test_an_embedding_does_not_depend_on_what_it_is_batched_with(tiny_checkpoint):
+    """The log-mel's dynamic-range floor is each item's own: a quiet window embedded beside
+    a loud one is the same vector as embedded alone (it was not, when the floor followed the
+    loudest item of the batch)."""
+    encoder = load_encoder("default-clap", tiny_checkpoint)
+    rng = np.random.default_rng(1)
+    t = np.arange(160_000) / 16_000
+    quiet = (1e-4 * np.sin(2 * np.pi * 220 * t) + rng.normal(0, 1e-7, t.size)).astype(np.float32)
+    loud = rng.normal(0, 0.5, t.size).astype(np.float32)
+    alone = encoder.embed_audio(quiet[None])[0]
+    batched = encoder.embed_audio(np.stack([loud, quiet]))[1]
+    assert float(alone @ batched) > 0.9999
+
+
 def test_training_reports_held_out_quality(tiny_checkpoint):
     quality = read_checkpoint(tiny_checkpoint)["extra"]["quality"]
     assert quality["held_out_clips"] > 0
