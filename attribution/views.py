@@ -11,7 +11,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from attribution.selectors import clip_calibrations, similarity_audit_counts, similarity_audits
-from attribution.studies import tda_report_file, tda_reports
+from attribution.studies.reports import tda_report_file, tda_reports
 from config.exceptions import NotFound
 
 

@@ -123,7 +123,7 @@ def _run_directory(job: TrainingAttribution) -> Path:
 
 def tda_model_directory(checkpoint_sha256: str) -> Path:
     """A model version's shared TDA state (Fisher, theta0 loss cache), used by every job and
-    by the studies (attribution/studies.py)."""
+    by the studies (attribution/studies/)."""
     return Path(settings.TDA_STATE_DIR) / "models" / checkpoint_sha256[:16]
 
 

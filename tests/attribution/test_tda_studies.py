@@ -16,7 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from attribution.studies import OUTPUT_COLUMNS, SELF_INFLUENCE_COLUMNS, study_grid
+from attribution.studies.compare import OUTPUT_COLUMNS
+from attribution.studies.self_influence import SELF_INFLUENCE_COLUMNS, study_grid
 from attribution.tda import TDAConfig, frechet_distance
 from attribution.tda.baselines import (
     correlation_matrix,

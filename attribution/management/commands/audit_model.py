@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution.audit import AuditError
-from attribution.audit_studies import ModelOptions, model_study
+from attribution.studies.audit import ModelOptions, model_study
 from config.exceptions import DomainError
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution.audit import AuditError
-from attribution.audit_studies import RobustnessOptions, robustness_study
+from attribution.studies.audit import RobustnessOptions, robustness_study
 from config.exceptions import DomainError
 
 

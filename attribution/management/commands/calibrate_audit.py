@@ -18,7 +18,7 @@ from attribution.audit.calibration import FITS
 from attribution.audit.plots import plot_calibration
 from attribution.management.commands.embed_clips import clip_spec_option
 from attribution.services.audit import audit_encoder_version, clip_calibrate
-from attribution.studies import _write_json, report_directory
+from attribution.studies.reports import report_directory, write_json
 from config.exceptions import DomainError
 
 
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         plot_calibration(
             calibration.histogram, calibration.thresholds, directory / "calibration.png"
         )
-        _write_json(
+        write_json(
             directory / "summary.json",
             {
                 "created": calibration.created_at.isoformat(),

@@ -1,5 +1,5 @@
 """python manage.py tda_compare: seed 000's Test-to-Train comparison (section 3.3) on generated
-outputs, plus the fast path against exact scores. See attribution/studies.py (`compare_study`)."""
+outputs, plus the fast path against exact scores. See attribution/studies/compare.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from attribution.studies import STUDY_ERRORS, CompareOptions, compare_study
+from attribution.studies.compare import CompareOptions, compare_study
+from attribution.studies.context import STUDY_ERRORS
 from attribution.tda.baselines import ProbeConfig
 from attribution.tda.config import PROJECTIONS
 

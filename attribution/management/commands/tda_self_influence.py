@@ -1,5 +1,5 @@
 """python manage.py tda_self_influence: seed 000's Train-to-Train grid (section 3.2) on a model
-version. See attribution/studies.py (`self_influence_study`)."""
+version. See attribution/studies/self_influence.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution.services.training import tda_config
-from attribution.studies import (
-    MASKS,
-    STUDY_ERRORS,
+from attribution.studies.context import MASKS, STUDY_ERRORS
+from attribution.studies.self_influence import (
     SelfInfluenceOptions,
     self_influence_study,
     study_grid,

@@ -46,7 +46,7 @@ from attribution.services.audit import (
     clips_search,
     current_calibration,
 )
-from attribution.studies import StudyReport, _write_csv, _write_json, report_directory
+from attribution.studies.reports import StudyReport, report_directory, write_csv, write_json
 from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import AudioTextEncoder
 from catalog.models import EncoderVersion, Recording
@@ -57,7 +57,7 @@ Out = Callable[[str], None]
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
     return None
 
 
@@ -200,7 +200,7 @@ def _generated_cases(*, count: int, encoder, spec, rate, out: Out) -> list[Case]
     return cases
 
 
-def robustness_study(*, options: RobustnessOptions, out: Out = _quiet) -> StudyReport:
+def robustness_study(*, options: RobustnessOptions, out: Out = quiet) -> StudyReport:
     """Seed 003 Figure 1 on the catalogue: recall@1/5/10 of the source per setting."""
     started = time.monotonic()
     encoder_version, encoder, spec, calibration = _encoder_and_spec(options.encoder, None)
@@ -305,7 +305,7 @@ def robustness_study(*, options: RobustnessOptions, out: Out = _quiet) -> StudyR
     directory = report_directory("audit_robustness")
     columns = ["kind", "setting", "amount", "n", *[f"top{kk}" for kk in options.grid.ks]]
     files = [
-        _write_csv(directory / "robustness.csv", rows, columns),
+        write_csv(directory / "robustness.csv", rows, columns),
         plot_robustness(rows, directory / "robustness.png", options.grid.ks),
     ]
     baseline = next((r for r in rows if r["kind"] == "none"), {})
@@ -326,7 +326,7 @@ def robustness_study(*, options: RobustnessOptions, out: Out = _quiet) -> StudyR
         "rows": rows,
         "seconds": time.monotonic() - started,
     }
-    files.append(_write_json(directory / "summary.json", summary))
+    files.append(write_json(directory / "summary.json", summary))
     return StudyReport(directory=directory, rows=rows, summary=summary, files=files)
 
 
@@ -390,7 +390,7 @@ def _make_generations(options: ModelOptions, model_version, out: Out) -> None:
         out(f"generated {n + 1}/{options.generate}: {generation.ref} from {chosen}")
 
 
-def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
+def model_study(*, options: ModelOptions, out: Out = quiet) -> StudyReport:
     """Seed 003 Tables 2 and 3 on the platform's generations."""
     from generation.selectors import active_model_version, model_version_get
     from generation.services.attribution_inputs import generated_output, succeeded_generation_refs
@@ -477,7 +477,7 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
     )
     directory = report_directory("audit_model")
     files = [
-        _write_csv(
+        write_csv(
             directory / "outputs.csv",
             rows,
             [
@@ -490,7 +490,7 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
                 "top_non_reference_similarity",
             ],
         ),  # fmt: skip
-        _write_csv(
+        write_csv(
             directory / "table3.csv",
             table3,
             [
@@ -530,5 +530,5 @@ def model_study(*, options: ModelOptions, out: Out = _quiet) -> StudyReport:
         "skipped": skipped,
         "seconds": time.monotonic() - started,
     }
-    files.append(_write_json(directory / "summary.json", summary))
+    files.append(write_json(directory / "summary.json", summary))
     return StudyReport(directory=directory, rows=rows, summary=summary, files=files)

@@ -1,0 +1,178 @@
+"""Pieces every study shares: the model version under study, its generator, training
+items and TDA target on the right device, and the errors a study reports as messages."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from attribution.services.training import tda_model_directory
+from attribution.tda import (
+    BaseLossCache,
+    FisherInfo,
+    Manifest,
+    TDAConfig,
+    TDAError,
+    fisher_file_name,
+    item_losses,
+    load_or_compute_fisher,
+)
+from attribution.tda.platform_model import PlatformTarget, platform_manifest
+from catalog.models import RecordingEmbedding
+from config.exceptions import Conflict, DomainError
+from generation.model import Generator, GeneratorError
+from generation.models import ModelVersion
+from generation.selectors import (
+    active_model_version,
+    model_version_get,
+)
+from generation.services.attribution_inputs import (
+    model_version_generator,
+    model_version_training_items,
+)
+
+Out = Callable[[str], None]
+
+
+# The exceptions a study turns into a clear message (commands print it and exit non-zero).
+STUDY_ERRORS = (DomainError, TDAError, GeneratorError, ValueError, OSError)
+
+
+# Seed 000 Table 1's masking settings: (M_U when unlearning, M_L when measuring losses).
+MASKS = {
+    "both": (True, True),
+    "mixed": (True, False),  # seed 000's choice
+    "loss-only": (False, True),
+    "none": (False, False),
+}
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+# -- ---------------------------------------------------------------------------
+
+
+def study_model_version(*, model_version_id: int | None) -> ModelVersion:
+    """The given model version, or the active one."""
+    if model_version_id is None:
+        return active_model_version()
+    return model_version_get(model_version_id=model_version_id)
+
+
+def training_track_vectors(*, model_version: ModelVersion) -> dict[int, np.ndarray]:
+    """CLAP track vectors (by the model's encoder) of every training recording; refused when
+    some are missing, before anything heavy is loaded."""
+    ids = [int(i) for i in model_version.training_recording_ids]
+    if not ids:
+        raise Conflict(f"model version {model_version} lists no training recordings")
+    found = {
+        int(rid): np.asarray(vector, dtype=np.float64)
+        for rid, vector in RecordingEmbedding.objects.filter(
+            encoder_id=model_version.encoder_id, recording_id__in=ids
+        ).values_list("recording_id", "embedding")
+    }
+    missing = [rid for rid in ids if rid not in found]
+    if missing:
+        raise Conflict(
+            f"model version {model_version}: {len(missing)} of its {len(ids)} training "
+            f"recordings have no embeddings by encoder {model_version.encoder}; run "
+            "`python manage.py embed_catalogue` first",
+            details={"recordings": missing[:20]},
+        )
+    return found
+
+
+@dataclass
+class ModelContext:
+    """theta0 of a model version as every study stage needs it."""
+
+    model_version: ModelVersion
+    generator: Generator  # the served generator (theta0, fused attention): sampling
+    items: list[Any]
+    manifest: Manifest
+    target: PlatformTarget
+    model: nn.Module  # theta0 prepared for TDA (plain attention, eval) on `device`
+    device: torch.device
+    out: Out = quiet
+    fishers: dict[str, FisherInfo] = field(default_factory=dict)
+    caches: dict[str, BaseLossCache] = field(default_factory=dict)
+
+    @property
+    def sha(self) -> str:
+        return self.model_version.checkpoint_sha256
+
+    @property
+    def shared(self) -> Path:
+        return tda_model_directory(self.sha)
+
+    def fisher(self, config: TDAConfig) -> FisherInfo:
+        """The shared Fisher for these settings: loaded when a job or study made it, else
+        computed once and saved where the product's jobs look for it."""
+        path = self.shared / fisher_file_name(self.sha, self.manifest.digest, config)
+        if path.name not in self.fishers:
+            existed = path.exists()
+            started = time.monotonic()
+            self.fishers[path.name] = load_or_compute_fisher(
+                path, self.target, self.model, self.manifest, config, model_version=self.sha,
+            )  # fmt: skip
+            verb = "loaded" if existed else "computed"
+            self.out(
+                f"Fisher ({'M_L on' if config.loss_mask else 'M_L off'}) {verb} in "
+                f"{time.monotonic() - started:.1f} s: {path}"
+            )
+        return self.fishers[path.name]
+
+    def cache(self, config: TDAConfig) -> BaseLossCache:
+        """theta0's losses for these loss settings, shared like the product's."""
+        key = json.dumps(config.loss_settings(), sort_keys=True)
+        if key not in self.caches:
+            self.caches[key] = BaseLossCache(
+                self.shared / "losses", target=self.target, model_version=self.sha,
+                manifest=self.manifest, config=config, device=self.device,
+            )  # fmt: skip
+        return self.caches[key]
+
+    def warm_cache(self, config: TDAConfig) -> float:
+        """Compute (or read) theta0's losses of the whole manifest; seconds taken."""
+        started = time.monotonic()
+        self.cache(config).get(
+            0,
+            len(self.manifest),
+            lambda a, b: item_losses(self.target, self.model, self.manifest, config, a, b),
+        )
+        return time.monotonic() - started
+
+    def padded(self) -> list[bool]:
+        """Whether each training item is shorter than the model's context (so padded)."""
+        frames = self.generator.config.mel.frames_for(self.generator.config.dit.max_seconds)
+        return [np.asarray(item.logmel).shape[1] < frames for item in self.items]
+
+    def real_seconds(self, index: int) -> float:
+        config = self.generator.config
+        frames = np.asarray(self.items[index].logmel).shape[1]
+        return min(config.dit.max_seconds, frames / config.mel.frames_per_second)
+
+
+def model_context(*, model_version: ModelVersion, config: TDAConfig, out: Out) -> ModelContext:
+    generator = model_version_generator(model_version_id=model_version.pk)
+    items = model_version_training_items(model_version_id=model_version.pk)
+    manifest = platform_manifest(items)
+    target = PlatformTarget(generator.config)
+    device = config.resolve_device()
+    model = target.prepare(copy.deepcopy(generator.model).to(device))
+    out(
+        f"Model version {model_version} (checkpoint {model_version.checkpoint_sha256[:12]}), "
+        f"{len(items)} training items, device {device}"
+    )
+    return ModelContext(model_version, generator, items, manifest, target, model, device, out)
