@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from attribution.audit.robustness import KIND_TITLES
+from attribution.report_figures import new_figure, save_png
 
 THRESHOLD_STYLES = {
     "random": ("tab:gray", ":"),
@@ -18,21 +19,6 @@ THRESHOLD_STYLES = {
     "mean+1sigma": ("tab:orange", "--"),
     "mean+2sigma": ("tab:red", "-"),
 }
-
-
-def _figure(width: float, height: float, columns: int = 1, rows: int = 1):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
-    return figure, [axis for row in axes for axis in row]
-
-
-def _save(figure: Any, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
 
 
 def _thresholds(axis: Any, thresholds: Mapping[str, float]) -> None:
@@ -45,7 +31,7 @@ def plot_calibration(
     histogram: Mapping[str, Sequence[float]], thresholds: Mapping[str, float], path: Path
 ) -> Path:
     """Top-neighbour and random-pair similarity histograms with the four thresholds."""
-    figure, (axis,) = _figure(7, 4)
+    figure, (axis,) = new_figure(7, 4)
     edges = np.asarray(histogram["edges"], dtype=float)
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     for key, label, color in (
@@ -60,7 +46,7 @@ def plot_calibration(
     axis.set_ylabel("share")
     axis.set_title("calibration (seed 003 section 4.1)")
     axis.legend(fontsize=7)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_robustness(rows: Sequence[Mapping[str, Any]], path: Path, ks=(1, 5, 10)) -> Path:
@@ -69,7 +55,7 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: Path, ks=(1, 5, 10)
     baseline = next((r for r in rows if r["kind"] == "none"), None)
     columns = 3
     panels = max(1, len(kinds))
-    figure, axes = _figure(4.2 * columns, 3.2 * -(-panels // columns), columns,
+    figure, axes = new_figure(4.2 * columns, 3.2 * -(-panels // columns), columns,
                            -(-panels // columns))  # fmt: skip
     for axis, kind in zip(axes, kinds, strict=False):
         kind_rows = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["amount"])
@@ -84,7 +70,7 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: Path, ks=(1, 5, 10)
         axis.legend(fontsize=7)
     for axis in axes[len(kinds) :]:
         axis.set_visible(False)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_model(
@@ -95,7 +81,7 @@ def plot_model(
 ) -> Path:
     """Table 2 as histograms: outputs' similarity to their references and to their most
     similar training recording, with the calibrated thresholds."""
-    figure, (axis,) = _figure(7, 4)
+    figure, (axis,) = new_figure(7, 4)
     bins = np.linspace(-0.2, 1.0, 49)
     axis.hist([v for v in reference if v is not None], bins=bins, alpha=0.6,
               label="output vs its references (best)")  # fmt: skip
@@ -105,4 +91,4 @@ def plot_model(
     axis.set_ylabel("outputs")
     axis.set_title("generated outputs (seed 003 section 5.2)")
     axis.legend(fontsize=7)
-    return _save(figure, path)
+    return save_png(figure, path)

@@ -18,7 +18,7 @@ staff reports page with the TDA studies.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from attribution.services.audit import (
     clips_search,
     current_calibration,
 )
+from attribution.studies.context import Out, quiet, study_generations_make
 from attribution.studies.reports import StudyReport, report_directory, write_csv, write_json
 from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import AudioTextEncoder
@@ -53,12 +54,7 @@ from catalog.models import EncoderVersion, Recording
 from catalog.retrieval.runtime import loaded_encoder
 from config.exceptions import Conflict, DomainError, InvalidInput
 
-Out = Callable[[str], None]
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")
-
-
-def quiet(_: str) -> None:
-    return None
 
 
 def _encoder_and_spec(encoder: str | None, spec: ClipSpec | None):
@@ -350,46 +346,6 @@ class ModelOptions:
             raise InvalidInput("--generations >= 1, --generate >= 0, --k in 1..100")
 
 
-def _make_generations(options: ModelOptions, model_version, out: Out) -> None:
-    """New generations through the product's services (verified, charged, recorded)."""
-    from django.contrib.auth import get_user_model
-
-    from catalog.models import RecordingEmbedding, Use
-    from catalog.selectors import recordings_permitting
-    from generation.services.attribution_inputs import model_version_generator
-    from generation.services.requests import GenerationAsk, generation_request_submit
-    from generation.services.running import generation_run
-    from generation.verification import ReferenceSpec
-
-    user = get_user_model().objects.filter(username=options.user).first()
-    if user is None:
-        raise InvalidInput(f"user {options.user!r} does not exist (--user)")
-    generator = model_version_generator(model_version_id=model_version.pk)
-    permitted = recordings_permitting(use=Use.SONG_INFERENCE, distribution="commercial")
-    candidates = sorted(
-        RecordingEmbedding.objects.filter(
-            encoder_id=model_version.encoder_id, recording__in=permitted
-        ).values_list("recording_id", flat=True)
-    )
-    if not candidates:
-        raise Conflict("no embedded recording is permitted for song-level inference")
-    role = "style" if "style" in generator.roles else generator.roles[0]
-    count = min(options.references, len(candidates), generator.config.dit.max_references)
-    rng = np.random.default_rng(options.seed)
-    for n in range(options.generate):
-        chosen = [int(r) for r in rng.choice(candidates, size=count, replace=False)]
-        ask = GenerationAsk(
-            references=[ReferenceSpec(rid, "song", role, 1.0) for rid in chosen],
-            distribution="commercial", seconds=options.seconds or generator.max_seconds,
-            seed=int(rng.integers(2**31)),
-        )  # fmt: skip
-        generation, _ = generation_request_submit(user=user, ask=ask)
-        generation = generation_run(generation_id=generation.pk)
-        if generation.status != "succeeded":
-            raise Conflict(f"generation {generation.ref} failed: {generation.failure_reason}")
-        out(f"generated {n + 1}/{options.generate}: {generation.ref} from {chosen}")
-
-
 def model_study(*, options: ModelOptions, out: Out = quiet) -> StudyReport:
     """Seed 003 Tables 2 and 3 on the platform's generations."""
     from generation.selectors import active_model_version, model_version_get
@@ -403,7 +359,11 @@ def model_study(*, options: ModelOptions, out: Out = quiet) -> StudyReport:
         else active_model_version()
     )
     if options.generate:
-        _make_generations(options, model_version, out)
+        study_generations_make(
+            model_version=model_version, username=options.user, count=options.generate,
+            references=options.references, distribution="commercial",
+            seconds=options.seconds, seed=options.seed, out=out,
+        )  # fmt: skip
     refs = succeeded_generation_refs(model_version_id=model_version.pk, limit=options.generations)
     if not refs:
         raise Conflict(f"model version {model_version} has no succeeded generation (--generate)")

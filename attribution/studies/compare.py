@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.contrib.auth import get_user_model
 
 from attribution.models import TrainingAttribution
 from attribution.services.training import tda_config
@@ -23,6 +22,7 @@ from attribution.studies.context import (
     Out,
     model_context,
     quiet,
+    study_generations_make,
     study_model_version,
     training_track_vectors,
 )
@@ -40,21 +40,14 @@ from attribution.tda import (
 from attribution.tda.config import PROJECTIONS
 from attribution.tda.fast import compare as fast_agreement
 from catalog.encoders import AudioTextEncoder, WindowSpec
-from catalog.models import RecordingEmbedding, Use
 from catalog.retrieval.runtime import loaded_encoder
-from catalog.selectors import recordings_permitting
 from catalog.services.embedding import audio_embed_windows
-from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from config.exceptions import Conflict, DomainError, InvalidInput
 from generation.model import Generator
 from generation.models import ModelVersion
-from generation.selectors import (
-    generation_get,
-    servable_model_version,
-)
 from generation.services.attribution_inputs import (
     GeneratedSample,
     generated_sample,
-    model_version_generator,
 )
 
 SPEEDUP_GOAL, SPEARMAN_GOAL, OUTPUTS_GOAL = 100.0, 0.9, 10
@@ -97,56 +90,6 @@ class CompareOptions:
             raise InvalidInput("--fast-repeats must be at least 1")
         if not (0 < self.window_hop < float("inf")):
             raise InvalidInput("--window-hop must be > 0")
-
-
-def _generate(*, model_version: ModelVersion, options: CompareOptions, out: Out) -> list[str]:
-    """New generations through the product's services (verified, recorded, charged), from
-    random references permitted for song-level inference, run in this process."""
-    from generation.services.requests import GenerationAsk, generation_request_submit
-    from generation.services.running import generation_run
-    from generation.verification import ReferenceSpec
-
-    user = get_user_model().objects.filter(username=options.user).first()
-    if user is None:
-        raise NotFound(f"user {options.user!r} does not exist")
-    if servable_model_version().pk != model_version.pk:
-        raise InvalidInput(
-            f"--generate uses the served model; model version {model_version} is not it"
-        )
-    generator = model_version_generator(model_version_id=model_version.pk)
-    permitted = recordings_permitting(use=Use.SONG_INFERENCE, distribution=options.distribution)
-    candidates = sorted(
-        RecordingEmbedding.objects.filter(
-            encoder_id=model_version.encoder_id, recording__in=permitted
-        ).values_list("recording_id", flat=True)
-    )
-    if not candidates:
-        raise Conflict("no embedded recording is permitted for song-level inference")
-    role = "style" if "style" in generator.roles else generator.roles[0]
-    count = min(options.references, len(candidates), generator.config.dit.max_references)
-    seconds = options.seconds or generator.max_seconds
-    rng = np.random.default_rng(options.seed)
-    refs = []
-    for n in range(options.generate):
-        chosen = [int(r) for r in rng.choice(candidates, size=count, replace=False)]
-        ask = GenerationAsk(
-            references=[ReferenceSpec(rid, "song", role, 1.0) for rid in chosen],
-            distribution=options.distribution, seconds=seconds, seed=int(rng.integers(2**31)),
-        )  # fmt: skip
-        generation, _ = generation_request_submit(user=user, ask=ask)
-        generation = generation_run(generation_id=generation.pk)
-        waited = time.monotonic()
-        while generation.status in ("queued", "running") and time.monotonic() - waited < 600:
-            time.sleep(1.0)  # a worker claimed it first: wait for it
-            generation = generation_get(generation_id=generation.pk)
-        if generation.status != "succeeded":
-            raise Conflict(
-                f"generation {generation.ref} did not succeed: "
-                f"{generation.failure_reason or generation.status}"
-            )
-        out(f"generated {n + 1}/{options.generate}: {generation.ref} from recordings {chosen}")
-        refs.append(generation.ref)
-    return refs
 
 
 def _latest_refs(*, model_version: ModelVersion, count: int) -> list[str]:
@@ -295,7 +238,12 @@ def compare_study(
     if generation_refs:
         refs, explicit = list(dict.fromkeys(generation_refs)), True
     elif options.generate:
-        refs, explicit = _generate(model_version=model_version, options=options, out=out), True
+        refs = study_generations_make(
+            model_version=model_version, username=options.user, count=options.generate,
+            references=options.references, distribution=options.distribution,
+            seconds=options.seconds, seed=options.seed, out=out,
+        )  # fmt: skip
+        explicit = True
     else:
         refs, explicit = _latest_refs(model_version=model_version, count=options.latest), False
     samples = _samples(refs, model_version, explicit=explicit, out=out)

@@ -176,3 +176,70 @@ def model_context(*, model_version: ModelVersion, config: TDAConfig, out: Out) -
         f"{len(items)} training items, device {device}"
     )
     return ModelContext(model_version, generator, items, manifest, target, model, device, out)
+
+
+def study_generations_make(
+    *,
+    model_version: ModelVersion,
+    username: str,
+    count: int,
+    references: int,
+    distribution: str,
+    seconds: float | None,
+    seed: int,
+    out: Out = quiet,
+) -> list[str]:
+    """New generations through the product's services (verified, recorded, charged), from
+    random references permitted for song-level inference at `distribution`, run in this
+    process (or by a worker that claimed them first: then waited for)."""
+    from django.contrib.auth import get_user_model
+
+    from catalog.models import Use
+    from catalog.selectors import recordings_permitting
+    from config.exceptions import InvalidInput, NotFound
+    from generation.selectors import generation_get, servable_model_version
+    from generation.services.requests import GenerationAsk, generation_request_submit
+    from generation.services.running import generation_run
+    from generation.verification import ReferenceSpec
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist (--user)")
+    if servable_model_version().pk != model_version.pk:
+        raise InvalidInput(
+            f"--generate uses the served model; model version {model_version} is not it"
+        )
+    generator = model_version_generator(model_version_id=model_version.pk)
+    permitted = recordings_permitting(use=Use.SONG_INFERENCE, distribution=distribution)
+    candidates = sorted(
+        RecordingEmbedding.objects.filter(
+            encoder_id=model_version.encoder_id, recording__in=permitted
+        ).values_list("recording_id", flat=True)
+    )
+    if not candidates:
+        raise Conflict("no embedded recording is permitted for song-level inference")
+    role = "style" if "style" in generator.roles else generator.roles[0]
+    chosen_count = min(references, len(candidates), generator.config.dit.max_references)
+    rng = np.random.default_rng(seed)
+    refs = []
+    for n in range(count):
+        chosen = [int(r) for r in rng.choice(candidates, size=chosen_count, replace=False)]
+        ask = GenerationAsk(
+            references=[ReferenceSpec(rid, "song", role, 1.0) for rid in chosen],
+            distribution=distribution, seconds=seconds or generator.max_seconds,
+            seed=int(rng.integers(2**31)),
+        )  # fmt: skip
+        generation, _ = generation_request_submit(user=user, ask=ask)
+        generation = generation_run(generation_id=generation.pk)
+        waited = time.monotonic()
+        while generation.status in ("queued", "running") and time.monotonic() - waited < 600:
+            time.sleep(1.0)  # a worker claimed it first: wait for it
+            generation = generation_get(generation_id=generation.pk)
+        if generation.status != "succeeded":
+            raise Conflict(
+                f"generation {generation.ref} did not succeed: "
+                f"{generation.failure_reason or generation.status}"
+            )
+        out(f"generated {n + 1}/{count}: {generation.ref} from recordings {chosen}")
+        refs.append(generation.ref)
+    return refs

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from attribution.report_figures import new_figure, save_png
+
 METHOD_LABELS = {
     "unlearning": "unlearning (exact)",
     "clap": "CLAP (windowed max)",
@@ -19,21 +21,6 @@ METHOD_LABELS = {
     "rps": "RPS",
     "fast": "fast path (first order)",
 }
-
-
-def _figure(width: float, height: float, columns: int = 1, rows: int = 1):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
-    return figure, [axis for row in axes for axis in row]
-
-
-def _save(figure: Any, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
 
 
 def _finite(values: Sequence[float | None]) -> np.ndarray:
@@ -47,7 +34,7 @@ def plot_self_influence(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     x = np.arange(len(rows))
     from matplotlib.ticker import ScalarFormatter
 
-    figure, (rank_ax, clap_ax, fd_ax) = _figure(max(8.0, 0.7 * len(rows)), 11.0, rows=3)
+    figure, (rank_ax, clap_ax, fd_ax) = new_figure(max(8.0, 0.7 * len(rows)), 11.0, rows=3)
     rank = _finite([r["mean_rank"] for r in rows])
     padded = _finite([r.get("mean_rank_padded") for r in rows])
     rank_ax.bar(x - 0.2, rank, 0.4, label="k-means targets")
@@ -68,13 +55,13 @@ def plot_self_influence(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     rank_ax.yaxis.set_major_formatter(ScalarFormatter())
     for axis in (rank_ax, clap_ax, fd_ax):
         axis.set_xticks(x, labels if axis is fd_ax else [], rotation=60, ha="right")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_normalised_views(views: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> Path:
     """Seed 000 Fig. 1: training items sorted by unlearning score (x), each method's min-max
     (left) and softmax (right, log axis) scores: mean over outputs, shaded +- one std."""
-    figure, axes = _figure(12.0, 4.5, 2)
+    figure, axes = new_figure(12.0, 4.5, 2)
     for axis, view in zip(axes, ("minmax", "softmax"), strict=True):
         for name, values in views[view].items():
             values = np.asarray(values, dtype=np.float64)  # (outputs, N)
@@ -90,13 +77,13 @@ def plot_normalised_views(views: Mapping[str, Mapping[str, np.ndarray]], path: P
         if view == "softmax":
             axis.set_yscale("log")
     axes[0].legend(fontsize="small")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_correlation(names: Sequence[str], matrix: np.ndarray, path: Path) -> Path:
     """Seed 000 Fig. 2: Pearson correlation between the methods' scores."""
     size = max(4.5, 1.3 * len(names))
-    figure, (axis,) = _figure(size + 1.5, size)
+    figure, (axis,) = new_figure(size + 1.5, size)
     image = axis.imshow(np.asarray(matrix, dtype=np.float64), vmin=-1, vmax=1, cmap="RdBu_r")
     labels = [METHOD_LABELS.get(n, n) for n in names]
     axis.set_xticks(range(len(names)), labels, rotation=40, ha="right", fontsize="small")
@@ -109,7 +96,7 @@ def plot_correlation(names: Sequence[str], matrix: np.ndarray, path: Path) -> Pa
             axis.text(j, i, text, ha="center", va="center", fontsize="small", color=colour)
     figure.colorbar(image, ax=axis, shrink=0.8)
     axis.set_title("Pearson correlation (mean over outputs)")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_fast_path(
@@ -117,7 +104,7 @@ def plot_fast_path(
 ) -> Path:
     """Fast-path estimates against exact scores, each output standardised (so outputs share one
     axis), with the speed-up and Spearman in the title."""
-    figure, (axis,) = _figure(5.5, 5.0)
+    figure, (axis,) = new_figure(5.5, 5.0)
     for e, f in zip(exact, fast, strict=True):
         e, f = np.asarray(e, dtype=np.float64), np.asarray(f, dtype=np.float64)
         ez = (e - e.mean()) / (e.std() or 1.0)
@@ -132,4 +119,4 @@ def plot_fast_path(
         f"({summary.get('outputs', 0)} outputs)",
         fontsize="medium",
     )
-    return _save(figure, path)
+    return save_png(figure, path)
