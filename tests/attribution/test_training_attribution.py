@@ -233,7 +233,12 @@ def test_bench_tda_prints_stage_figures_per_manifest_size(studio, tda_settings):
     assert [row["items"] for row in figures] == [2, TRAINED]
     for row in figures:
         assert row["loss_items_per_s"] > 0 and row["fisher_items_per_s"] > 0
-        assert row["score_uncached_s"] > row["score_cached_s"] > 0  # the cache saves a pass
+        # timings only (no speed comparison: on a busy machine tiny passes can invert; that
+        # the cache is used and reproduces the scores is tested on the scores themselves)
+        assert row["score_uncached_s"] > 0 and row["score_cached_s"] > 0
+        assert row["cache_speedup"] == pytest.approx(
+            row["score_uncached_s"] / row["score_cached_s"]
+        )
         assert row["fast_query_s"] > 0
     assert "2.0x the items" in text
     with pytest.raises(CommandError, match="--sizes"):
