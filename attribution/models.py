@@ -24,6 +24,15 @@ from catalog.models import EMBEDDING_DIM, EncoderVersion, Recording
 HEX64 = r"^[0-9a-f]{64}$"
 
 
+class JobStatus(models.TextChoices):
+    """Where a background attribution job (training-time attribution, similarity audit) is."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class AttributionRecord(models.Model):
     class Kind(models.TextChoices):
         VERIFICATION = "verification", "Verification outcome"
@@ -78,11 +87,7 @@ class TrainingAttribution(models.Model):
     version, unlearned weights, scored chunks, result.json) live under settings.TDA_STATE_DIR.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     class Stage(models.TextChoices):
         WAITING = "", "Waiting"
@@ -218,11 +223,7 @@ class SimilarityAudit(models.Model):
 
     Written only by `attribution.services.audit`; read through `attribution.selectors`."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     class Stage(models.TextChoices):
         WAITING = "", "Waiting"

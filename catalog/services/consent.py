@@ -18,18 +18,8 @@ from catalog.models import (
     RightsShare,
     Use,
 )
-from catalog.selectors import parse_distribution, parse_use, user_is_member
+from catalog.selectors import CONSENT_NAMES, parse_distribution, parse_use, user_is_member
 from config.exceptions import Forbidden, InvalidInput
-
-CONSENT_FIELDS = (
-    "training",
-    "song_inference",
-    "parameter_inference",
-    "audio_inference",
-    "private",
-    "non_commercial",
-    "commercial",
-)
 
 
 def consent_grant(
@@ -107,10 +97,10 @@ def _consent_change(
             .first()
         )
         previous = pointer.version if pointer else None
-        state = {f: (previous.permits(f) if previous else False) for f in CONSENT_FIELDS}
+        state = {f: (previous.permits(f) if previous else False) for f in CONSENT_NAMES}
         # The first version records every named field: it replaces the implicit opt-out.
         changed = sorted(
-            {n for n in names if previous is None or state[n] != grant}, key=CONSENT_FIELDS.index
+            {n for n in names if previous is None or state[n] != grant}, key=CONSENT_NAMES.index
         )
         if not changed:
             return previous  # nothing changes: no new version

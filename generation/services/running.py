@@ -24,7 +24,8 @@ from django.utils import timezone
 from attribution.models import AttributionRecord
 from attribution.services import attribution_record_append
 from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
-from catalog.models import Recording, RightsShare
+from catalog.models import Recording
+from catalog.selectors import recordings_rights_holders
 from config.exceptions import DomainError
 from generation import provenance
 from generation.model import (
@@ -242,9 +243,7 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
     recordings = Recording.objects.select_related("artist").in_bulk(
         [v.recording_id for v in verification.verdicts]
     )
-    holders: dict[int, list[str]] = {}
-    for share in RightsShare.objects.filter(recording_id__in=recordings).select_related("holder"):
-        holders.setdefault(share.recording_id, []).append(share.holder.name)
+    holders = recordings_rights_holders(recording_ids=recordings)
     references = []
     for verdict, ref in zip(
         verification.verdicts, generation.references.order_by("position"), strict=True
@@ -256,7 +255,7 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
                 title=recording.title,
                 artist=recording.artist.name,
                 isrc=recording.isrc or "",
-                rights_holders=sorted(holders.get(recording.pk, [])),
+                rights_holders=sorted(name for name, _ in holders[recording.pk]),
                 level=ref.level,
                 role=ref.role,
                 weight=ref.weight,
