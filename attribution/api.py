@@ -84,9 +84,17 @@ class TrainingContributorOutput(serializers.Serializer):
     recording = serializers.IntegerField()
     title = serializers.CharField()
     artist = serializers.CharField()
-    score = serializers.FloatField(help_text="loss increase after unlearning (seed 000 Eq. 2)")
-    share_softmax = serializers.FloatField()
-    share_topk = serializers.FloatField()
+    score = serializers.FloatField(
+        help_text="loss increase after unlearning (seed 000 Eq. 2), aggregated over the "
+        "recording's windows as the payout rule says (mean or max)"
+    )
+    standard_error = serializers.FloatField(
+        allow_null=True, help_text="of the score, from its draw replicates"
+    )
+    windows = serializers.IntegerField(allow_null=True, help_text="windows that cover it")
+    cleared = serializers.BooleanField(help_text="the score clears the payout rule's noise bar")
+    share_softmax = serializers.FloatField(help_text="for display; never paid by")
+    share_topk = serializers.FloatField(help_text="share of the TDA pool paid to it")
 
 
 class TrainingAttributionOutput(serializers.Serializer):
@@ -97,7 +105,14 @@ class TrainingAttributionOutput(serializers.Serializer):
     failure_reason = serializers.CharField()
     model_version_id = serializers.IntegerField()
     config = serializers.JSONField()
-    payout_share_kind = serializers.CharField(help_text="the shares the TDA pool was split by")
+    payout_share_kind = serializers.CharField(
+        help_text="topk: split over the recordings that cleared their noise; unattributed: "
+        "none did, the pool stays pending; flat: none did, split equally"
+    )
+    rule = serializers.JSONField(help_text="the payout settings the job was created with")
+    regime = serializers.SerializerMethodField(
+        help_text="own-loss rise of the query and exact vs first-order agreement"
+    )
     settlement_ref = serializers.CharField(help_text="ledger transaction key of the pool split")
     result_sha256 = serializers.CharField()
     contributors = serializers.SerializerMethodField(
@@ -106,6 +121,9 @@ class TrainingAttributionOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
+
+    def get_regime(self, job) -> dict:
+        return (job.evidence or {}).get("regime", {})
 
     def get_progress(self, job) -> dict:
         return {
@@ -121,12 +139,18 @@ class TrainingAttributionOutput(serializers.Serializer):
             return []
         ids = [int(r) for r in job.scores]
         labels = recordings_labels(recording_ids=ids)
+        evidence = job.evidence or {}
+        errors, windows = evidence.get("standard_errors", {}), evidence.get("windows", {})
+        cleared = set(evidence.get("cleared", []))
         rows = [
             {
                 "recording": rid,
                 "title": labels.get(rid, ("(removed)", ""))[0],
                 "artist": labels.get(rid, ("", ""))[1],
                 "score": job.scores[str(rid)],
+                "standard_error": errors.get(str(rid)),
+                "windows": windows.get(str(rid)),
+                "cleared": rid in cleared,
                 "share_softmax": job.shares["softmax"][str(rid)],
                 "share_topk": job.shares["topk"][str(rid)],
             }

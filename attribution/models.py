@@ -92,6 +92,7 @@ class TrainingAttribution(models.Model):
     class Stage(models.TextChoices):
         WAITING = "", "Waiting"
         FISHER = "fisher", "Fisher information (once per model version)"
+        INDEX = "index", "Index of training-window gradients (once per model version)"
         UNLEARN = "unlearn", "Unlearning the generated sample"
         SCORE = "score", "Scoring the training recordings"
         SETTLE = "settle", "Normalising and settling the pool"
@@ -114,7 +115,18 @@ class TrainingAttribution(models.Model):
     # Complete results only (status done): {recording id: score}, shares by kind.
     scores = models.JSONField(null=True, blank=True)
     shares = models.JSONField(null=True, blank=True)
+    # "topk" (recordings that clear their noise), "unattributed" (none did: the pool stays
+    # pending) or "flat" (none did: equal shares over the training set)
     payout_share_kind = models.CharField(max_length=16, blank=True)
+    rule = models.JSONField(
+        default=dict, blank=True, help_text="The payout settings in force when it was created."
+    )
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per recording: standard errors, mean/max over windows, window counts; "
+        "which cleared the noise; the run's regime check.",
+    )
     result_sha256 = models.CharField(max_length=64, blank=True)
     stats = models.JSONField(default=dict, blank=True, help_text="Fisher/unlearning/timings.")
     settlement_ref = models.CharField(max_length=64, blank=True)

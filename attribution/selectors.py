@@ -1,4 +1,5 @@
-"""Reads of the attribution app: records by generation or sequence, and the chain check.
+"""Reads of the attribution app: records by generation or sequence, and the chain check;
+similarity audits; and the TDA hub watch (how often each training recording is paid).
 
 The check walks the log in sequence order in keyset batches (constant memory, so 100k+
 records are fine) and recomputes, for each record: the payload hash, the link to the
@@ -9,6 +10,7 @@ head hash with one kept elsewhere (the command prints it, `--anchor` checks it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from attribution.models import (
     SimilarityMatch,
     TrainingAttribution,
 )
+from catalog.selectors import recordings_labels
 from config.exceptions import InvalidInput, NotFound
 
 CHAIN_FIELDS = (
@@ -299,3 +302,134 @@ def clip_calibrations(*, limit: int = 20) -> list[CalibrationRow]:
         )
         for c in rows
     ]
+
+
+# -- TDA hub watch -------------------------------------------------------------------------------
+
+
+def _paid_shares(shares: dict | None, payout_share_kind: str) -> dict[str, float] | None:
+    """The split a done job actually paid: `shares["payout"]` (empty when the pool stayed
+    unattributed), else, for rows written before it existed, `shares[payout_share_kind]`;
+    None when neither is there (the row is skipped)."""
+    shares = shares or {}
+    if "payout" in shares:
+        split = shares["payout"]
+    elif payout_share_kind and payout_share_kind in shares:
+        split = shares[payout_share_kind]
+    else:
+        return None
+    return {str(rid): float(share) for rid, share in (split or {}).items() if float(share) > 0}
+
+
+def tda_done_model_versions() -> list[dict[str, int]]:
+    """Model versions that have done TDA jobs, with how many (most first, then newest), for
+    choosing what the hub watch looks at."""
+    rows = (
+        TrainingAttribution.objects.filter(status=TrainingAttribution.Status.DONE)
+        .values("model_version_id")
+        .annotate(done=Count("pk"))
+        .order_by("-done", "-model_version_id")
+    )
+    return [{"id": row["model_version_id"], "done": row["done"]} for row in rows]
+
+
+def tda_hub_watch(
+    *, model_version_id: int | None = None, flag_ratio: float = 3.0, min_z: float = 3.0
+) -> dict:
+    """How often each training recording is paid by TDA, against the rate it would have if the
+    paid top-k were spread evenly, so staff can spot hubs: recordings whose loss rises under
+    almost any unlearning update and that are therefore paid far more often than expected.
+
+    Looks at the done jobs of one model version (None: the one with the most done jobs, since
+    scores of different versions are over different training sets). Over its G generations,
+    with N training recordings (the union of the jobs' scored ids) and k_bar the mean number
+    of paid recordings, each recording's expected rate is p = k_bar / N; `ratio` is its paid
+    rate over p and `z` the binomial z-score (count - G p) / sqrt(G p (1 - p)). A recording is
+    flagged when ratio >= flag_ratio and z >= min_z. Generations whose pool stayed unattributed
+    (empty payout) count in G and pay nobody. `ratio`/`z` are None where p makes them
+    undefined (p = 0, or p = 1 for z). Rows: flagged first, then most often paid.
+
+    Raises NotFound when there are no done jobs (for that model version), InvalidInput on
+    non-finite thresholds. Returns a JSON-ready dict (see the keys below).
+    """
+    if not (math.isfinite(flag_ratio) and math.isfinite(min_z)):
+        raise InvalidInput("flag_ratio and min_z must be finite numbers")
+    versions = tda_done_model_versions()
+    if not versions:
+        raise NotFound("no training attribution job is done yet")
+    if model_version_id is None:
+        model_version_id = versions[0]["id"]
+    elif model_version_id not in {v["id"] for v in versions}:
+        known = ", ".join(str(v["id"]) for v in versions)
+        raise NotFound(
+            f"model version {model_version_id} has no done training attribution jobs "
+            f"(model versions with done jobs: {known})"
+        )
+
+    jobs = TrainingAttribution.objects.filter(
+        status=TrainingAttribution.Status.DONE, model_version_id=model_version_id
+    ).values_list("scores", "shares", "payout_share_kind")
+    training: set[str] = set()
+    counts: dict[str, int] = {}
+    share_sums: dict[str, float] = {}
+    generations = unattributed = skipped = paid_total = 0
+    for scores, shares, kind in jobs.iterator():
+        paid = _paid_shares(shares, kind)
+        if paid is None:
+            skipped += 1
+            continue
+        generations += 1
+        training.update(str(rid) for rid in (scores or {}))
+        training.update(paid)
+        if not paid:
+            unattributed += 1
+        paid_total += len(paid)
+        for rid, share in paid.items():
+            counts[rid] = counts.get(rid, 0) + 1
+            share_sums[rid] = share_sums.get(rid, 0.0) + share
+
+    n = len(training)
+    k_bar = paid_total / generations if generations else 0.0
+    p = k_bar / n if n else 0.0
+    labels = recordings_labels(recording_ids=[int(rid) for rid in training])
+    rows = []
+    for rid in training:
+        count = counts.get(rid, 0)
+        rate = count / generations if generations else 0.0
+        # rate / p, as count N / (paid in all): no rounding when it is a whole ratio like 3
+        ratio = count * n / paid_total if paid_total else None
+        variance = generations * p * (1 - p)
+        z = (count - generations * p) / math.sqrt(variance) if variance > 0 else None
+        title, artist = labels.get(int(rid), ("(removed)", ""))
+        rows.append(
+            {
+                "recording_id": int(rid),
+                "title": title,
+                "artist": artist,
+                "count": count,
+                "rate": rate,
+                "mean_share": share_sums.get(rid, 0.0) / generations if generations else 0.0,
+                "expected_rate": p,
+                "ratio": ratio,
+                "z": z,
+                "flagged": ratio is not None
+                and z is not None
+                and ratio >= flag_ratio
+                and z >= min_z,
+            }
+        )
+    rows.sort(key=lambda r: (not r["flagged"], -r["count"], -r["mean_share"], r["recording_id"]))
+    return {
+        "model_version_id": model_version_id,
+        "model_versions": versions,
+        "flag_ratio": flag_ratio,
+        "min_z": min_z,
+        "generations": generations,  # G: done jobs with a readable payout split
+        "unattributed": unattributed,  # of them, pools that paid nobody
+        "skipped": skipped,  # done jobs with neither shares["payout"] nor the payout kind
+        "training_recordings": n,  # N
+        "mean_paid": k_bar,  # k_bar
+        "expected_rate": p,  # k_bar / N
+        "flagged": sum(r["flagged"] for r in rows),
+        "rows": rows,
+    }

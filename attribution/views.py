@@ -1,6 +1,7 @@
 """Staff pages of the attribution app (HTML, not the REST API): the saved TDA study reports
 (`manage.py tda_self_influence`, `manage.py tda_compare`) with their figures, and the
-similarity audits of generated outputs (seed 003), flagged ones first."""
+similarity audits of generated outputs (seed 003), flagged ones first, and the TDA hub watch
+(training recordings paid far more often than their expected rate)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from attribution.selectors import clip_calibrations, similarity_audit_counts, similarity_audits
+from attribution.selectors import (
+    clip_calibrations,
+    similarity_audit_counts,
+    similarity_audits,
+    tda_done_model_versions,
+    tda_hub_watch,
+)
 from attribution.studies.reports import tda_report_file, tda_reports
-from config.exceptions import NotFound
+from config.exceptions import DomainError, InvalidInput, NotFound
 
 
 @staff_member_required
@@ -43,3 +50,40 @@ def similarity_audit_report(request: HttpRequest) -> HttpResponse:
         "flagged_only": flagged_only,
     }
     return render(request, "attribution/similarity_audits.html", context)
+
+
+def _number(request: HttpRequest, name: str, kind: type, default):
+    value = request.GET.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not {value!r}") from None
+
+
+@staff_member_required
+def tda_hub_report(request: HttpRequest) -> HttpResponse:
+    """The hub watch of one model version (`?model_version=`, `flag_ratio=`, `min_z=`); a bad
+    choice shows its message above the form instead of an error page, so it can be fixed."""
+    form = {"model_version": request.GET.get("model_version", ""), "flag_ratio": 3.0, "min_z": 3.0}
+    report, error, status = None, "", 200
+    try:
+        form["flag_ratio"] = _number(request, "flag_ratio", float, 3.0)
+        form["min_z"] = _number(request, "min_z", float, 3.0)
+        report = tda_hub_watch(
+            model_version_id=_number(request, "model_version", int, None),
+            flag_ratio=form["flag_ratio"],
+            min_z=form["min_z"],
+        )
+    except DomainError as exc:
+        error, status = exc.message, exc.http_status
+        if isinstance(exc, NotFound) and not form["model_version"]:
+            status = 200  # nothing done yet: an empty report, not a missing page
+    context = {
+        "report": report,
+        "error": error,
+        "form": form,
+        "model_versions": report["model_versions"] if report else tda_done_model_versions(),
+    }
+    return render(request, "attribution/tda_hubs.html", context, status=status)

@@ -24,6 +24,7 @@ urlpatterns = [
     path(
         "attribution/audits/", attribution_views.similarity_audit_report, name="similarity-audits"
     ),
+    path("attribution/hubs/", attribution_views.tda_hub_report, name="tda-hubs"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/catalogue/", include("catalog.urls")),
     path("api/retrieval/", include("catalog.retrieval.urls")),

@@ -3,11 +3,14 @@ its model version was trained on (seed 000: unlearn the generated sample, score 
 item by its loss increase), then the TDA pool of its fee is settled by the normalised shares.
 
 Stages, each a Celery task on the `gpu` queue (see attribution/tasks.py):
-  prepare  Fisher of the model version (computed once, shared), unlearning of the sample;
-           returns the manifest's chunks
+  prepare  Fisher of the model version (computed once, shared); with the first-order method
+           the index of training-window gradients (once, shared) and the query's scores; the
+           unlearning update and the regime check; returns the manifest's chunks
   score    one task per chunk (a chord header), so more workers finish sooner
-  finish   gathers the chunks (refuses an incomplete set), stores scores and shares, and
-           settles the TDA pool in the same transaction
+  finish   gathers the chunks (refuses an incomplete set), aggregates the windows of every
+           recording, stores scores, standard errors and shares, and settles the TDA pool by
+           the recordings whose score clears its noise, in the same transaction (or leaves
+           the pool pending as unattributed when none does; settings.TDA_UNATTRIBUTED)
 
 A job is failed with a reason on any stage's error; partial scores are never stored as
 complete. Every stage resumes from the run's saved files, so a retried task redoes nothing.
@@ -16,6 +19,7 @@ complete. Every stage resumes from the run's saved files, so a retried task redo
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -35,7 +39,9 @@ from attribution.tda import (
     TDAError,
     fingerprint,
     fisher_file_name,
+    softmax_shares,
 )
+from attribution.tda.normalise import eligible_topk_shares
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.model import GeneratorError
@@ -74,6 +80,7 @@ def training_attribution_request(
     }
     try:
         defaults["config"] = tda_config().to_dict()
+        defaults["rule"] = _payout_rule()
     except InvalidInput as exc:  # a settings mistake must not fail the generation itself
         defaults.update(
             config=dict(settings.TDA_CONFIG),
@@ -106,9 +113,10 @@ def training_attribution_retry(*, job: TrainingAttribution) -> TrainingAttributi
         chunks_done=0,
         chunks_total=0,
         config=tda_config().to_dict(),
+        rule=_payout_rule(),
     )
     if updated:
-        _run_directory(job).joinpath("run.json").unlink(missing_ok=True)
+        shutil.rmtree(_run_directory(job), ignore_errors=True)  # started afresh
         transaction.on_commit(lambda: tasks.tda_prepare.delay(job.pk))
     job.refresh_from_db()
     return job
@@ -128,11 +136,18 @@ def tda_model_directory(checkpoint_sha256: str) -> Path:
 
 
 @lru_cache(maxsize=2)
-def _manifest(model_version_id: int, checkpoint_sha256: str):
-    from generation.services.attribution_inputs import model_version_training_items
+def _manifest(model_version_id: int, checkpoint_sha256: str, coverage: str):
+    from generation.services.attribution_inputs import (
+        model_version_generator,
+        model_version_training_items,
+    )
 
     items = model_version_training_items(model_version_id=model_version_id)
-    return platform_manifest(items)
+    config = model_version_generator(model_version_id=model_version_id).config
+    try:
+        return platform_manifest(items, config, coverage=coverage)
+    except TDAError as exc:
+        raise InvalidInput(f"settings.TDA_COVERAGE: {exc}") from exc
 
 
 def _attribution_run(job: TrainingAttribution, progress=None) -> AttributionRun:
@@ -147,8 +162,8 @@ def _attribution_run(job: TrainingAttribution, progress=None) -> AttributionRun:
             f"the generated sample has {sample.logmel.shape[-1]} frames; the model's context "
             f"is {frames} ({generator.config.dit.max_seconds} s)"
         )
-    manifest = _manifest(job.model_version_id, job.model_checkpoint_sha256)
     config = TDAConfig.from_dict(job.config)
+    manifest = _manifest(job.model_version_id, job.model_checkpoint_sha256, _coverage(job))
     shared = tda_model_directory(job.model_checkpoint_sha256)
     return AttributionRun(
         _run_directory(job),
@@ -165,11 +180,44 @@ def _attribution_run(job: TrainingAttribution, progress=None) -> AttributionRun:
     )
 
 
+def _coverage(job: TrainingAttribution) -> str:
+    return job.rule.get("coverage") or settings.TDA_COVERAGE
+
+
+def _payout_rule() -> dict:
+    """The settings a job is paid by (recorded on the job when it is created)."""
+    rule = {
+        "shares": settings.TDA_PAYOUT_SHARES,
+        "top_k": settings.TDA_PAYOUT_TOP_K,
+        "min_z": settings.TDA_PAYOUT_MIN_Z,
+        "aggregate": settings.TDA_PAYOUT_AGGREGATE,
+        "unattributed": settings.TDA_UNATTRIBUTED,
+        "coverage": settings.TDA_COVERAGE,
+    }
+    problems = []
+    if rule["shares"] != "topk":
+        problems.append("TDA_PAYOUT_SHARES must be topk (a softmax would pay every recording)")
+    if rule["aggregate"] not in ("mean", "max"):
+        problems.append("TDA_PAYOUT_AGGREGATE must be mean or max")
+    if rule["unattributed"] not in ("pending", "flat"):
+        problems.append("TDA_UNATTRIBUTED must be pending or flat")
+    if rule["coverage"] not in ("whole", "first"):
+        problems.append("TDA_COVERAGE must be whole or first")
+    if not (isinstance(rule["top_k"], int) and rule["top_k"] >= 1):
+        problems.append("TDA_PAYOUT_TOP_K must be an integer >= 1")
+    if not (np.isfinite(rule["min_z"]) and rule["min_z"] >= 0):
+        problems.append("TDA_PAYOUT_MIN_Z must be a finite number >= 0")
+    if problems:
+        raise InvalidInput("settings: " + "; ".join(problems))
+    return rule
+
+
 def _stage_writer(job: TrainingAttribution) -> Callable[[str, int, int], None]:
     """Progress of the prepare stages (Fisher, unlearning), written at most twice a second."""
     last = [0.0]
     stages = {
         "fisher": TrainingAttribution.Stage.FISHER,
+        "fast_index": TrainingAttribution.Stage.INDEX,
         "unlearn": TrainingAttribution.Stage.UNLEARN,
     }
 
@@ -224,8 +272,13 @@ def training_attribution_prepare(
     try:
         run = _attribution_run(job, progress=_stage_writer(job))
         run.fisher()
+        if run.config.method == "first_order":  # the scores are one product: one chunk
+            run.first_order()
         run.unlearned_model()
-        chunks = run.chunks(chunk_items or settings.TDA_CHUNK_ITEMS)
+        if run.config.regime_probe_items:
+            run.regime()
+        size = len(run.manifest) if run.config.method == "first_order" else None
+        chunks = run.chunks(size or chunk_items or settings.TDA_CHUNK_ITEMS)
     except JOB_ERRORS as exc:
         _failing(job, exc)
         return []
@@ -267,39 +320,61 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
         return job
     TrainingAttribution.objects.filter(pk=job.pk).update(stage=TrainingAttribution.Stage.SETTLE)
     try:
+        rule = job.rule or _payout_rule()
         result = _attribution_run(job).result()
-        ids = [int(i) for i in result.ids]
-        kind = settings.TDA_PAYOUT_SHARES
-        if kind not in ("topk", "softmax"):
-            raise InvalidInput(f"settings.TDA_PAYOUT_SHARES must be topk or softmax, not {kind}")
-        softmax = result.shares("softmax")
+        recordings = result.recordings()
+        ids = [int(i) for i in recordings.ids]
+        scores, errors = recordings.score(rule["aggregate"])
+        if not (np.all(np.isfinite(scores)) and np.all(np.isfinite(errors))):
+            raise InvalidInput("attribution scores or standard errors are not finite")
         try:
-            topk = result.shares("topk", k=settings.TDA_PAYOUT_TOP_K)
-        except NormalisationError:  # no training item's loss rose: top-k is undefined
-            topk = np.zeros(len(ids))
-            kind = "softmax"  # still a split over every training recording, summing to 1
-        payout = {
-            rid: float(s) for rid, s in zip(ids, topk if kind == "topk" else softmax, strict=True)
-        }
+            paid = eligible_topk_shares(scores, errors, rule["top_k"], rule["min_z"])
+            kind = "topk"
+        except NormalisationError:  # nothing clears its noise: the documented fallback
+            kind = "flat" if rule["unattributed"] == "flat" else "unattributed"
+            paid = np.full(len(ids), 1.0 / len(ids)) if kind == "flat" else np.zeros(len(ids))
         payload = result.to_dict()
+        evidence = {
+            "rule": rule,
+            "standard_errors": {str(r): float(e) for r, e in zip(ids, errors, strict=True)},
+            "mean": {str(r): float(v) for r, v in zip(ids, recordings.mean, strict=True)},
+            "mean_se": {str(r): float(v) for r, v in zip(ids, recordings.mean_se, strict=True)},
+            "max": {str(r): float(v) for r, v in zip(ids, recordings.max, strict=True)},
+            "max_se": {str(r): float(v) for r, v in zip(ids, recordings.max_se, strict=True)},
+            "windows": {str(r): n for r, n in zip(ids, recordings.windows, strict=True)},
+            "cleared": [
+                r
+                for r, v, e in zip(ids, scores, errors, strict=True)
+                if v > 0 and v >= rule["min_z"] * e
+            ],  # fmt: skip
+            "regime": result.regime,
+            "method": result.provenance["config"]["method"],
+            "windows_total": len(result.ids),
+        }
         with transaction.atomic():
-            settlement = tda_pool_settle(
-                generation_ref=job.generation_ref,
-                shares={rid: share for rid, share in payout.items() if share > 0},
-            )
+            settlement = None
+            if kind != "unattributed":
+                settlement = tda_pool_settle(
+                    generation_ref=job.generation_ref,
+                    shares={rid: float(s) for rid, s in zip(ids, paid, strict=True) if s > 0},
+                )
             TrainingAttribution.objects.filter(pk=job.pk).update(
                 status=TrainingAttribution.Status.DONE,
-                scores={str(rid): float(s) for rid, s in zip(ids, result.scores, strict=True)},
+                scores={str(rid): float(s) for rid, s in zip(ids, scores, strict=True)},
                 shares={
-                    "softmax": {str(r): float(s) for r, s in zip(ids, softmax, strict=True)},
-                    "topk": {str(r): float(s) for r, s in zip(ids, topk, strict=True)},
+                    "payout": {str(r): float(s) for r, s in zip(ids, paid, strict=True) if s > 0},
+                    "softmax": {
+                        str(r): float(s) for r, s in zip(ids, softmax_shares(scores), strict=True)
+                    },
+                    "topk": {str(r): float(s) for r, s in zip(ids, paid, strict=True)},
                 },
                 payout_share_kind=kind,
+                evidence=evidence,
                 result_sha256=fingerprint(payload),
                 stats=payload["stages"],
-                settlement_ref=settlement.key,
-                progress_done=len(ids),
-                progress_total=len(ids),
+                settlement_ref=settlement.key if settlement else "",
+                progress_done=len(result.ids),
+                progress_total=len(result.ids),
                 finished_at=timezone.now(),
             )
     except JOB_ERRORS as exc:

@@ -167,7 +167,9 @@ class ModelContext:
 def model_context(*, model_version: ModelVersion, config: TDAConfig, out: Out) -> ModelContext:
     generator = model_version_generator(model_version_id=model_version.pk)
     items = model_version_training_items(model_version_id=model_version.pk)
-    manifest = platform_manifest(items)
+    # one item per recording (its first window), so study indices are recordings: the
+    # self-influence and comparison studies unlearn and rank training items themselves
+    manifest = platform_manifest(items, generator.config, coverage="first")
     target = PlatformTarget(generator.config)
     device = config.resolve_device()
     model = target.prepare(copy.deepcopy(generator.model).to(device))

@@ -28,7 +28,15 @@ from attribution.tda.evaluate import (
     spearman,
     target_rank,
 )
-from attribution.tda.fast import FastIndex, Projector, compare, time_per_query
+from attribution.tda.fast import (
+    FastIndex,
+    FirstOrderScores,
+    Projector,
+    compare,
+    fast_index_file_name,
+    load_or_build_index,
+    time_per_query,
+)
 from attribution.tda.fisher import (
     FisherInfo,
     FloorReport,
@@ -37,6 +45,7 @@ from attribution.tda.fisher import (
     load_or_compute_fisher,
 )
 from attribution.tda.normalise import minmax, softmax_shares, topk_shares
+from attribution.tda.regime import RegimeCheck, regime_check
 from attribution.tda.run import AttributionResult, AttributionRun
 from attribution.tda.score import (
     BaseLossCache,
@@ -57,9 +66,25 @@ from attribution.tda.target import (
     per_sample_grads,
     register_target,
 )
-from attribution.tda.unlearn import UnlearnResult, apply_params, unlearn, unlearning_gradient
+from attribution.tda.uncertainty import RecordingScores, by_recording, standard_errors
+from attribution.tda.unlearn import (
+    UnlearnResult,
+    apply_params,
+    group_gradients,
+    unlearn,
+    unlearning_gradient,
+)
 
 __all__ = [
+    "FirstOrderScores",
+    "RecordingScores",
+    "RegimeCheck",
+    "by_recording",
+    "fast_index_file_name",
+    "group_gradients",
+    "load_or_build_index",
+    "regime_check",
+    "standard_errors",
     "CODE_VERSION",
     "LAYER_GROUPS",
     "AttributionResult",

@@ -20,16 +20,23 @@ import torch
 
 from attribution.tda.errors import TDAConfigError
 
-CODE_VERSION = "tda-2"  # bump when a change alters any number a stage produces
+CODE_VERSION = "tda-3"  # bump when a change alters any number a stage produces
 
 LAYER_GROUPS = ("blocks", "self_attn", "cross_attn", "cross_attn_kv")
 FISHER_MODES = ("per_timestep", "per_item")
+METHODS = ("exact", "first_order")
 PROJECTIONS = ("auto", "rademacher", "gaussian", "countsketch")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass(frozen=True)
 class TDAConfig:
+    # -- which computation gives the scores ------------------------------------------------
+    # "exact": Eq. 2 with the Eq. 6 update (two loss passes over the manifest per query);
+    # "first_order": its first-order expansion lr/N * g_i . F^-1 g_q from a stored index of
+    # training gradients (fast.py), the same number when the update is small (the regime
+    # check of every run says whether it is).
+    method: str = "exact"
     # -- unlearning (Eq. 6): theta <- theta + lr * grad L(z_hat) / (N * F), `steps` times ------
     learning_rate: float = 1e-6  # seed 000 grid 1e-7..1e-1: 1e-6 best
     steps: int = 1  # seed 000: 1 step best
@@ -37,7 +44,12 @@ class TDAConfig:
     unlearn_mask: bool = True  # M_U: padded frames do not count in the unlearning gradient
     loss_mask: bool = False  # M_L: padded frames do not count in the measured losses
     # -- timestep draws (common random numbers: derived from (seed, purpose, item)) -----------
-    loss_timesteps: int = 32  # K draws per training item for L(z_i, theta)
+    loss_timesteps: int = 32  # K draws per training item (per bank) for L(z_i, theta)
+    # Banks of loss draws: bank b of item i is keyed by (seed, "loss:b", i). An exact run
+    # uses the bank its query key picks, so an item's draw noise is not the same fixed bias
+    # in every query's score; the first-order index stores a gradient per bank, and the
+    # spread between banks is the training side of every score's standard error.
+    loss_draw_banks: int = 1
     unlearn_timesteps: int = 64  # draws the query's gradient is averaged over
     fisher_timesteps: int = 16  # draws per training item for the Fisher
     seed: int = 0
@@ -62,6 +74,12 @@ class TDAConfig:
     # (t, noise) draws of a fast query's gradient; 0: unlearn_timesteps (the exact query's).
     # The query's gradient is nearly all a fast query costs, so fewer draws = faster.
     fast_query_timesteps: int = 0
+    # groups the query's draws are split into (first order): the spread between groups is
+    # the query side of every score's standard error
+    query_groups: int = 8
+    # -- regime check (every run): the query's own-loss rise under the update, and exact vs
+    # first-order scores on this many training windows spread over the manifest (0: none)
+    regime_probe_items: int = 8
 
     def __post_init__(self) -> None:
         def require(ok: bool, message: str) -> None:
@@ -73,12 +91,29 @@ class TDAConfig:
             "learning_rate must be a finite number > 0",
         )
         for name in ("steps", "loss_timesteps", "unlearn_timesteps", "fisher_timesteps",
-                     "items_per_batch", "grad_batch", "projection_dim"):  # fmt: skip
+                     "items_per_batch", "grad_batch", "projection_dim", "loss_draw_banks",
+                     "query_groups"):  # fmt: skip
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1")
         require(
             isinstance(self.fast_query_timesteps, int) and self.fast_query_timesteps >= 0,
             "fast_query_timesteps must be an integer >= 0",
+        )
+        require(self.method in METHODS, f"method must be one of {METHODS}")
+        require(
+            isinstance(self.regime_probe_items, int) and self.regime_probe_items >= 0,
+            "regime_probe_items must be an integer >= 0",
+        )
+        require(
+            self.method == "exact" or self.loss_draw_banks >= 2,
+            "the first-order method needs loss_draw_banks >= 2 (its standard errors come "
+            "from the spread between banks)",
+        )
+        query_draws = self.fast_query_timesteps or self.unlearn_timesteps
+        require(
+            self.method == "exact"
+            or (self.query_groups >= 2 and query_draws % self.query_groups == 0),
+            "the first-order method needs query_groups >= 2 that divide the query's draws",
         )
         require(self.layer_group in LAYER_GROUPS, f"layer_group must be one of {LAYER_GROUPS}")
         require(self.fisher_mode in FISHER_MODES, f"fisher_mode must be one of {FISHER_MODES}")
@@ -131,18 +166,31 @@ class TDAConfig:
         return {key: getattr(self, key) for key in keys} | {"fisher": self.fisher_settings()}
 
     def loss_settings(self) -> dict[str, Any]:
-        keys = ("loss_timesteps", "loss_mask", "seed", "items_per_batch")
+        keys = ("loss_timesteps", "loss_mask", "seed", "items_per_batch", "loss_draw_banks")
         return {key: getattr(self, key) for key in keys}
 
     def fast_settings(self) -> dict[str, Any]:
         keys = ("layer_group", "projection", "projection_dim", "seed", "fisher_floor",
-                "fisher_eps", "loss_timesteps", "loss_mask")  # fmt: skip
+                "fisher_eps", "loss_timesteps", "loss_mask", "loss_draw_banks")  # fmt: skip
         return {key: getattr(self, key) for key in keys} | {"fisher": self.fisher_settings()}
+
+    def loss_bank(self, query_key: str) -> int:
+        """The bank of loss draws an exact run of this query uses."""
+        if self.loss_draw_banks == 1:
+            return 0
+        return draw_seed(self.seed, "bank", query_key) % self.loss_draw_banks
 
     def resolve_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+
+def draw_seed(seed: int, purpose: str, key: Any) -> int:
+    """A 63-bit seed from (config seed, purpose, item index or query digest): the same draws in
+    every process, shard and device."""
+    text = f"{seed}|{purpose}|{key}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") & (2**63 - 1)
 
 
 def fingerprint(values: Any) -> str:

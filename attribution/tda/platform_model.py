@@ -1,8 +1,12 @@
 """The platform's DiffusionTransformer (`generation.model`) as an `AttributionTarget`.
 
 - layer groups: `generation.model.layer_groups` (blocks, self_attn, cross_attn, cross_attn_kv);
-- a training item's example: `generation.model.canonical_example` (its first max_seconds,
-  padded with silence, with the padding mask and a fixed reference window);
+- a training item is one window of a recording (`TrainingWindow`): `platform_manifest` covers
+  every recording with back-to-back max_seconds windows (`generation.model.window_starts`,
+  the last one padded and masked), since training crops come from anywhere in it; its
+  example is `generation.model.window_example` (normalised, padded with silence, with the
+  padding mask and a fixed reference window). coverage="first" keeps only each recording's
+  first window (what attribution used before whole-recording coverage);
 - the loss: `generation.model.diffusion_loss` with `mask` = the M_U / M_L choice and
   `frame_mask` = the example's padding mask (the model runs as it was trained either way);
 - a generated sample's example (`query_example`): its log-mel normalised and padded the same way,
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,11 +32,22 @@ from generation.model import (
     GenerationSpec,
     GeneratorConfig,
     GeneratorTrainingItem,
-    canonical_example,
     collate,
     diffusion_loss,
     layer_groups,
+    window_example,
+    window_starts,
 )
+
+COVERAGES = ("whole", "first")
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """One max_seconds window of a training recording, from `start_frame`."""
+
+    item: GeneratorTrainingItem
+    start_frame: int
 
 
 class PlatformTarget:
@@ -52,8 +68,11 @@ class PlatformTarget:
     def layer_groups(self, model: nn.Module) -> dict[str, list[str]]:
         return layer_groups(model)
 
-    def example(self, item: GeneratorTrainingItem) -> Example:
-        x0, cond, mask = canonical_example(item, self.config)
+    def example(self, item: TrainingWindow | GeneratorTrainingItem) -> Example:
+        """A window's example; a bare recording stands for its first window."""
+        if isinstance(item, GeneratorTrainingItem):
+            item = TrainingWindow(item, 0)
+        x0, cond, mask = window_example(item.item, self.config, item.start_frame)
         return Example(x0, cond, mask)
 
     def query_example(self, logmel: np.ndarray, cond: Conditioning) -> Example:
@@ -118,13 +137,15 @@ class PlatformTarget:
         timesteps: torch.Tensor,
         noise: torch.Tensor,
         mask: torch.Tensor | None,
+        per_draw: bool = False,
     ) -> torch.Tensor:
         return diffusion_loss(
-            model, batch.x0, batch.cond, timesteps, noise, mask=mask, frame_mask=batch.mask
-        )
+            model, batch.x0, batch.cond, timesteps, noise, mask=mask, frame_mask=batch.mask,
+            per_draw=per_draw,
+        )  # fmt: skip
 
-    def item_id(self, item: GeneratorTrainingItem) -> int:
-        return int(item.recording_id)
+    def item_id(self, item: TrainingWindow | GeneratorTrainingItem) -> int:
+        return int(getattr(item, "item", item).recording_id)
 
 
 def manifest_digest(items: Sequence[GeneratorTrainingItem]) -> str:
@@ -150,12 +171,31 @@ def manifest_digest(items: Sequence[GeneratorTrainingItem]) -> str:
 
 
 def platform_manifest(
-    items: Sequence[GeneratorTrainingItem], digest: str | None = None
+    items: Sequence[GeneratorTrainingItem],
+    config: GeneratorConfig,
+    digest: str | None = None,
+    *,
+    coverage: str = "whole",
 ) -> Manifest:
-    """The manifest of the generator's training items (`digest` from the caller's data
-    manifest when it has one, else computed from the items)."""
+    """The manifest of the generator's training recordings as windows (`coverage` "whole":
+    all of each recording; "first": its first window only). `digest` is the caller's data
+    manifest hash when it has one (else computed from the items); the window layout is
+    hashed in, so a manifest of other windows never matches saved stages."""
+    if coverage not in COVERAGES:
+        raise TDAConfigError(f"coverage must be one of {COVERAGES}")
+    windows, segments = [], []
+    fps = config.mel.frames_per_second
+    frames = config.mel.frames_for(config.dit.max_seconds)
+    for item in items:
+        starts = window_starts(item, config)
+        for start in starts[:1] if coverage == "first" else starts:
+            windows.append(TrainingWindow(item, start))
+            real = min(frames, np.asarray(item.logmel).shape[1] - start)
+            segments.append((round(start / fps, 4), round(real / fps, 4)))
+    layout = f"{digest or manifest_digest(items)}|{coverage}|{frames}"
     return Manifest(
-        items=list(items),
-        ids=tuple(int(item.recording_id) for item in items),
-        digest=digest or manifest_digest(items),
+        items=windows,
+        ids=tuple(int(w.item.recording_id) for w in windows),
+        digest=hashlib.sha256(layout.encode()).hexdigest(),
+        segments=tuple(segments),
     )

@@ -1,7 +1,11 @@
 """Attribution scores (seed 000 Eq. 2): tau_i = L(z_i, theta_u) - L(z_i, theta0).
 
 Common random numbers: item i's loss is averaged over `loss_timesteps` (t, noise) draws derived
-from (seed, "loss", i), identical for theta0 and theta_u, in every process, shard and device.
+from (seed, "loss:b", i), identical for theta0 and theta_u, in every process, shard and device;
+b is the draw bank the query's key picks (`TDAConfig.loss_bank`), so an item's draw noise is
+not one fixed bias shared by every query. The per-draw differences are kept: a score's
+standard error is their standard deviation over sqrt(K) (conservative for the stratified
+timesteps, whose draws are less variable than independent ones).
 Batch composition is fixed too: items are batched on a global grid of `items_per_batch`, so a
 chunk [start, stop) must start on that grid (`chunk_ranges` makes such chunks) and a chunked
 run gives bit-for-bit the scores of a whole run.
@@ -38,6 +42,10 @@ class ScoreChunk:
     scores: np.ndarray  # (stop - start,) float64, tau_i
     base: np.ndarray  # L(z_i, theta0)
     unlearned: np.ndarray  # L(z_i, theta_u)
+    # replicates whose row means are the scores, one array (n, R) per independent source of
+    # draw noise: exact runs keep the per-draw differences; first-order runs the training
+    # banks and the query groups (see uncertainty.py)
+    replicates: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
     cached_base: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
@@ -78,27 +86,29 @@ def item_losses(
     start: int,
     stop: int,
     *,
+    bank: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """L(z_i, model) for i in [start, stop) as float64 (computed in the model's dtype), with
-    the common random numbers of each item. Raises NonFiniteLossError on NaN/inf."""
+    """L(z_i, model) per draw, (stop - start, K) float64 (computed in the model's dtype), for
+    i in [start, stop) with draw bank `bank`. Raises NonFiniteLossError on NaN/inf."""
     check_chunk(start, stop, len(manifest), config.items_per_batch)
     device = next(model.parameters()).device
-    out = np.empty(stop - start, dtype=np.float64)
+    count = config.loss_timesteps
+    out = np.empty((stop - start, count), dtype=np.float64)
     for first in range(start, stop, config.items_per_batch):
         indices = list(range(first, min(stop, first + config.items_per_batch)))
         batch = target.collate([target.example(manifest.items[i]) for i in indices])
-        t, noise = batch_draws(
-            config.seed, "loss", indices, config.loss_timesteps, batch.x0.shape[1:]
-        )
+        t, noise = batch_draws(config.seed, loss_purpose(bank), indices, count, batch.x0.shape[1:])
         batch = example_to(target, batch, device)
         mask = batch.mask if config.loss_mask else None
-        losses = target.loss(model, batch, t.to(device), noise.to(device), mask)
+        losses = target.loss(model, batch, t.to(device), noise.to(device), mask, per_draw=True)
         values = losses.detach().double().cpu().numpy()
-        if values.shape != (len(indices),):
-            raise TDAConfigError(f"loss returned shape {values.shape}, want ({len(indices)},)")
+        if values.shape != (len(indices), count):
+            raise TDAConfigError(
+                f"loss returned shape {values.shape}, want ({len(indices)}, {count})"
+            )
         if not np.all(np.isfinite(values)):
-            bad = [indices[k] for k in np.flatnonzero(~np.isfinite(values))]
+            bad = [indices[k] for k in np.flatnonzero(~np.isfinite(values).all(axis=1))]
             raise NonFiniteLossError(f"non-finite loss for items {bad[:5]}")
         out[first - start : first - start + len(indices)] = values
         if progress is not None:
@@ -106,9 +116,14 @@ def item_losses(
     return out
 
 
+def loss_purpose(bank: int) -> str:
+    """The draw purpose of loss bank `bank` (also the first-order index's training draws)."""
+    return f"loss:{bank}"
+
+
 class BaseLossCache:
-    """theta0 losses per grid batch, under `directory/<key>/`, keyed by target, model version,
-    manifest digest, loss settings, device kind and code version."""
+    """theta0's per-draw losses per grid batch, under `directory/<key>/`, keyed by target,
+    model version, manifest digest, loss settings, draw bank, device kind and code version."""
 
     def __init__(
         self,
@@ -119,13 +134,16 @@ class BaseLossCache:
         manifest: Manifest,
         config: TDAConfig,
         device: torch.device,
+        bank: int = 0,
     ) -> None:
+        self.bank = bank
         self.meta = {
             "target": target.name,
             "model_version": model_version,
             "manifest_digest": manifest.digest,
             "items": len(manifest),
             "loss_settings": config.loss_settings(),
+            "bank": bank,
             "device": device_kind(device),
             "code_version": CODE_VERSION,
         }
@@ -184,10 +202,12 @@ def score_chunk(
     stop: int,
     *,
     cache: BaseLossCache | None = None,
+    bank: int = 0,
     progress: Progress | None = None,
 ) -> ScoreChunk:
     """tau_i for i in [start, stop): one pass with theta_u, and one with theta0 unless the
-    cache has it. Raises NonFiniteLossError (nothing is returned) on any NaN loss."""
+    cache has it, both with draw bank `cache.bank` (or `bank`). Raises NonFiniteLossError
+    (nothing is returned) on any NaN loss."""
     started = time.monotonic()
     check_chunk(start, stop, len(manifest), config.items_per_batch)
     count = stop - start
@@ -202,23 +222,30 @@ def score_chunk(
 
         return tick
 
+    if cache is not None:
+        bank = cache.bank
+
     def base_losses(first: int, last: int) -> np.ndarray:
         return item_losses(
-            target, base_model, manifest, config, first, last, progress=ticker("score_base")
-        )
+            target, base_model, manifest, config, first, last, bank=bank,
+            progress=ticker("score_base"),
+        )  # fmt: skip
 
     misses = cache.misses if cache is not None else 0
     base = cache.get(start, stop, base_losses) if cache is not None else base_losses(start, stop)
     unlearned = item_losses(
-        target, unlearned_model, manifest, config, start, stop, progress=ticker("score")
-    )
+        target, unlearned_model, manifest, config, start, stop, bank=bank,
+        progress=ticker("score"),
+    )  # fmt: skip
+    diffs = unlearned - base  # (n, K)
     return ScoreChunk(
         start=start,
         stop=stop,
         ids=list(manifest.ids[start:stop]),
-        scores=unlearned - base,
-        base=base,
-        unlearned=unlearned,
+        scores=diffs.mean(axis=1),
+        base=base.mean(axis=1),
+        unlearned=unlearned.mean(axis=1),
+        replicates=[diffs],
         seconds=time.monotonic() - started,
         cached_base=cache is not None and cache.misses == misses,
     )
@@ -241,6 +268,10 @@ def concatenate(chunks: list[ScoreChunk], total: int) -> ScoreChunk:
         scores=np.concatenate([c.scores for c in chunks]),
         base=np.concatenate([c.base for c in chunks]),
         unlearned=np.concatenate([c.unlearned for c in chunks]),
+        replicates=[
+            np.concatenate([c.replicates[f] for c in chunks])
+            for f in range(min(len(c.replicates) for c in chunks))
+        ],
         seconds=sum(c.seconds for c in chunks),
         cached_base=all(c.cached_base for c in chunks),
     )

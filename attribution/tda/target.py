@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from attribution.tda.config import draw_seed
 from attribution.tda.errors import TDAConfigError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -66,8 +67,10 @@ class AttributionTarget(Protocol):
         timesteps: torch.Tensor,  # (B, K) in [0, 1]
         noise: torch.Tensor,  # (B, K, *x0.shape[1:])
         mask: torch.Tensor | None,  # (B, T) frames that count, or None for all
+        per_draw: bool = False,
     ) -> torch.Tensor:
-        """Per-sample loss (B,), averaged over the K draws; the model attends with batch.mask."""
+        """Per-sample loss (B,), averaged over the K draws, or (B, K) with `per_draw`; the
+        model attends with batch.mask."""
 
     def item_id(self, item: Any) -> Any:
         """A JSON-serialisable identifier of a training item (e.g. its recording id)."""
@@ -96,11 +99,16 @@ def build_target(name: str, **kwargs: Any) -> AttributionTarget:
 @dataclass(frozen=True)
 class Manifest:
     """The training set scores are computed over, in a fixed order, and the hash of its data
-    (every stage file stores it and refuses another)."""
+    (every stage file stores it and refuses another).
+
+    An item may be one window of a training recording: `ids` then repeat the recording's id
+    for each of its windows (scores are aggregated per id), and `segments` say which part of
+    the recording each item is, (start seconds, real seconds)."""
 
     items: Sequence[Any]
     ids: tuple[Any, ...]
     digest: str
+    segments: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.items) == 0:
@@ -109,6 +117,12 @@ class Manifest:
             raise TDAConfigError("the manifest needs one id per item")
         if not isinstance(self.digest, str) or not self.digest:
             raise TDAConfigError("the manifest needs a digest")
+        if self.segments and len(self.segments) != len(self.items):
+            raise TDAConfigError("the manifest needs one segment per item, or none")
+
+    def recordings(self) -> list[Any]:
+        """The distinct ids in manifest order (the recordings, when items are windows)."""
+        return list(dict.fromkeys(self.ids))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -163,13 +177,6 @@ def group_names(target: AttributionTarget, model: nn.Module, group: str) -> list
 # -- common random numbers -------------------------------------------------------------------
 
 
-def draw_seed(seed: int, purpose: str, key: Any) -> int:
-    """A 63-bit seed from (config seed, purpose, item index or query digest): the same draws in
-    every process, shard and device."""
-    text = f"{seed}|{purpose}|{key}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") & (2**63 - 1)
-
-
 def draws(
     seed: int, purpose: str, key: Any, count: int, shape: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,8 +208,8 @@ class _LossModule(nn.Module):
         self.target = target
         self.model = model
 
-    def forward(self, batch: Example, timesteps, noise, mask) -> torch.Tensor:
-        return self.target.loss(self.model, batch, timesteps, noise, mask)
+    def forward(self, batch: Example, timesteps, noise, mask, per_draw=False) -> torch.Tensor:
+        return self.target.loss(self.model, batch, timesteps, noise, mask, per_draw)
 
 
 def split_params(
@@ -225,11 +232,12 @@ def loss_with(
     timesteps: torch.Tensor,
     noise: torch.Tensor,
     mask: torch.Tensor | None,
+    per_draw: bool = False,
 ) -> torch.Tensor:
     """The target's per-sample loss with `params` in place of the model's own."""
     module = _LossModule(target, model)
     state = dict(fixed) | {f"model.{n}": p for n, p in params.items()}
-    return torch.func.functional_call(module, state, (batch, timesteps, noise, mask))
+    return torch.func.functional_call(module, state, (batch, timesteps, noise, mask, per_draw))
 
 
 def per_sample_grads(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,52 @@ def unlearning_gradient(
     return total
 
 
+def group_gradients(
+    target: AttributionTarget,
+    model: nn.Module,
+    query: Example,
+    config: TDAConfig,
+    *,
+    names: Sequence[str],
+    query_key: str,
+    groups: int,
+    draws_total: int | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The unlearning gradient's draws split into `groups` equal groups, one gradient each
+    (their mean is `unlearning_gradient`'s): the spread between groups measures the query
+    side of a first-order score's draw noise."""
+    count = draws_total or config.unlearn_timesteps
+    if count % groups:
+        raise TDAConfigError(f"{count} query draws do not split into {groups} equal groups")
+    device = next(model.parameters()).device
+    params, fixed = split_params(model, names)
+    query = example_to(target, query, device)
+    if query.batch_size != 1:
+        raise TDAConfigError("the unlearning query must be one example (batch of 1)")
+    t_all, noise_all = draws(config.seed, "unlearn", query_key, count, query.x0.shape[1:])
+    mask = query.mask if config.unlearn_mask else None
+    size = count // groups
+    for first in range(0, count, size):
+        total = {
+            n: torch.zeros(p.shape, dtype=config.dtype, device=device) for n, p in params.items()
+        }
+        for begin in range(first, first + size, config.grad_batch):
+            end = min(first + size, begin + config.grad_batch)
+            t = t_all[begin:end].to(device)[None]
+            noise = noise_all[begin:end].to(device)[None]
+            share = (end - begin) / size
+
+            def chunk_loss(p, t=t, noise=noise, share=share):
+                return loss_with(target, model, p, fixed, query, t, noise, mask)[0] * share
+
+            for name, g in torch.func.grad(chunk_loss)(params).items():
+                total[name] += g.to(config.dtype)
+        for name, g in total.items():
+            if not torch.isfinite(g).all():
+                raise NonFiniteGradientError(f"unlearning gradient of {name} is not finite")
+        yield total
+
+
 def unlearn(
     target: AttributionTarget,
     model: nn.Module,
@@ -102,9 +148,11 @@ def unlearn(
     *,
     n_items: int,
     query_key: str | None = None,
+    gradient: Mapping[str, torch.Tensor] | None = None,
     progress: Progress | None = None,
 ) -> UnlearnResult:
-    """theta_u from theta0 = `model` (prepared, on its device; left unchanged)."""
+    """theta_u from theta0 = `model` (prepared, on its device; left unchanged). `gradient`:
+    the first step's unlearning gradient when the caller has it already."""
     started = time.monotonic()
     if n_items < 1:
         raise TDAConfigError("n_items (training set size N) must be >= 1")
@@ -120,9 +168,12 @@ def unlearn(
     current = dict(theta0)
     grad_norm = 0.0
     for step in range(config.steps):
-        grads = unlearning_gradient(
-            target, model, query, config, names=names, query_key=query_key, params=current
-        )
+        if step == 0 and gradient is not None:
+            grads = {n: gradient[n].to(device, config.dtype) for n in names}
+        else:
+            grads = unlearning_gradient(
+                target, model, query, config, names=names, query_key=query_key, params=current
+            )
         if step == 0:
             grad_norm = float(torch.sqrt(sum((g * g).sum() for g in grads.values())))
         current = {

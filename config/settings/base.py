@@ -178,17 +178,41 @@ C2PA_DEVELOPMENT_DIR = Path(os.environ.get("C2PA_DEVELOPMENT_DIR", STATE_DIR / "
 # --- Training-time attribution (TDA) ----------------------------------------------------------
 # Run files: Fisher per model version, base-loss caches, one directory per generation.
 TDA_STATE_DIR = Path(os.environ.get("TDA_STATE_DIR", STATE_DIR / "tda"))
-# Overrides of attribution.tda.TDAConfig for the platform's generator. M_L on: it was trained
-# with padding masked out of its loss. lr 1e-7: Eq. 6 divides by N, and N is small here
-# (see attribution/tda/README.md); `manage.py tda_self_influence` is how to choose it.
-# Fast path: 4096 projected dimensions (Spearman with exact 0.94 on the demo model; 512: 0.63).
-TDA_CONFIG = {"loss_mask": True, "learning_rate": 1e-7, "projection_dim": 4096}
+# Overrides of attribution.tda.TDAConfig for the platform's generator (docs/training-
+# attribution.md has the validation behind each choice). First order: at this learning rate
+# the exact unlearning scores equal the first-order inner product (the regime check of every
+# run measures it), so the product computes that from a per-model index of training-window
+# gradients (4 banks of 2 loss draws each, whose spread is the training side of each score's
+# standard error; 8 query groups the query side); exact unlearning stays the audit path
+# (`"method": "exact"`). M_L on: the generator was trained with padding masked out.
+TDA_CONFIG = {
+    "method": "first_order",
+    "loss_mask": True,
+    "learning_rate": 1e-7,
+    "projection": "countsketch",
+    "projection_dim": 4096,
+    "loss_timesteps": 2,
+    "loss_draw_banks": 4,
+    "fisher_timesteps": 2,
+    "unlearn_timesteps": 64,
+    "query_groups": 8,
+    "regime_probe_items": 16,
+}
+# "whole": every training recording as back-to-back windows of the model's context (all of
+# its audio can be credited); "first": its first window only (what TDA did before).
+TDA_COVERAGE = os.environ.get("TDA_COVERAGE", "whole")
 # Training items per scoring task (chord member on the `gpu` queue); rounded to whole batches.
 TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
-# Which normalised shares split the TDA pool: "topk" (top TDA_PAYOUT_TOP_K, by score) or
-# "softmax" (seed 000 Fig. 1).
+# The TDA pool is split over the top TDA_PAYOUT_TOP_K recordings by score, counting only those
+# whose score clears TDA_PAYOUT_MIN_Z standard errors. A recording's score aggregates its
+# windows: "mean" or "max" (TDA_PAYOUT_AGGREGATE, chosen by `manage.py tda_validate`).
 TDA_PAYOUT_SHARES = os.environ.get("TDA_PAYOUT_SHARES", "topk")
 TDA_PAYOUT_TOP_K = int(os.environ.get("TDA_PAYOUT_TOP_K", "10"))
+TDA_PAYOUT_MIN_Z = float(os.environ.get("TDA_PAYOUT_MIN_Z", "2.0"))
+TDA_PAYOUT_AGGREGATE = os.environ.get("TDA_PAYOUT_AGGREGATE", "mean")
+# When no score clears: "pending" keeps the pool pending as unattributed (visible to staff);
+# "flat" splits it equally over the training set (the collective-licence fallback).
+TDA_UNATTRIBUTED = os.environ.get("TDA_UNATTRIBUTED", "pending")
 # Compute TDA for every completed generation (off: jobs stay queued until run by hand).
 TDA_ON_GENERATION = os.environ.get("TDA_ON_GENERATION", "1") != "0"
 

@@ -26,6 +26,8 @@ from generation.model.training import (
     TrainingReport,
     canonical_example,
     train_generator,
+    window_example,
+    window_starts,
 )
 
 __all__ = [
@@ -53,4 +55,6 @@ __all__ = [
     "sample",
     "save_generator",
     "train_generator",
+    "window_example",
+    "window_starts",
 ]

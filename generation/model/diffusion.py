@@ -41,12 +41,14 @@ def diffusion_loss(
     noise: torch.Tensor,  # like x0, or (B, K, M, T) with (B, K) timesteps
     mask: torch.Tensor | None = None,  # (B, T) bool: frames that count in the loss
     frame_mask: torch.Tensor | None = None,  # (B, T) bool: padding mask the model attends with
+    per_draw: bool = False,  # with (B, K) timesteps: return (B, K), one loss per draw
 ) -> torch.Tensor:
     """Per-sample MSE between predicted and true v -> (B,), the weight of timesteps with
     sigma_t < LOSS_SIGMA_FLOOR scaled down by (sigma_t / LOSS_SIGMA_FLOOR)^2 (there the x0 error
     counts as at the floor instead of growing without bound).
 
-    With (B, K) timesteps the loss of each sample is averaged over its K draws. `mask` limits the
+    With (B, K) timesteps the loss of each sample is averaged over its K draws (kept apart with
+    `per_draw`: attribution's standard errors come from the per-draw differences). `mask` limits the
     average to valid frames (M_L); `frame_mask` is what the model sees (pass the example's mask
     to run the model as it was trained, independently of which frames are scored).
     """
@@ -77,7 +79,8 @@ def diffusion_loss(
     else:
         weight = mask.to(error.dtype)[:, None, :]  # (B * K, 1, T)
         loss = (error * weight).sum(dim=(1, 2)) / (weight.sum(dim=(1, 2)) * error.shape[1])
-    return loss.reshape(batch, draws).mean(dim=1)  # (B,)
+    loss = loss.reshape(batch, draws)
+    return loss if per_draw else loss.mean(dim=1)  # (B, K) or (B,)
 
 
 def guided_x0(

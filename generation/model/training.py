@@ -128,28 +128,51 @@ def _silence(config: GeneratorConfig) -> np.ndarray:
     return ((math.log(config.mel.log_floor) - np.asarray(mean)) / std).astype(np.float32)
 
 
+def window_starts(item: GeneratorTrainingItem, config: GeneratorConfig) -> list[int]:
+    """Start frames of the windows that cover a recording's whole log-mel: max_seconds long,
+    back to back, the last one padded (and masked). Training crops are drawn anywhere in the
+    recording, so attribution must see all of it, not only its opening."""
+    frames = config.mel.frames_for(config.dit.max_seconds)
+    return list(range(0, max(1, np.asarray(item.logmel).shape[1]), frames))
+
+
+def window_example(
+    item: GeneratorTrainingItem, config: GeneratorConfig, start_frame: int = 0
+) -> tuple[torch.Tensor, Conditioning, torch.Tensor]:
+    """The deterministic training example of one window of a recording, for attribution:
+    x0 (1, M, T) = max_seconds from `start_frame` (normalised, padded with silence), the
+    conditioning the batcher would give that crop with its choices fixed (the first window
+    embedding not overlapping it, role roles[0], weight 1, the caption as text when there is
+    one; seconds_start = the crop's start, seconds_total = its real seconds) and mask (1, T)."""
+    frames = config.mel.frames_for(config.dit.max_seconds)
+    mel = np.asarray(item.logmel, dtype=np.float32)
+    if not 0 <= start_frame < mel.shape[1]:
+        raise GeneratorError(
+            f"recording {item.recording_id}: window start {start_frame} is outside its "
+            f"{mel.shape[1]} frames"
+        )
+    mean, std = config.stats()
+    real = min(frames, mel.shape[1] - start_frame)
+    x0 = np.repeat(_silence(config)[:, None], frames, axis=1)
+    crop = mel[:, start_frame : start_frame + real]
+    x0[:, :real] = (crop - np.asarray(mean, dtype=np.float32)[:, None]) / std
+    mask = torch.zeros(1, frames, dtype=torch.bool)
+    mask[:, :real] = True
+    fps = config.mel.frames_per_second
+    start, seconds = start_frame / fps, real / fps
+    window = _choose_window(item, start, start + seconds, None)
+    cond = Conditioning.build(
+        np.asarray(item.windows[window][1])[None], [0], [1.0], text=item.caption_embedding,
+        seconds_start=start, seconds_total=seconds, cond_dim=config.dit.cond_dim,
+    )  # fmt: skip
+    return torch.from_numpy(x0)[None], cond, mask
+
+
 def canonical_example(
     item: GeneratorTrainingItem, config: GeneratorConfig
 ) -> tuple[torch.Tensor, Conditioning, torch.Tensor]:
-    """The deterministic training example of a recording, for attribution:
-    x0 (1, M, T) = its first max_seconds (normalised, padded with silence), its conditioning
-    (the first window not overlapping that crop, role roles[0], weight 1, the caption as text
-    when there is one; seconds_start 0, seconds_total = real seconds) and mask (1, T)."""
-    frames = config.mel.frames_for(config.dit.max_seconds)
-    mel = np.asarray(item.logmel, dtype=np.float32)
-    mean, std = config.stats()
-    real = min(frames, mel.shape[1])
-    x0 = np.repeat(_silence(config)[:, None], frames, axis=1)
-    x0[:, :real] = (mel[:, :real] - np.asarray(mean, dtype=np.float32)[:, None]) / std
-    mask = torch.zeros(1, frames, dtype=torch.bool)
-    mask[:, :real] = True
-    seconds = real / config.mel.frames_per_second
-    window = _choose_window(item, 0.0, seconds, None)
-    cond = Conditioning.build(
-        np.asarray(item.windows[window][1])[None], [0], [1.0], text=item.caption_embedding,
-        seconds_start=0.0, seconds_total=seconds, cond_dim=config.dit.cond_dim,
-    )  # fmt: skip
-    return torch.from_numpy(x0)[None], cond, mask
+    """The example of a recording's first window (`window_example` at frame 0)."""
+    return window_example(item, config, 0)
 
 
 class _Batcher:

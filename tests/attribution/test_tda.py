@@ -47,13 +47,12 @@ from attribution.tda import (
     softmax_shares,
     spearman,
     target_rank,
-    time_per_query,
     topk_shares,
     unlearn,
     unlearning_gradient,
 )
 from attribution.tda.evaluate import _trace_sqrt_product
-from attribution.tda.platform_model import PlatformTarget, manifest_digest, platform_manifest
+from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from generation.model import (
     GenerationSpec,
     GeneratorConfig,
@@ -112,7 +111,7 @@ def trained():
     report = train_generator(items, GeneratorConfig.tiny(), TrainConfig.tiny(steps=600))
     target = PlatformTarget(report.generator.config)
     model = target.prepare(report.generator.model.cpu())
-    return target, model, platform_manifest(items)
+    return target, model, platform_manifest(items, report.generator.config, coverage="first")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,7 @@ class ToyTarget:
     def cond_from_tensors(self, tensors):
         return tensors[0]
 
-    def loss(self, model, batch, timesteps, noise, mask):
+    def loss(self, model, batch, timesteps, noise, mask, per_draw=False):
         b, k = timesteps.shape
         x0 = batch.x0.repeat_interleave(k, dim=0)
         eps = noise.reshape(b * k, *noise.shape[2:])
@@ -171,7 +170,8 @@ class ToyTarget:
         x_t = x0 * (1 - t)[:, None, None] + eps * t[:, None, None]
         cond = batch.cond.repeat_interleave(k, dim=0)
         error = ((model(x_t, t, cond) - eps) ** 2).mean(dim=1)  # (B * K, T)
-        return error.mean(dim=1).reshape(b, k).mean(dim=1)
+        losses = error.mean(dim=1).reshape(b, k)
+        return losses if per_draw else losses.mean(dim=1)
 
     def item_id(self, item):
         return None
@@ -456,7 +456,7 @@ def test_attribution_run_saves_resumes_and_refuses_other_settings(trained, tmp_p
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     provenance = saved["provenance"]
     assert provenance["config"]["learning_rate"] == config.learning_rate
-    assert provenance["manifest_digest"] == manifest.digest == manifest_digest(manifest.items)
+    assert provenance["manifest_digest"] == manifest.digest
     assert provenance["model_version"] == MODEL_VERSION and provenance["code_version"]
     assert saved["ids"] == list(manifest.ids) and len(saved["scores"]) == 6
     shares = result.shares("topk", k=3)
@@ -478,7 +478,7 @@ def test_generated_query_example_matches_the_generator(trained):
 
     generator = Generator(copy.deepcopy(model).use_fused_attention(True), target.config, "cpu")
     spec = GenerationSpec(
-        references=[ReferenceCondition(manifest.items[0].windows[0][1], "mood", 0.8)],
+        references=[ReferenceCondition(manifest.items[0].item.windows[0][1], "mood", 0.8)],
         seconds=1.0, seed=3, steps=2,
     )  # fmt: skip
     cond = target.spec_conditioning(spec)
@@ -566,36 +566,27 @@ def test_build_target_by_name():
         build_target("stable-audio")
 
 
-def test_fast_path_agrees_with_exact_scores_and_is_faster(trained, fisher, tmp_path):
+def test_fast_path_matches_exact_scores_in_the_linear_regime(trained, fisher, tmp_path):
+    """At the platform's small learning rate the exact scores are the first-order ones; the
+    index (same draws) reproduces them up to its random projection."""
     target, model, manifest = trained
-    config = tiny_config()
+    config = tiny_config(projection="countsketch", projection_dim=8192)
     index = FastIndex.build(target, model, manifest, fisher, config, model_version=MODEL_VERSION)
-    assert index.features.shape == (6, config.projection_dim)
+    assert index.features.shape == (6, 1, config.projection_dim)
     cache = BaseLossCache(
         tmp_path, target=target, model_version=MODEL_VERSION, manifest=manifest, config=config,
         device=torch.device("cpu"),
     )  # fmt: skip
-    correlations, exact_times, fast_times = [], [], []
+    agreement = []
     for q in (0, 3, 5):
         query = target.example(manifest.items[q])
-
-        def exact(query=query, q=q):
-            result = unlearn(target, model, query, fisher, config, n_items=6, query_key=f"t{q}")
-            return score_chunk(target, model, result.model, manifest, config, 0, 6, cache=cache)
-
-        def fast(query=query, q=q):
-            return index.scores(target, model, query, fisher, config, query_key=f"t{q}")
-
-        exact_scores, fast_scores = exact().scores, fast()
-        correlations.append(compare(exact_scores, fast_scores)["spearman"])
-        exact_times.append(time_per_query(exact))
-        fast_times.append(time_per_query(fast))
-    mean_spearman = float(np.mean(correlations))
-    speedup = sum(exact_times) / sum(fast_times)
-    print(f"fast path: Spearman vs exact {correlations} (mean {mean_spearman:.2f}), "
-          f"speed-up {speedup:.2f}x")  # fmt: skip
-    assert mean_spearman > 0
-    assert speedup > 1.0
+        result = unlearn(target, model, query, fisher, config, n_items=6, query_key=f"t{q}")
+        exact = score_chunk(target, model, result.model, manifest, config, 0, 6, cache=cache)
+        fast = index.scores(target, model, query, fisher, config, query_key=f"t{q}")
+        agreement.append(compare(exact.scores, fast))
+    print("fast vs exact:", agreement)
+    assert all(a["pearson"] > 0.95 for a in agreement), agreement
+    assert all(a["top1_agrees"] == 1.0 for a in agreement), agreement
     saved = index.save(tmp_path / "fast.pt")
     loaded = FastIndex.load(
         saved, model_version=MODEL_VERSION, manifest_digest=manifest.digest, config=config

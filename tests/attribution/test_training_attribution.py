@@ -39,8 +39,9 @@ from tests.generation.conftest import (
 )
 
 # 1 item per batch so that the 4 training items make 4 chunks (tiny model: fast)
-TINY_TDA = {"loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 1,
-            "loss_timesteps": 8, "unlearn_timesteps": 8, "fisher_timesteps": 4}  # fmt: skip
+TINY_TDA = {"method": "exact", "loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 1,
+            "loss_timesteps": 8, "unlearn_timesteps": 8, "fisher_timesteps": 4,
+            "loss_draw_banks": 2, "regime_probe_items": 3}  # fmt: skip
 
 
 @pytest.fixture
@@ -50,6 +51,9 @@ def tda_settings(settings, tmp_path):
     settings.TDA_CHUNK_ITEMS = 1
     settings.TDA_PAYOUT_SHARES = "topk"
     settings.TDA_PAYOUT_TOP_K = 2
+    settings.TDA_PAYOUT_MIN_Z = 0.0  # the tiny model's scores are noisy; the rule is tested below
+    settings.TDA_COVERAGE = "whole"
+    settings.TDA_PAYOUT_AGGREGATE = "max"  # the tiny model's window means are all negative
     return settings
 
 
@@ -79,7 +83,8 @@ def generated(studio, maker) -> GenerationRequest:
 
 
 def unsharded_scores(generation: GenerationRequest, directory: Path) -> dict[int, float]:
-    """The same query scored in one pass by the plain TDA module, in a fresh directory."""
+    """The same query scored in one pass by the plain TDA module, in a fresh directory: the
+    mean over each recording's windows."""
     model_version_id = generation.model_version_id
     generator = model_version_generator(model_version_id=model_version_id)
     target = PlatformTarget(generator.config)
@@ -88,14 +93,16 @@ def unsharded_scores(generation: GenerationRequest, directory: Path) -> dict[int
         directory,
         target=target,
         model=generator.model,
-        manifest=platform_manifest(model_version_training_items(model_version_id=model_version_id)),
+        manifest=platform_manifest(
+            model_version_training_items(model_version_id=model_version_id), generator.config
+        ),
         query=target.query_example(sample.logmel, target.spec_conditioning(sample.spec)),
         config=tda_config(),
         model_version=generation.model_version.checkpoint_sha256,
         query_key=generation.ref,
     )
-    result = run.run()
-    return {int(i): float(s) for i, s in zip(result.ids, result.scores, strict=True)}
+    recordings = run.run().recordings()
+    return {int(i): float(s) for i, s in zip(recordings.ids, recordings.mean, strict=True)}
 
 
 @pytest.mark.django_db
@@ -113,18 +120,28 @@ def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
     assert job.status == "done", job.failure_reason
     training = studio["model_version"].training_recording_ids
     assert len(training) == TRAINED and sorted(map(int, job.scores)) == sorted(training)
-    assert job.chunks_total == TRAINED and job.progress_done == job.progress_total == TRAINED
+    # whole recordings: every window of every training recording was scored
+    windows = job.evidence["windows"]
+    assert sorted(map(int, windows)) == sorted(training) and min(windows.values()) >= 2
+    assert job.progress_done == job.progress_total == sum(windows.values())
+    assert job.chunks_total == sum(windows.values())  # 1 window per chunk in this test
     assert all(np.isfinite(v) for v in job.scores.values())
     assert len(set(job.scores.values())) == TRAINED  # real, distinct scores
+    errors = job.evidence["standard_errors"]
+    assert all(np.isfinite(e) and e > 0 for e in errors.values())
+    assert job.evidence["regime"]["own_loss_rise"] > 0  # unlearning raised the query's loss
+    assert len(job.evidence["regime"]["probe"]) == 3
+    assert job.scores == job.evidence["max"]  # the aggregate this test pays by
     for kind in ("softmax", "topk"):
         assert sum(job.shares[kind].values()) == pytest.approx(1.0)
     top2 = sorted(job.scores, key=lambda r: -job.scores[r])[:2]
-    positive_top2 = {r for r in top2 if job.scores[r] > 0}  # top-k shares only positive scores
+    positive_top2 = {r for r in top2 if job.scores[r] > 0}  # min_z 0: positive scores clear
+    assert positive_top2 and set(job.shares["payout"]) == positive_top2
     assert {r for r, s in job.shares["topk"].items() if s > 0} == positive_top2
 
     # identical to an unsharded run of the same query by the plain module
     whole = unsharded_scores(generation, tmp_path / "whole")
-    assert whole == {int(r): s for r, s in job.scores.items()}
+    assert whole == {int(r): s for r, s in job.evidence["mean"].items()}
 
     # the fee's pending TDA pool went to the holders of the top-2 training recordings
     settlement = LedgerTransaction.objects.get(key=job.settlement_ref)
@@ -218,10 +235,12 @@ def test_a_worker_scores_chunks_as_a_chord_with_progress(
                 break
         time.sleep(0.2)
     assert shown["status"] == "done", shown["failure_reason"]
-    assert shown["progress"]["chunks_done"] == shown["progress"]["chunks_total"] == TRAINED
+    job = TrainingAttribution.objects.get(generation_ref=ref)
+    windows = sum(job.evidence["windows"].values())
+    assert shown["progress"]["chunks_done"] == shown["progress"]["chunks_total"] == windows
     generation = GenerationRequest.objects.get(uid=ref)
     whole = unsharded_scores(generation, tmp_path / "whole")
-    assert {c["recording"]: c["score"] for c in shown["contributors"]} == whole
+    assert {int(r): s for r, s in job.evidence["mean"].items()} == whole
 
 
 @pytest.mark.django_db
@@ -246,17 +265,67 @@ def test_bench_tda_prints_stage_figures_per_manifest_size(studio, tda_settings):
 
 
 @pytest.mark.django_db
-def test_no_positive_score_pays_the_pool_by_softmax(studio, make_user, tda_settings, monkeypatch):
-    from attribution.tda import NormalisationError, run
+def test_first_order_method_records_the_regime_and_standard_errors(studio, make_user, tda_settings):
+    tda_settings.TDA_CONFIG = TINY_TDA | {
+        "method": "first_order", "loss_timesteps": 2, "loss_draw_banks": 4, "query_groups": 4,
+        "projection": "countsketch", "projection_dim": 2048,
+    }  # fmt: skip
+    generation = generated(studio, make_user("maker"))
+    job = training_attribution_run_here(
+        job_id=TrainingAttribution.objects.get(generation_ref=generation.ref).pk
+    )
+    assert job.status == "done", job.failure_reason
+    assert job.chunks_total == 1  # one product over the index: no passes to shard
+    regime = job.evidence["regime"]
+    assert job.evidence["method"] == "first_order"
+    # lr 1e-7: the exact score of the probe windows is the first-order one
+    assert regime["pearson"] > 0.99 and 0 < regime["own_loss_rise"] < 0.01
+    assert all(e > 0 for e in job.evidence["standard_errors"].values())
+    shown = (
+        client_for(make_user("staff", staff=True))
+        .get(f"/api/attribution/training/{generation.ref}/")
+        .json()
+    )
+    assert shown["regime"]["pearson"] == regime["pearson"]
+    assert all(c["standard_error"] > 0 and c["windows"] >= 2 for c in shown["contributors"])
 
-    def undefined(scores, k):
-        raise NormalisationError("no positive score: the top-k split is undefined")
 
-    monkeypatch.setattr(run, "topk_shares", undefined)
+@pytest.mark.django_db
+@pytest.mark.parametrize("fallback", ["pending", "flat"])
+def test_when_no_score_clears_its_noise_the_documented_fallback_applies(
+    studio, make_user, tda_settings, fallback
+):
+    tda_settings.TDA_PAYOUT_MIN_Z = 1e9  # nothing can clear
+    tda_settings.TDA_UNATTRIBUTED = fallback
     generation = generated(studio, make_user("maker"))
     job = TrainingAttribution.objects.get(generation_ref=generation.ref)
     job = training_attribution_run_here(job_id=job.pk)
-    assert job.status == "done" and job.payout_share_kind == "softmax"
-    settlement = LedgerTransaction.objects.get(key=job.settlement_ref)
-    paid = {e.recording_id for e in settlement.entries.all() if e.component == "tda"}
-    assert paid == set(studio["model_version"].training_recording_ids)
+    assert job.status == "done" and job.evidence["cleared"] == []
+    fee = LedgerTransaction.objects.get(key=f"generation:{generation.ref}:fee")
+    pool = -sum(e.amount_minor for e in fee.entries.filter(component="tda_pool"))
+    if fallback == "pending":
+        assert job.payout_share_kind == "unattributed" and job.shares["payout"] == {}
+        assert not job.settlement_ref
+        assert not LedgerTransaction.objects.filter(kind="tda_settlement").exists()
+    else:
+        training = set(studio["model_version"].training_recording_ids)
+        assert job.payout_share_kind == "flat"
+        assert set(map(int, job.shares["payout"])) == training
+        settlement = LedgerTransaction.objects.get(key=job.settlement_ref)
+        credited = [e for e in settlement.entries.all() if e.component == "tda"]
+        assert -sum(e.amount_minor for e in credited) == pool
+        per_recording = {}
+        for entry in credited:
+            per_recording[entry.recording_id] = (
+                per_recording.get(entry.recording_id, 0) - entry.amount_minor
+            )
+        assert set(per_recording) == training
+        assert max(per_recording.values()) - min(per_recording.values()) <= 1  # equal split
+
+
+@pytest.mark.django_db
+def test_a_softmax_payout_setting_is_refused(studio, make_user, tda_settings):
+    tda_settings.TDA_PAYOUT_SHARES = "softmax"
+    generation = generated(studio, make_user("maker"))
+    job = TrainingAttribution.objects.get(generation_ref=generation.ref)
+    assert job.status == "failed" and "softmax" in job.failure_reason

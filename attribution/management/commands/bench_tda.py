@@ -68,7 +68,7 @@ class Command(BaseCommand):
         self.stdout.write(header)
         rows = []
         for size in sizes:
-            manifest = platform_manifest(items[:size])
+            manifest = platform_manifest(items[:size], generator.config, coverage="first")
             try:
                 row = measure_stages(
                     target, generator.model, manifest, query, config, fast=options["fast"]

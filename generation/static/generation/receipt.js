@@ -99,7 +99,9 @@
       if (job.status === "done") {
         const rows = job.contributors.slice(0, TOP);
         const paid = job.contributors.filter((r) => r.share_topk > 0).length;
-        status.textContent = `Computed for ${job.contributors.length} training recordings; ${paid} of them share the training pool.`;
+        status.textContent = job.payout_share_kind === "unattributed"
+          ? `Computed for ${job.contributors.length} training recordings; no score cleared its noise, so the training pool stays unattributed (pending) for now.`
+          : `Computed for ${job.contributors.length} training recordings; ${paid} of them share the training pool.`;
         $("#tda-chart").replaceChildren(contributorChart(rows), contributorTable(rows));
         return;
       }
