@@ -15,7 +15,8 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=dict,
-                help_text="Per recording: standard errors, mean/max over windows, window counts; which cleared the noise; the run's regime check.",
+                help_text="Per recording: standard errors, mean/max over windows, window "
+                "counts; which cleared the noise; the run's regime check.",
             ),
         ),
         migrations.AddField(
