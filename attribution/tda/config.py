@@ -25,6 +25,7 @@ CODE_VERSION = "tda-3"  # bump when a change alters any number a stage produces
 LAYER_GROUPS = ("blocks", "self_attn", "cross_attn", "cross_attn_kv")
 FISHER_MODES = ("per_timestep", "per_item")
 METHODS = ("exact", "first_order")
+KERNELS = ("diagonal", "trak")
 PROJECTIONS = ("auto", "rademacher", "gaussian", "countsketch")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -74,6 +75,12 @@ class TDAConfig:
     # (t, noise) draws of a fast query's gradient; 0: unlearn_timesteps (the exact query's).
     # The query's gradient is nearly all a fast query costs, so fewer draws = faster.
     fast_query_timesteps: int = 0
+    # first order's kernel: "diagonal" = lr/N * g_i . F^-1 g_q (seed 000's update, expanded);
+    # "trak" = g_i . (Phi^T Phi / N + lambda I)^-1 g_q in the projected, F^-1/2-preconditioned
+    # space (TRAK's Gauss-Newton kernel over the training windows' features Phi), lambda =
+    # kernel_damping * its mean eigenvalue: directions every window shares are damped
+    kernel: str = "diagonal"
+    kernel_damping: float = 0.1
     # groups the query's draws are split into (first order): the spread between groups is
     # the query side of every score's standard error
     query_groups: int = 8
@@ -100,6 +107,11 @@ class TDAConfig:
             "fast_query_timesteps must be an integer >= 0",
         )
         require(self.method in METHODS, f"method must be one of {METHODS}")
+        require(self.kernel in KERNELS, f"kernel must be one of {KERNELS}")
+        require(
+            isinstance(self.kernel_damping, int | float) and 0 < self.kernel_damping < 1e6,
+            "kernel_damping must be a number > 0",
+        )
         require(
             isinstance(self.regime_probe_items, int) and self.regime_probe_items >= 0,
             "regime_probe_items must be an integer >= 0",

@@ -251,6 +251,8 @@ class FastIndex:
             total = grads if total is None else {n: total[n] + grads[n] for n in total}
         factor = config.steps * config.learning_rate / len(self.ids)
         q = torch.stack(projected).double()  # (G, d)
+        if config.kernel == "trak":
+            q = q @ self.kernel_inverse(config.kernel_damping)  # symmetric: M q = (q^T M)^T
         f = self.features.double()  # (N, B, d)
         f_mean, q_mean = f.mean(dim=1), q.mean(dim=0)
         return FirstOrderScores(
@@ -260,6 +262,18 @@ class FastIndex:
             gradient={n: (g / len(projected)).cpu() for n, g in total.items()},
             seconds=time.monotonic() - started,
         )
+
+    def kernel_inverse(self, damping: float) -> torch.Tensor:
+        """(Phi^T Phi / N + lambda I)^-1 (d, d), Phi = the bank-mean features; lambda =
+        damping * trace / d. Computed once per index and damping."""
+        cache = self.__dict__.setdefault("_kernels", {})
+        if damping not in cache:
+            phi = self.features.double().mean(dim=1)  # (N, d)
+            gram = phi.T @ phi / phi.shape[0]
+            lam = damping * float(torch.diagonal(gram).mean())
+            gram += lam * torch.eye(gram.shape[0], dtype=gram.dtype)
+            cache[damping] = torch.linalg.inv(gram) * lam  # scaled: ~1 on damped directions
+        return cache[damping]
 
     def scores(
         self,

@@ -270,15 +270,19 @@ def train_generator(
     config: GeneratorConfig,
     train: TrainConfig,
     progress: StepCallback | None = None,
+    *,
+    keep_stats: bool = False,
 ) -> TrainingReport:
     """Train a fresh DiT on `items`; returns the EMA generator and how each recording was used.
 
-    `config`'s normalisation stats are replaced by those of `items`; `progress(step, total,
-    loss)` is called after every step.
+    `config`'s normalisation stats are replaced by those of `items` unless `keep_stats` (models
+    retrained on subsets for attribution's validation must see the data normalised alike);
+    `progress(step, total, loss)` is called after every step.
     """
     _check_items(items, config)
     started = time.monotonic()
-    config = config.with_stats(*fit_stats(items))
+    if not keep_stats or config.mel_mean is None:
+        config = config.with_stats(*fit_stats(items))
     device = pick_device() if train.device == "auto" else train.device
     rng = random.Random(train.seed)
     torch.manual_seed(train.seed)
