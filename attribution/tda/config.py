@@ -57,6 +57,10 @@ class TDAConfig:
     # -- diagonal Fisher -------------------------------------------------------------------
     # per_timestep: mean_t (dL_t/dtheta)^2 (seed 000 section 2.2); per_item: (mean_t dL_t)^2
     fisher_mode: str = "per_timestep"
+    # Items the Fisher averages over: 0 = every manifest item; n = n items spread evenly over
+    # the manifest (the diagonal Fisher is a mean over the training distribution, so a spread
+    # sample estimates it without bias; with ~1,800 windows this keeps it within minutes)
+    fisher_items: int = 0
     # Entries of F below max(fisher_eps, fisher_floor * mean(F over the group)) are raised to
     # that value before dividing, so F = 0 (parameters no training item moves) cannot give 0/0
     # or an unbounded step. The count of floored and of exactly zero entries is reported.
@@ -111,6 +115,10 @@ class TDAConfig:
         require(
             isinstance(self.kernel_damping, int | float) and 0 < self.kernel_damping < 1e6,
             "kernel_damping must be a number > 0",
+        )
+        require(
+            isinstance(self.fisher_items, int) and self.fisher_items >= 0,
+            "fisher_items must be an integer >= 0 (0: every item)",
         )
         require(
             isinstance(self.regime_probe_items, int) and self.regime_probe_items >= 0,
@@ -169,7 +177,8 @@ class TDAConfig:
     def fisher_settings(self) -> dict[str, Any]:
         """The Fisher is per parameter, so it does not depend on the layer group: a Fisher over
         `blocks` serves every sub-group. It uses the measured-loss mask (M_L)."""
-        keys = ("fisher_timesteps", "fisher_mode", "seed", "loss_mask", "accumulate_dtype")
+        keys = ("fisher_timesteps", "fisher_mode", "seed", "loss_mask", "accumulate_dtype",
+                "fisher_items")  # fmt: skip
         return {key: getattr(self, key) for key in keys}
 
     def unlearn_settings(self) -> dict[str, Any]:

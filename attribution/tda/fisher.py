@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -186,9 +187,10 @@ def compute_fisher(
     # per_timestep: one vmap sample per (item, draw); per_item: one per item with all draws.
     # Either way a call runs the model on about grad_batch (item, draw) pairs.
     items_per_call = max(1, config.grad_batch // draws_per_item)
-    total = len(manifest)
+    chosen = fisher_sample(len(manifest), config.fisher_items)
+    total = len(chosen)
     for start in range(0, total, items_per_call):
-        indices = list(range(start, min(total, start + items_per_call)))
+        indices = chosen[start : start + items_per_call]
         batch = target.collate([target.example(manifest.items[i]) for i in indices])
         shape = batch.x0.shape[1:]
         t, noise = batch_draws(config.seed, "fisher", indices, draws_per_item, shape)
@@ -207,7 +209,7 @@ def compute_fisher(
                 )
             sums[name] += (g * g).sum(dim=0)
         if progress is not None:
-            progress("fisher", indices[-1] + 1, total)
+            progress("fisher", start + len(indices), total)
     samples = total * (draws_per_item if per_timestep else 1)
     diagonal = {n: (s / samples).cpu() for n, s in sums.items()}
     for name, value in diagonal.items():
@@ -223,6 +225,13 @@ def compute_fisher(
         target=target.name,
         zero_counts={n: int((v == 0).sum()) for n, v in diagonal.items()},
     )
+
+
+def fisher_sample(total: int, count: int) -> list[int]:
+    """The manifest items the Fisher averages over: all, or `count` spread evenly."""
+    if count <= 0 or count >= total:
+        return list(range(total))
+    return sorted({int(v) for v in np.linspace(0, total - 1, count).round()})
 
 
 def _repeat(target: AttributionTarget, batch: Example, times: int) -> Example:

@@ -14,7 +14,6 @@ from attribution.tda import (
     TDAConfig,
     TDAError,
     by_recording,
-    compute_fisher,
     standard_errors,
 )
 from attribution.tda.normalise import eligible_topk_shares

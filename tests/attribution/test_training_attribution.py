@@ -42,6 +42,10 @@ from tests.generation.conftest import (
 TINY_TDA = {"method": "exact", "loss_mask": True, "learning_rate": 1e-7, "items_per_batch": 1,
             "loss_timesteps": 8, "unlearn_timesteps": 8, "fisher_timesteps": 4,
             "loss_draw_banks": 2, "regime_probe_items": 3}  # fmt: skip
+FIRST_ORDER_TDA = TINY_TDA | {
+    "method": "first_order", "loss_timesteps": 2, "loss_draw_banks": 4, "query_groups": 4,
+    "projection": "countsketch", "projection_dim": 16384,
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -244,32 +248,34 @@ def test_a_worker_scores_chunks_as_a_chord_with_progress(
 
 
 @pytest.mark.django_db
-def test_bench_tda_prints_stage_figures_per_manifest_size(studio, tda_settings):
+def test_bench_tda_prints_costs_per_number_of_windows_and_the_agreement(
+    studio, make_user, tda_settings
+):
+    tda_settings.TDA_CONFIG = FIRST_ORDER_TDA
+    generated(studio, make_user("maker"))  # the query: the latest generation's sample
     out = StringIO()
-    call_command("bench_tda", "--sizes", "2,all", "--fast", "--json", stdout=out)
+    call_command("bench_tda", "--windows", "5,all,50", "--sample", "3", "--agreement",
+                 "--json", stdout=out)  # fmt: skip
     text = out.getvalue()
-    figures = json.loads(text[text.index("\n[") :])
-    assert [row["items"] for row in figures] == [2, TRAINED]
-    for row in figures:
-        assert row["loss_items_per_s"] > 0 and row["fisher_items_per_s"] > 0
-        # timings only (no speed comparison: on a busy machine tiny passes can invert; that
-        # the cache is used and reproduces the scores is tested on the scores themselves)
-        assert row["score_uncached_s"] > 0 and row["score_cached_s"] > 0
-        assert row["cache_speedup"] == pytest.approx(
-            row["score_uncached_s"] / row["score_cached_s"]
-        )
-        assert row["fast_query_s"] > 0
-    assert "2.0x the items" in text
-    with pytest.raises(CommandError, match="--sizes"):
-        call_command("bench_tda", "--sizes", "0", stdout=StringIO())
+    figures = json.loads(text[text.index("\n{") :])
+    rows = figures["rows"]
+    assert len(rows) == 3 and rows[0]["windows"] == 5 and rows[-1]["windows"] == 50
+    costs = figures["costs"]
+    assert costs["sample"] == 3 and costs["index_per_window"] > 0 and costs["query_gradient"] > 0
+    # stages linear in the windows are costed per window: 10x the windows, 10x the index
+    assert rows[-1]["index_s"] == pytest.approx(10 * rows[0]["index_s"])
+    assert rows[-1]["exact_query_s"] > rows[0]["exact_query_s"]
+    assert figures["projection"]["windows"] > 100_000
+    agreement = figures["agreement"]
+    assert agreement["pearson_same_draws"] > 0.95, agreement  # lr 1e-7: the linear regime
+    assert "agreement over all" in text and "projection" in text
+    with pytest.raises(CommandError, match="--windows"):
+        call_command("bench_tda", "--windows", "0", stdout=StringIO())
 
 
 @pytest.mark.django_db
 def test_first_order_method_records_the_regime_and_standard_errors(studio, make_user, tda_settings):
-    tda_settings.TDA_CONFIG = TINY_TDA | {
-        "method": "first_order", "loss_timesteps": 2, "loss_draw_banks": 4, "query_groups": 4,
-        "projection": "countsketch", "projection_dim": 2048,
-    }  # fmt: skip
+    tda_settings.TDA_CONFIG = FIRST_ORDER_TDA
     generation = generated(studio, make_user("maker"))
     job = training_attribution_run_here(
         job_id=TrainingAttribution.objects.get(generation_ref=generation.ref).pk
