@@ -258,7 +258,10 @@ def validate(
     generator = Generator(full, retrainer.config, device="cpu")
     target = PlatformTarget(retrainer.config)
     specs, logmels = make_queries(generator, items, validation)
-    queries = [target.query_example(m, target.spec_conditioning(s)) for m, s in zip(logmels, specs, strict=True)]  # fmt: skip
+    queries = [
+        target.query_example(mel, target.spec_conditioning(spec))
+        for mel, spec in zip(logmels, specs, strict=True)
+    ]
     keys = [f"validation-query-{q}" for q in range(len(queries))]
 
     def losses(model: DiffusionTransformer) -> np.ndarray:
@@ -298,6 +301,7 @@ def validate(
         random_rises.append(losses(trained([i for i in everything if i not in out])) - base)
     random_rises = np.stack(random_rises, axis=1)  # (Q, R)
     leave_out = []
+    spread = random_rises.shape[1] > 1
     for q in range(len(queries)):
         top = set(np.argsort(-scores[paid_method][q], kind="stable")[:k].tolist())
         model = trained([i for i in everything if i not in top])
@@ -306,7 +310,7 @@ def validate(
         leave_out.append({
             "query": q, "top": sorted(int(i) for i in top), "top_rise": rise,
             "random_rise_mean": float(random_rises[q].mean()),
-            "random_rise_sd": float(random_rises[q].std(ddof=1)) if k and random_rises.shape[1] > 1 else 0.0,
+            "random_rise_sd": float(random_rises[q].std(ddof=1)) if spread else 0.0,
             "seed_noise": float(seed_noise[q]), "beats_random_beyond_noise": bool(beats),
         })  # fmt: skip
     report = {

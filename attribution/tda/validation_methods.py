@@ -126,10 +126,12 @@ def similarity_scorer(
 
     def score(ctx: ValidationContext) -> dict[str, np.ndarray]:
         windows = [np.stack([w for _, w in item.windows]) for item in ctx.items]
-        conditioning = np.stack([
-            np.mean([max_window_similarity(r.embedding[None], windows) for r in spec.references], axis=0)
-            for spec in ctx.specs
-        ])  # fmt: skip
+
+        def reference_similarity(spec) -> np.ndarray:
+            rows = [max_window_similarity(r.embedding[None], windows) for r in spec.references]
+            return np.mean(rows, axis=0)
+
+        conditioning = np.stack([reference_similarity(spec) for spec in ctx.specs])
         scores: dict[str, Any] = {"conditioning_similarity": conditioning}
         if embed_output is not None:
             rows = []

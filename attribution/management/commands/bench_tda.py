@@ -48,10 +48,14 @@ class Command(BaseCommand):
         add("--windows", default="60,600,1500,all,15000", help="index sizes to cost")
         add("--sample", type=int, default=16, help="windows each stage is timed on")
         add("--recordings", type=int, default=100_000, help="catalogue size to project to")
-        add("--gpu-speedup", type=float, default=100.0,
-            help="assumed GPU throughput over this machine's for the projection")  # fmt: skip
-        add("--agreement", action="store_true",
-            help="first order vs exact over the whole manifest (slow: builds the index)")  # fmt: skip
+        add(
+            "--gpu-speedup", type=float, default=100.0,
+            help="assumed GPU throughput over this machine's for the projection",
+        )  # fmt: skip
+        add(
+            "--agreement", action="store_true",
+            help="first order vs exact over the whole manifest (slow: builds the index)",
+        )  # fmt: skip
         add("--device", default=None, help="auto, cpu or cuda (default: setting)")
         add("--json", action="store_true", help="print the raw figures as JSON")
 
@@ -125,8 +129,10 @@ class Command(BaseCommand):
             f"about {(costs.query_gradient + costs.regime_check) / speed:.2f} s plus a "
             f"{windows:,} x {config.projection_dim} product"
         )
-        return {"recordings": recordings, "windows": windows, "gpu_speedup": speed,
-                "fisher_s": fisher, "index_s": index, "index_gib_float16": gib, "text": text}  # fmt: skip
+        return {
+            "recordings": recordings, "windows": windows, "gpu_speedup": speed,
+            "fisher_s": fisher, "index_s": index, "index_gib_float16": gib, "text": text,
+        }  # fmt: skip
 
     def _agreement(self, target, generator, manifest, query, ref, config, version_id) -> dict:
         from generation.models import ModelVersion
