@@ -133,13 +133,13 @@ class ModelContext:
             )
         return self.fishers[path.name]
 
-    def cache(self, config: TDAConfig) -> BaseLossCache:
-        """theta0's losses for these loss settings, shared like the product's."""
-        key = json.dumps(config.loss_settings(), sort_keys=True)
+    def cache(self, config: TDAConfig, bank: int = 0) -> BaseLossCache:
+        """theta0's losses for these loss settings and draw bank, shared like the product's."""
+        key = json.dumps([config.loss_settings(), bank], sort_keys=True)
         if key not in self.caches:
             self.caches[key] = BaseLossCache(
                 self.shared / "losses", target=self.target, model_version=self.sha,
-                manifest=self.manifest, config=config, device=self.device,
+                manifest=self.manifest, config=config, device=self.device, bank=bank,
             )  # fmt: skip
         return self.caches[key]
 

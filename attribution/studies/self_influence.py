@@ -31,7 +31,9 @@ from attribution.tda import (
     baselines,
     clap_top_bottom,
     plots,
+    regime_check,
     score_chunk,
+    spearman,
     target_rank,
     unlearn,
 )
@@ -42,6 +44,8 @@ from generation.evaluation import embed_output
 from generation.model import Generator
 
 # -- Train-to-Train: self-influence grid (seed 000 3.2) -------------------------------------------
+
+DEFAULT_LEARNING_RATES = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,13 @@ def study_grid(
     """The settings to run. Default: one factor at a time around the platform's config (its
     own row, then each other value of one factor with the rest at the platform's values);
     `full`: every combination. Unset factors: lr / 10, lr, lr * 10; steps 1, 2, 4; every layer
-    group; every masking."""
+    group; every masking.
+
+    The default learning rates span seed 000's search, 1e-7..1e-1 by decades (with the
+    platform's own): at the small end the update is linear (scores scale with lr, ranks do
+    not change), at the large end the query's own loss rises by orders of magnitude."""
     lr = base.learning_rate
-    lrs = list(learning_rates or (lr / 10, lr, lr * 10))
+    lrs = list(learning_rates or sorted({lr, *DEFAULT_LEARNING_RATES}))
     step_values = list(steps or (1, 2, 4))
     groups = list(layer_groups or LAYER_GROUPS)
     mask_names = list(masks or MASKS)
@@ -139,6 +147,10 @@ class SelfInfluenceOptions:
     fd_samples: int = 2  # samples per FD target, each with theta0 and with theta_u
     sample_steps: int | None = None  # sampler steps (None: the generator's default)
     seed: int = 0
+    # every setting is run with each of these loss draw banks: which recordings outrank a
+    # target must not be an artefact of one draw of (t, noise)
+    draw_banks: tuple[int, ...] = (0, 1)
+    regime_probe: int = 8  # items of the exact vs first-order check per target
 
     def __post_init__(self) -> None:
         if not (isinstance(self.targets, int) and self.targets >= 1):
@@ -152,10 +164,13 @@ class SelfInfluenceOptions:
             raise InvalidInput("loss_timesteps must be at least 1")
         if self.sample_steps is not None and self.sample_steps < 1:
             raise InvalidInput("sample_steps must be at least 1")
+        if not self.draw_banks or any(b < 0 for b in self.draw_banks):
+            raise InvalidInput("draw_banks must be one or more integers >= 0")
 
 
 SELF_INFLUENCE_COLUMNS = (
-    "setting", "varied", "learning_rate", "steps", "layer_group", "unlearn_mask", "loss_mask",
+    "setting", "varied", "bank", "own_loss_rise", "pearson_first_order", "learning_rate",
+    "steps", "layer_group", "unlearn_mask", "loss_mask",
     "targets", "mean_rank", "median_rank", "rank1_share", "padded_targets", "mean_rank_padded",
     "mean_rank_unpadded", "clap_topk", "clap_botk", "fd", "fd_samples", "seconds",
 )  # fmt: skip
@@ -250,15 +265,18 @@ def self_influence_study(
         f"{options.loss_timesteps or base.loss_timesteps}"
     )
     rows: list[dict[str, Any]] = []
-    for s, setting in enumerate(grid, 1):
+    runs = [(setting, bank) for setting in grid for bank in options.draw_banks]
+    for s, (setting, bank) in enumerate(runs, 1):
         clock = time.monotonic()
         overrides = {"loss_timesteps": options.loss_timesteps} if options.loss_timesteps else {}
+        overrides["loss_draw_banks"] = max(base.loss_draw_banks, max(options.draw_banks) + 1)
+        overrides["regime_probe_items"] = options.regime_probe
         config = setting.config(base, **overrides)
         fisher = context.fisher(config)
-        cache = context.cache(config)
+        cache = context.cache(config, bank=bank)
         ranks: dict[int, int] = {}
         above: dict[int, list[int]] = {}  # recordings whose loss rose more than the target's
-        tops, bottoms, after = [], [], []
+        tops, bottoms, after, rises, pearsons = [], [], [], [], []
         for j, index in enumerate(targets, 1):
             query = context.target.example(context.items[index])
             result = unlearn(
@@ -269,6 +287,13 @@ def self_influence_study(
                 context.target, context.model, result.model, context.manifest, config, 0,
                 n_items, cache=cache,
             )  # fmt: skip
+            if options.regime_probe:
+                regime = regime_check(
+                    context.target, context.model, result.model, query, context.manifest,
+                    config, query_key=f"train:{index}", bank=bank,
+                )  # fmt: skip
+                rises.append(regime.own_loss_rise)
+                pearsons.append(regime.pearson)
             ranks[index] = target_rank(chunk.scores, index)
             higher = np.flatnonzero(chunk.scores > chunk.scores[index])
             above[index] = [ids[k] for k in higher[np.argsort(-chunk.scores[higher])][:10]]
@@ -285,14 +310,17 @@ def self_influence_study(
                     context, encoder, index, options,
                 )  # fmt: skip
             out(
-                f"  [{s}/{len(grid)}] target {j}/{len(targets)} recording {ids[index]}"
-                f"{' (padded)' if padded[index] else ''}: R = {ranks[index]} of {n_items} "
-                f"({time.monotonic() - clock:.1f} s)"
+                f"  [{s}/{len(runs)}] bank {bank} target {j}/{len(targets)} recording "
+                f"{ids[index]}{' (padded)' if padded[index] else ''}: R = {ranks[index]} of "
+                f"{n_items} ({time.monotonic() - clock:.1f} s)"
             )
         kmeans_ranks = [ranks[i] for i in chosen]
         row = {
             "setting": setting.label,
             "varied": setting.varied,
+            "bank": bank,
+            "own_loss_rise": _mean(rises),
+            "pearson_first_order": _mean([p for p in pearsons if np.isfinite(p)]),
             "learning_rate": setting.learning_rate,
             "steps": setting.steps,
             "layer_group": setting.layer_group,
@@ -357,6 +385,7 @@ def self_influence_study(
             for i in targets
         ],  # fmt: skip
         "notes": notes,
+        "hubs": hub_analysis(rows),
         "wall_seconds": wall,
     }
     files = [
@@ -368,6 +397,38 @@ def self_influence_study(
     return StudyReport(directory, rows, summary, files)
 
 
+def hub_analysis(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per learning rate: how often each recording outranks a target, for each draw bank, and
+    whether two banks agree (Spearman of the counts over recordings, overlap of their top 5):
+    a recording that outranks targets under one bank only is draw noise, not a hub."""
+    by_lr: dict[float, dict[int, dict[str, int]]] = {}
+    for row in rows:
+        counts: dict[str, int] = {}
+        for found in row["outranked_by"].values():
+            for rid in found:
+                counts[str(rid)] = counts.get(str(rid), 0) + 1
+        by_lr.setdefault(float(row["learning_rate"]), {})[int(row["bank"])] = counts
+    out: dict[str, Any] = {}
+    for lr, banks in sorted(by_lr.items()):
+        entry: dict[str, Any] = {
+            "top": {str(b): sorted(c.items(), key=lambda kv: -kv[1])[:5] for b, c in banks.items()}
+        }
+        if len(banks) >= 2:
+            (_, a), (_, b) = sorted(banks.items())[:2]
+            keys = sorted(set(a) | set(b))
+            if len(keys) >= 2:
+                x = np.array([a.get(k, 0) for k in keys], dtype=float)
+                y = np.array([b.get(k, 0) for k in keys], dtype=float)
+                entry["spearman_between_banks"] = (
+                    float(spearman(x, y)) if x.std() > 0 and y.std() > 0 else None
+                )
+            top_a = {k for k, _ in sorted(a.items(), key=lambda kv: -kv[1])[:5]}
+            top_b = {k for k, _ in sorted(b.items(), key=lambda kv: -kv[1])[:5]}
+            entry["top5_shared"] = sorted(top_a & top_b)
+        out[f"{lr:g}"] = entry
+    return out
+
+
 def _cell(value: Any, width: int, spec: str = ".3f") -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return f"{'-':>{width}}"
@@ -376,14 +437,16 @@ def _cell(value: Any, width: int, spec: str = ".3f") -> str:
 
 def self_influence_header() -> str:
     return (
-        f"{'setting':<40} {'R(z_tar)':>8} {'R padded':>8} {'R full':>7} {'CLAP top':>8} "
+        f"{'setting':<40} {'bank':>4} {'rise':>9} {'r(1st)':>6} {'R(z_tar)':>8} "
+        f"{'R padded':>8} {'R full':>7} {'CLAP top':>8} "
         f"{'CLAP bot':>8} {'FD':>9} {'time':>7}"
     )
 
 
 def self_influence_line(row: Mapping[str, Any]) -> str:
     return (
-        f"{row['setting']:<40} {_cell(row['mean_rank'], 8, '.2f')} "
+        f"{row['setting']:<40} {row['bank']:>4} {_cell(row['own_loss_rise'], 9, '.3g')} "
+        f"{_cell(row['pearson_first_order'], 6, '.3f')} {_cell(row['mean_rank'], 8, '.2f')} "
         f"{_cell(row['mean_rank_padded'], 8, '.2f')} {_cell(row['mean_rank_unpadded'], 7, '.2f')} "
         f"{_cell(row['clap_topk'], 8)} {_cell(row['clap_botk'], 8)} {_cell(row['fd'], 9, '.4g')} "
         f"{row['seconds']:>6.1f}s"

@@ -30,7 +30,7 @@ def _finite(values: Sequence[float | None]) -> np.ndarray:
 def plot_self_influence(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Per grid setting: mean R(z_tar) (log axis, 1 is best; padded targets beside it),
     CLAP_topk / CLAP_botk, and the FD of samples before vs after unlearning."""
-    labels = [str(r["setting"]) for r in rows]
+    labels = [f"{r['setting']} bank {r.get('bank', 0)}" for r in rows]
     x = np.arange(len(rows))
     from matplotlib.ticker import ScalarFormatter
 

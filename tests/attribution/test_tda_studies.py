@@ -86,13 +86,14 @@ def test_studies_on_the_tiny_generator_and_the_staff_page(
     assert directory.parent == Path(tda_settings.TDA_STATE_DIR) / "reports"
     table = json.loads((directory / "table.json").read_text())
     rows = table["rows"]
-    assert [(r["unlearn_mask"], r["loss_mask"]) for r in rows] == [(True, True), (False, False)]
+    masks = [(r["unlearn_mask"], r["loss_mask"], r["bank"]) for r in rows]
+    assert masks == [(True, True, 0), (True, True, 1), (False, False, 0), (False, False, 1)]
     for row in rows:
         assert row["targets"] == 2 and row["fd_samples"] == 2
         for key in ("mean_rank", "median_rank", "clap_topk", "clap_botk", "fd", "seconds"):
             assert finite(row[key]), (key, row)
-        assert 1 <= row["mean_rank"] <= TRAINED
-        assert all(1 <= rank <= TRAINED for rank in row["ranks"].values())
+        # lr 1e-7: a small update in the linear regime, whose own loss still rises
+        assert 0 < row["own_loss_rise"] < 0.01 and row["pearson_first_order"] > 0.99
         assert len(row["ranks"]) == 2 and row["fd"] >= 0
         for target, higher in row["outranked_by"].items():  # exactly the items ranked above
             assert len(higher) == row["ranks"][target] - 1 and target not in map(str, higher)
@@ -101,7 +102,8 @@ def test_studies_on_the_tiny_generator_and_the_staff_page(
     assert any("padded" in note for note in table["notes"])
     with (directory / "table.csv").open() as handle:
         lines = list(csv.reader(handle))
-    assert tuple(lines[0]) == SELF_INFLUENCE_COLUMNS and len(lines) == 3
+    assert tuple(lines[0]) == SELF_INFLUENCE_COLUMNS and len(lines) == 5
+    assert set(table["hubs"]) == {"1e-07"} and set(table["hubs"]["1e-07"]["top"]) == {"0", "1"}
     assert_png(directory / "self_influence.png")
     fishers = list((Path(tda_settings.TDA_STATE_DIR) / "models").glob("*/fisher-*.pt"))
     assert len(fishers) == 2  # one shared Fisher per M_L setting, where the product's jobs look
@@ -129,8 +131,9 @@ def test_studies_on_the_tiny_generator_and_the_staff_page(
     fast = summary["fast_path"]
     assert fast["outputs"] == 2 and finite(fast["mean_speedup"]) and not fast["goal_reached"]
     assert set(summary["fast_path_by_projection_dim"]) == {"512", "4096"}
-    for found in summary["fast_path_by_projection_dim"].values():
-        assert finite(found["mean_spearman"]) and -1 <= found["mean_spearman"] <= 1
+    by_dim = summary["fast_path_by_projection_dim"]
+    assert by_dim["4096"]["mean_spearman"] >= 0.8  # 4 items: the fast path ranks like exact
+    assert by_dim["4096"]["mean_spearman"] >= by_dim["512"]["mean_spearman"]
     scores = json.loads((directory / "scores.json").read_text())
     assert sorted(scores["ids"]) == sorted(studio["model_version"].training_recording_ids)
     for entry in scores["outputs"]:
@@ -210,9 +213,11 @@ def test_grid_helpers_and_baseline_maths():
     base = TDAConfig(learning_rate=1e-7, loss_mask=True)
     grid = study_grid(base)
     assert grid[0].varied == "base" and grid[0].layer_group == "blocks"
-    assert len(grid) == 1 + 2 + 2 + 3 + 3  # lr x2, steps x2, groups x3, masks x3 around base
+    assert len(grid) == 1 + 6 + 2 + 3 + 3  # lr 1e-7..1e-1 x6 more, steps x2, groups, masks
+    lrs = sorted({g.learning_rate for g in grid})
+    assert lrs[0] == 1e-7 and lrs[-1] == 1e-1 and len(lrs) == 7  # seed 000's search range
     assert len(set(g.label for g in grid)) == len(grid)
-    assert len(study_grid(base, full=True)) == 3 * 3 * 4 * 4
+    assert len(study_grid(base, full=True)) == 7 * 3 * 4 * 4
     with pytest.raises(Exception, match="unknown grid values"):
         study_grid(base, layer_groups=["attention"])
 

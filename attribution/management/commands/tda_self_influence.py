@@ -45,7 +45,7 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=int, default=100, help="k of CLAP top/bottom-k")
         parser.add_argument(
             "--lr", type=float, nargs="+", metavar="LR",
-            help="learning rates (default: platform lr / 10, lr, lr * 10)",
+            help="learning rates (default: 1e-7 .. 1e-1 by decades, with the platform's)",
         )  # fmt: skip
         parser.add_argument(
             "--steps", type=int, nargs="+", metavar="N", help="unlearning steps (default 1 2 4)"
@@ -75,6 +75,10 @@ class Command(BaseCommand):
         parser.add_argument("--fd-samples", type=int, default=2, help="samples per FD target")
         parser.add_argument("--sample-steps", type=int, help="sampler steps (default: model's)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--draw-banks", type=int, nargs="+", default=[0, 1], metavar="BANK",
+            help="loss draw banks every setting is run with (default 0 1: two draw seeds)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         started = time.monotonic()
@@ -92,6 +96,7 @@ class Command(BaseCommand):
                 fd_samples=options["fd_samples"],
                 sample_steps=options["sample_steps"],
                 seed=options["seed"],
+                draw_banks=tuple(options["draw_banks"]),
             )
             grid = study_grid(
                 tda_config(),
