@@ -194,6 +194,7 @@ TDA_CONFIG = {
     "loss_timesteps": 2,
     "loss_draw_banks": 4,
     "fisher_timesteps": 2,
+    "fisher_items": 512,
     "unlearn_timesteps": 64,
     "query_groups": 8,
     "regime_probe_items": 16,
@@ -209,7 +210,7 @@ TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
 TDA_PAYOUT_SHARES = os.environ.get("TDA_PAYOUT_SHARES", "topk")
 TDA_PAYOUT_TOP_K = int(os.environ.get("TDA_PAYOUT_TOP_K", "10"))
 TDA_PAYOUT_MIN_Z = float(os.environ.get("TDA_PAYOUT_MIN_Z", "2.0"))
-TDA_PAYOUT_AGGREGATE = os.environ.get("TDA_PAYOUT_AGGREGATE", "mean")
+TDA_PAYOUT_AGGREGATE = os.environ.get("TDA_PAYOUT_AGGREGATE", "max")
 # When no score clears: "pending" keeps the pool pending as unattributed (visible to staff);
 # "flat" splits it equally over the training set (the collective-licence fallback).
 TDA_UNATTRIBUTED = os.environ.get("TDA_UNATTRIBUTED", "pending")

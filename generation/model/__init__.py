@@ -27,6 +27,7 @@ from generation.model.training import (
     canonical_example,
     train_generator,
     window_example,
+    window_layout,
     window_starts,
 )
 
@@ -56,5 +57,6 @@ __all__ = [
     "save_generator",
     "train_generator",
     "window_example",
+    "window_layout",
     "window_starts",
 ]

@@ -136,6 +136,17 @@ def window_starts(item: GeneratorTrainingItem, config: GeneratorConfig) -> list[
     return list(range(0, max(1, np.asarray(item.logmel).shape[1]), frames))
 
 
+def window_layout(total_frames: int, config: GeneratorConfig) -> list[tuple[float, float]]:
+    """(start seconds, real seconds) of the windows `window_starts` gives a recording of
+    `total_frames` frames: what a training manifest records for attribution."""
+    frames = config.mel.frames_for(config.dit.max_seconds)
+    fps = config.mel.frames_per_second
+    return [
+        (round(start / fps, 4), round(min(frames, total_frames - start) / fps, 4))
+        for start in range(0, max(1, total_frames), frames)
+    ]
+
+
 def window_example(
     item: GeneratorTrainingItem, config: GeneratorConfig, start_frame: int = 0
 ) -> tuple[torch.Tensor, Conditioning, torch.Tensor]:

@@ -41,6 +41,7 @@ from generation.model import (
     TrainConfig,
     save_generator,
     train_generator,
+    window_layout,
 )
 from generation.model.checkpoint import read_checkpoint
 from generation.models import ModelVersion
@@ -104,6 +105,10 @@ def training_manifest(
                 "content_sha256": r.content_sha256,
                 "duration_seconds": r.duration_seconds,
                 "consent_version_ids": consent.get(r.pk, []),
+                # the windows training-time attribution scores it by (all of its audio)
+                "attribution_windows": window_layout(
+                    config.mel.frames_for(float(r.duration_seconds)), config
+                ),
                 **usage.get(r.pk, {}),
             }
             for r in recordings

@@ -234,7 +234,8 @@ def test_validation_reports_every_method_and_resumes_from_cached_models(tmp_path
     kwargs = dict(directory=tmp_path, paid_method="first_order_mean")
     train = TrainConfig.tiny(steps=150)
     report = validate(items, GeneratorConfig.tiny(), train, settings, scorers, **kwargs)
-    assert set(report["methods"]) == {
+    trak = {f"trak_{d}_{a}" for d in ("0.01", "0.1", "1") for a in ("mean", "max")}
+    assert set(report["methods"]) == trak | {
         "first_order_mean", "first_order_max", "first_order_normalised", "exact_product_lr",
         "exact_nonlinear_lr", "conditioning_similarity", "dit_activation_similarity", "random",
     }  # fmt: skip
