@@ -334,7 +334,11 @@ def tda_done_model_versions() -> list[dict[str, int]]:
 
 
 def tda_hub_watch(
-    *, model_version_id: int | None = None, flag_ratio: float = 3.0, min_z: float = 3.0
+    *,
+    model_version_id: int | None = None,
+    flag_ratio: float = 3.0,
+    min_z: float = 3.0,
+    min_generations: int = 10,
 ) -> dict:
     """How often each training recording is paid by TDA, against the rate it would have if the
     paid top-k were spread evenly, so staff can spot hubs: recordings whose loss rises under
@@ -345,8 +349,9 @@ def tda_hub_watch(
     with N training recordings (the union of the jobs' scored ids) and k_bar the mean number
     of paid recordings, each recording's expected rate is p = k_bar / N; `ratio` is its paid
     rate over p and `z` the binomial z-score (count - G p) / sqrt(G p (1 - p)). A recording is
-    flagged when ratio >= flag_ratio and z >= min_z. Generations whose pool stayed unattributed
-    (empty payout) count in G and pay nobody. `ratio`/`z` are None where p makes them
+    flagged when ratio >= flag_ratio and z >= min_z, and only once there are min_generations
+    generations (the binomial z of a handful says little). Generations whose pool stayed
+    unattributed (empty payout) count in G and pay nobody. `ratio`/`z` are None where p makes them
     undefined (p = 0, or p = 1 for z). Rows: flagged first, then most often paid.
 
     Raises NotFound when there are no done jobs (for that model version), InvalidInput on
@@ -414,6 +419,7 @@ def tda_hub_watch(
                 "z": z,
                 "flagged": ratio is not None
                 and z is not None
+                and generations >= min_generations
                 and ratio >= flag_ratio
                 and z >= min_z,
             }
@@ -424,6 +430,7 @@ def tda_hub_watch(
         "model_versions": versions,
         "flag_ratio": flag_ratio,
         "min_z": min_z,
+        "min_generations": min_generations,
         "generations": generations,  # G: done jobs with a readable payout split
         "unattributed": unattributed,  # of them, pools that paid nobody
         "skipped": skipped,  # done jobs with neither shares["payout"] nor the payout kind

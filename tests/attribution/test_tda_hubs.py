@@ -113,6 +113,7 @@ def test_the_hub_is_flagged_and_nothing_else(jobs):
         jobs["often"],
     }
     assert tda_hub_watch(flag_ratio=10.0)["flagged"] == 0
+    assert tda_hub_watch(min_generations=11)["flagged"] == 0  # too few generations to say
 
 
 @pytest.mark.django_db

@@ -175,6 +175,11 @@ def test_generation_is_attributed_over_its_whole_manifest_and_settles_the_pool(
     other = client_for(make_user("someone-else"))
     assert other.get(f"/api/attribution/training/{generation.ref}/").status_code == 404
 
+    printed = StringIO()
+    call_command("attribute_generation", generation.ref, stdout=printed)
+    text = printed.getvalue()
+    assert "regime: own-loss rise" in text and "SE" in text and job.settlement_ref in text
+
 
 @pytest.mark.django_db
 def test_a_changed_sample_fails_the_job_with_a_reason_and_no_scores(

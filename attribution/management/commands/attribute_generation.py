@@ -39,17 +39,40 @@ class Command(BaseCommand):
         if job.status != TrainingAttribution.Status.DONE:
             raise CommandError(f"the job failed: {job.failure_reason}")
         timings = job.stats.get("timings", {})
+        evidence = job.evidence or {}
+        regime = evidence.get("regime", {})
+        rule = job.rule or {}
         self.stdout.write(
-            f"{len(job.scores)} training recordings scored; "
+            f"{len(job.scores)} training recordings scored over "
+            f"{evidence.get('windows_total', '?')} windows ({evidence.get('method', '?')}); "
             + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items())
         )
+        if regime:
+            self.stdout.write(
+                f"regime: own-loss rise {regime['own_loss_rise']:.3g}, exact vs first order "
+                f"Pearson {regime['pearson']:.4f} on {len(regime['probe'])} windows"
+            )
         ranked = sorted(job.scores, key=lambda r: -job.scores[r])[:top]
         labels = recordings_labels(recording_ids=[int(r) for r in ranked])
-        self.stdout.write(f"{'rank':>4}  {'score':>12}  {'softmax':>7}  {'top-k':>6}  recording")
+        errors = evidence.get("standard_errors", {})
+        self.stdout.write(f"{'rank':>4}  {'score':>12}  {'SE':>10}  {'paid':>6}  recording")
         for rank, rid in enumerate(ranked, 1):
             title, artist = labels.get(int(rid), ("(removed)", ""))
+            se = errors.get(rid)
             self.stdout.write(
-                f"{rank:>4}  {job.scores[rid]:>12.5g}  {job.shares['softmax'][rid]:>7.3f}  "
-                f"{job.shares['topk'][rid]:>6.3f}  {rid}: {title} ({artist})"
+                f"{rank:>4}  {job.scores[rid]:>12.5g}  "
+                + (f"{se:>10.3g}" if se is not None else f"{'-':>10}")
+                + f"  {job.shares['topk'][rid]:>6.3f}  {rid}: {title} ({artist})"
             )
-        self.stdout.write(f"TDA pool settled in {job.settlement_ref}")
+        if job.payout_share_kind == "unattributed":
+            self.stdout.write(
+                f"no score cleared {rule.get('min_z', '?')} standard errors: the TDA pool "
+                "stays pending as unattributed"
+            )
+        else:
+            self.stdout.write(
+                f"TDA pool settled ({job.payout_share_kind}) in {job.settlement_ref}: "
+                f"{len(evidence.get('cleared', []))} recordings cleared "
+                f"{rule.get('min_z', '?')} SE, the top {rule.get('top_k', '?')} by the "
+                f"window {rule.get('aggregate', '?')} share the pool"
+            )

@@ -51,7 +51,8 @@ class Command(BaseCommand):
             f"({report['unattributed']} unattributed, {report['skipped']} skipped), "
             f"{report['training_recordings']} training recordings, "
             f"k_bar {report['mean_paid']:.3f}, expected rate {report['expected_rate']:.4f}; "
-            f"{report['flagged']} flagged (ratio >= {flag_ratio:g}, z >= {min_z:g})"
+            f"{report['flagged']} flagged (ratio >= {flag_ratio:g}, z >= {min_z:g}, at least "
+            f"{report['min_generations']} generations)"
         )
         self.stdout.write(
             f"{'flag':<4}  {'paid':>5}  {'rate':>6}  {'mean share':>10}  {'expected':>8}  "
