@@ -340,3 +340,29 @@ def test_a_softmax_payout_setting_is_refused(studio, make_user, tda_settings):
     generation = generated(studio, make_user("maker"))
     job = TrainingAttribution.objects.get(generation_ref=generation.ref)
     assert job.status == "failed" and "softmax" in job.failure_reason
+
+
+@pytest.mark.django_db
+def test_a_standard_error_that_cannot_be_computed_fails_the_job_and_settles_nothing(
+    studio, make_user, tda_settings
+):
+    tda_settings.TDA_CONFIG = TINY_TDA | {"loss_timesteps": 1}  # one draw: no spread to measure
+    generation = generated(studio, make_user("maker"))
+    job = training_attribution_run_here(
+        job_id=TrainingAttribution.objects.get(generation_ref=generation.ref).pk
+    )
+    assert job.status == "failed" and "at least 2 replicates" in job.failure_reason
+    assert job.scores is None and not job.settlement_ref
+    assert not LedgerTransaction.objects.filter(kind="tda_settlement").exists()
+
+
+@pytest.mark.django_db
+def test_tda_validate_refuses_a_configuration_that_cannot_train(studio, tda_settings):
+    with pytest.raises(CommandError, match="at least 8"):
+        call_command("tda_validate", "--items", "4", stdout=StringIO())
+    with pytest.raises(CommandError, match="consented to training; need 24"):
+        call_command("tda_validate", stdout=StringIO())  # the studio has 4 such recordings
+    with pytest.raises(CommandError, match="JSON object"):
+        call_command("tda_validate", "--tda", "[1]", stdout=StringIO())
+    with pytest.raises(CommandError, match="subset_fraction|subsets"):
+        call_command("tda_validate", "--subsets", "1", stdout=StringIO())
