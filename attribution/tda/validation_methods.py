@@ -30,8 +30,8 @@ from attribution.tda.uncertainty import by_recording
 from attribution.tda.validation import Scorer, ValidationContext
 
 VALIDATION_TDA = {
-    "method": "first_order", "loss_mask": True, "learning_rate": 1e-7, "loss_timesteps": 4,
-    "loss_draw_banks": 4, "fisher_timesteps": 4, "unlearn_timesteps": 32, "query_groups": 4,
+    "method": "first_order", "loss_mask": True, "learning_rate": 1e-7, "loss_timesteps": 16,
+    "loss_draw_banks": 4, "fisher_timesteps": 4, "unlearn_timesteps": 64, "query_groups": 8,
     "projection": "countsketch", "projection_dim": 4096, "regime_probe_items": 8,
     "items_per_batch": 4, "device": "cpu",
 }  # fmt: skip
