@@ -97,7 +97,10 @@
         return;
       }
       if (job.status === "done") {
-        const rows = job.contributors.slice(0, TOP);
+        // paid recordings first (a high score within its noise is not paid), then by score
+        const rows = [...job.contributors]
+          .sort((a, b) => b.share_topk - a.share_topk || b.score - a.score)
+          .slice(0, TOP);
         const paid = job.contributors.filter((r) => r.share_topk > 0).length;
         status.textContent = job.payout_share_kind === "unattributed"
           ? `Computed for ${job.contributors.length} training recordings; no score cleared its noise, so the training pool stays unattributed (pending) for now.`
