@@ -41,7 +41,7 @@ from attribution.tda import (
     fisher_file_name,
     softmax_shares,
 )
-from attribution.tda.normalise import eligible_topk_shares
+from attribution.tda.normalise import clears_noise, eligible_topk_shares
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.model import GeneratorError
@@ -334,19 +334,20 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
             kind = "flat" if rule["unattributed"] == "flat" else "unattributed"
             paid = np.full(len(ids), 1.0 / len(ids)) if kind == "flat" else np.zeros(len(ids))
         payload = result.to_dict()
+
+        def by_id(values, keep=lambda value: True) -> dict:
+            return {str(r): float(v) for r, v in zip(ids, values, strict=True) if keep(v)}
+
+        cleared = clears_noise(scores, errors, rule["min_z"])
         evidence = {
             "rule": rule,
-            "standard_errors": {str(r): float(e) for r, e in zip(ids, errors, strict=True)},
-            "mean": {str(r): float(v) for r, v in zip(ids, recordings.mean, strict=True)},
-            "mean_se": {str(r): float(v) for r, v in zip(ids, recordings.mean_se, strict=True)},
-            "max": {str(r): float(v) for r, v in zip(ids, recordings.max, strict=True)},
-            "max_se": {str(r): float(v) for r, v in zip(ids, recordings.max_se, strict=True)},
+            "standard_errors": by_id(errors),
+            "mean": by_id(recordings.mean),
+            "mean_se": by_id(recordings.mean_se),
+            "max": by_id(recordings.max),
+            "max_se": by_id(recordings.max_se),
             "windows": {str(r): n for r, n in zip(ids, recordings.windows, strict=True)},
-            "cleared": [
-                r
-                for r, v, e in zip(ids, scores, errors, strict=True)
-                if v > 0 and v >= rule["min_z"] * e
-            ],  # fmt: skip
+            "cleared": [r for r, ok in zip(ids, cleared, strict=True) if ok],
             "regime": result.regime,
             "method": result.provenance["config"]["method"],
             "windows_total": len(result.ids),
@@ -360,13 +361,11 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
                 )
             TrainingAttribution.objects.filter(pk=job.pk).update(
                 status=TrainingAttribution.Status.DONE,
-                scores={str(rid): float(s) for rid, s in zip(ids, scores, strict=True)},
+                scores=by_id(scores),
                 shares={
-                    "payout": {str(r): float(s) for r, s in zip(ids, paid, strict=True) if s > 0},
-                    "softmax": {
-                        str(r): float(s) for r, s in zip(ids, softmax_shares(scores), strict=True)
-                    },
-                    "topk": {str(r): float(s) for r, s in zip(ids, paid, strict=True)},
+                    "payout": by_id(paid, keep=lambda share: share > 0),
+                    "softmax": by_id(softmax_shares(scores)),
+                    "topk": by_id(paid),
                 },
                 payout_share_kind=kind,
                 evidence=evidence,

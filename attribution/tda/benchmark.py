@@ -20,9 +20,9 @@ from torch import nn
 from attribution.tda.config import TDAConfig
 from attribution.tda.fast import FastIndex
 from attribution.tda.fisher import compute_fisher
-from attribution.tda.regime import probe_indices, regime_check
+from attribution.tda.regime import regime_check
 from attribution.tda.score import item_losses
-from attribution.tda.target import AttributionTarget, Example, Manifest
+from attribution.tda.target import AttributionTarget, Example, Manifest, spread_indices
 from attribution.tda.unlearn import unlearn
 
 
@@ -42,7 +42,7 @@ class StageCosts:
 
 
 def _sample_manifest(manifest: Manifest, count: int) -> Manifest:
-    chosen = probe_indices(len(manifest), count)
+    chosen = spread_indices(len(manifest), count)
     return Manifest(
         items=[manifest.items[i] for i in chosen],
         ids=tuple(manifest.ids[i] for i in chosen),

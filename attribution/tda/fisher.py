@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +35,7 @@ from attribution.tda.target import (
     example_to,
     group_names,
     per_sample_grads,
+    spread_indices,
 )
 
 FISHER_FORMAT = 1
@@ -231,7 +231,7 @@ def fisher_sample(total: int, count: int) -> list[int]:
     """The manifest items the Fisher averages over: all, or `count` spread evenly."""
     if count <= 0 or count >= total:
         return list(range(total))
-    return sorted({int(v) for v in np.linspace(0, total - 1, count).round()})
+    return spread_indices(total, count)
 
 
 def _repeat(target: AttributionTarget, batch: Example, times: int) -> Example:

@@ -65,6 +65,21 @@ def minmax(scores: Sequence[float] | np.ndarray) -> np.ndarray:
     return (values - values.min()) / spread
 
 
+def clears_noise(
+    scores: Sequence[float] | np.ndarray,
+    standard_errors: Sequence[float] | np.ndarray,
+    min_z: float,
+) -> np.ndarray:
+    """Which scores are paid at all: score > 0 and score >= min_z * SE (bool per item)."""
+    values = _scores(scores)
+    errors = np.asarray(standard_errors, dtype=np.float64).reshape(-1)
+    if errors.shape != values.shape or not np.all(np.isfinite(errors)) or np.any(errors < 0):
+        raise NormalisationError("one finite, non-negative standard error per score is needed")
+    if not (isinstance(min_z, int | float) and np.isfinite(min_z) and min_z >= 0):
+        raise NormalisationError("min_z must be a finite number >= 0")
+    return (values > 0) & (values >= min_z * errors)
+
+
 def eligible_topk_shares(
     scores: Sequence[float] | np.ndarray,
     standard_errors: Sequence[float] | np.ndarray,
@@ -75,12 +90,7 @@ def eligible_topk_shares(
     score >= min_z * SE): an item whose score is within its draw noise of zero is not paid.
     Raises NormalisationError when no item clears (the caller's fallback decides)."""
     values = _scores(scores)
-    errors = np.asarray(standard_errors, dtype=np.float64).reshape(-1)
-    if errors.shape != values.shape or not np.all(np.isfinite(errors)) or np.any(errors < 0):
-        raise NormalisationError("one finite, non-negative standard error per score is needed")
-    if not (isinstance(min_z, int | float) and np.isfinite(min_z) and min_z >= 0):
-        raise NormalisationError("min_z must be a finite number >= 0")
-    cleared = np.where((values > 0) & (values >= min_z * errors), values, 0.0)
+    cleared = np.where(clears_noise(values, standard_errors, min_z), values, 0.0)
     if not np.any(cleared > 0):
         raise NormalisationError(
             f"no score clears {min_z:g} standard errors: the attribution is within its noise"

@@ -31,6 +31,7 @@ from attribution.tda.target import (
     group_names,
     loss_with,
     split_params,
+    spread_indices,
 )
 
 
@@ -50,14 +51,6 @@ class RegimeCheck:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RegimeCheck:
         return cls(**values)
-
-
-def probe_indices(total: int, count: int) -> list[int]:
-    """`count` manifest indices spread evenly over [0, total)."""
-    count = min(count, total)
-    if count <= 0:
-        return []
-    return sorted({int(round(v)) for v in np.linspace(0, total - 1, count)})
 
 
 def regime_check(
@@ -87,7 +80,7 @@ def regime_check(
             target.loss(unlearned, q, t[None].to(device), noise[None].to(device), mask)[0]
         )
 
-    probe = probe_indices(len(manifest), config.regime_probe_items)
+    probe = spread_indices(len(manifest), config.regime_probe_items)
     exact, linear = [], []
     for index in probe:
         example = example_to(target, target.example(manifest.items[index]), device)

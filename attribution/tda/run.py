@@ -439,7 +439,6 @@ class AttributionRun:
             segments=list(self.manifest.segments),
             regime=regime.to_dict() if regime else {},
         )
-        result.standard_errors  # noqa: B018  (raises when an SE cannot be computed)
         atomic_write(
             self.directory / "result.json",
             json.dumps(result.to_dict(), sort_keys=True, indent=1).encode(),

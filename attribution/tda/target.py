@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -195,6 +196,14 @@ def batch_draws(
     """`draws` for several items stacked: (B, count), (B, count, *shape)."""
     pairs = [draws(seed, purpose, key, count, shape) for key in keys]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def spread_indices(total: int, count: int) -> list[int]:
+    """`count` indices spread evenly over [0, total) (all of them when count >= total)."""
+    count = min(count, total)
+    if count <= 0:
+        return []
+    return sorted({int(round(v)) for v in np.linspace(0, total - 1, count)})
 
 
 # -- functional gradients ------------------------------------------------------------------

@@ -66,31 +66,18 @@ def unlearning_gradient(
 
     `params` replaces those parameters (later steps); draws are processed `grad_batch` at a
     time, each chunk weighted by its share of the draws."""
-    device = next(model.parameters()).device
-    own, fixed = split_params(model, names)
-    current = dict(own if params is None else params)
-    query = example_to(target, query, device)
-    if query.batch_size != 1:
-        raise TDAConfigError("the unlearning query must be one example (batch of 1)")
-    count = config.unlearn_timesteps
-    t_all, noise_all = draws(config.seed, "unlearn", query_key, count, query.x0.shape[1:])
-    mask = query.mask if config.unlearn_mask else None
-    total = {n: torch.zeros(p.shape, dtype=config.dtype, device=device) for n, p in current.items()}
-    for first in range(0, count, config.grad_batch):
-        t = t_all[first : first + config.grad_batch].to(device)[None]  # (1, k)
-        noise = noise_all[first : first + config.grad_batch].to(device)[None]  # (1, k, ...)
-        share = t.shape[1] / count
-
-        def chunk_loss(p, t=t, noise=noise, share=share):
-            return loss_with(target, model, p, fixed, query, t, noise, mask)[0] * share
-
-        grads = torch.func.grad(chunk_loss)(current)
-        for name, g in grads.items():
-            total[name] += g.to(config.dtype)
-    for name, g in total.items():
-        if not torch.isfinite(g).all():
-            raise NonFiniteGradientError(f"unlearning gradient of {name} is not finite")
-    return total
+    return next(
+        group_gradients(
+            target,
+            model,
+            query,
+            config,
+            names=names,
+            query_key=query_key,
+            groups=1,
+            params=params,
+        )  # fmt: skip
+    )
 
 
 def group_gradients(
@@ -103,15 +90,18 @@ def group_gradients(
     query_key: str,
     groups: int,
     draws_total: int | None = None,
+    params: Mapping[str, torch.Tensor] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """The unlearning gradient's draws split into `groups` equal groups, one gradient each
-    (their mean is `unlearning_gradient`'s): the spread between groups measures the query
-    side of a first-order score's draw noise."""
+    (their mean is `unlearning_gradient`'s, which is the single group): the spread between
+    groups measures the query side of a first-order score's draw noise. `params` replaces the
+    `names` parameters (later unlearning steps)."""
     count = draws_total or config.unlearn_timesteps
     if count % groups:
         raise TDAConfigError(f"{count} query draws do not split into {groups} equal groups")
     device = next(model.parameters()).device
-    params, fixed = split_params(model, names)
+    own, fixed = split_params(model, names)
+    params = dict(own if params is None else params)
     query = example_to(target, query, device)
     if query.batch_size != 1:
         raise TDAConfigError("the unlearning query must be one example (batch of 1)")

@@ -99,14 +99,12 @@ class Retrainer:
         items: Sequence[GeneratorTrainingItem],
         config: GeneratorConfig,
         train: TrainConfig,
-        progress: Progress | None = None,
     ) -> None:
         self.directory = Path(directory) / "models"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.items, self.train = list(items), train
         self.config = config if config.mel_mean is not None else _fitted(config, items)
         self.data_digest = manifest_digest(self.items)
-        self.progress = progress
         self.trained = 0
         self.seconds: list[float] = []
 
@@ -241,7 +239,7 @@ def validate(
     if n < 4:
         raise TDAConfigError(f"the validation needs at least 4 items, got {n}")
     directory = Path(directory)
-    retrainer = Retrainer(directory, items, config, train, progress)
+    retrainer = Retrainer(directory, items, config, train)
     tick = progress or (lambda stage, done, total: None)
     everything = list(range(n))
     subsets = subset_plan(n, validation)

@@ -26,7 +26,6 @@ from attribution.tda.fisher import fisher_file_name
 from attribution.tda.platform_model import platform_manifest
 from attribution.tda.run import AttributionRun
 from attribution.tda.target import model_digest
-from attribution.tda.uncertainty import by_recording
 from attribution.tda.validation import Scorer, ValidationContext
 
 VALIDATION_TDA = {
@@ -62,7 +61,6 @@ def unlearning_scorer(
         manifest = platform_manifest(ctx.items, ctx.target.config, coverage="whole")
         shared = ctx.directory / "tda" / version[:16]
         fisher = shared / fisher_file_name(version, manifest.digest, config)
-        order = {int(item.recording_id): n for n, item in enumerate(ctx.items)}
         out: dict[str, list[np.ndarray]] = {}
         regimes: dict[str, list[dict[str, Any]]] = {}
 
@@ -77,6 +75,13 @@ def unlearning_scorer(
         def add(name: str, values: np.ndarray) -> None:
             out.setdefault(name, []).append(values)
 
+        def add_recordings(name: str, result) -> None:
+            """Its window mean and max per recording (the manifest lists the recordings in
+            item order, so these rows are in item order too)."""
+            recordings = result.recordings()
+            add(f"{name}_mean", recordings.mean)
+            add(f"{name}_max", recordings.max)
+
         kernels = {f"trak_{d:g}": replace(config, kernel="trak", kernel_damping=d)
                    for d in trak_dampings}  # fmt: skip
         exact = replace(config, method="exact", loss_timesteps=8)
@@ -84,23 +89,12 @@ def unlearning_scorer(
         for q in range(len(ctx.queries)):
             first = run("first_order", config, q)
             result = first.run()
-            recordings = by_recording(result.ids, result.scores, result.replicates)
-            rank = [order[int(r)] for r in recordings.ids]
-            for name, values in (("first_order_mean", recordings.mean),
-                                 ("first_order_max", recordings.max)):  # fmt: skip
-                row = np.zeros(len(ctx.items))
-                row[rank] = values
-                add(name, row)
+            add_recordings("first_order", result)
             norms = first.index().features.double().mean(dim=1).norm(dim=1).numpy()
             add("first_order_normalised", _per_recording(ctx, result.ids, result.scores / norms))
             regimes.setdefault("first_order", []).append(result.regime)
             for name, cfg in kernels.items():
-                trak = run(name, cfg, q).run()
-                per = by_recording(trak.ids, trak.scores, trak.replicates)
-                for suffix, values in (("mean", per.mean), ("max", per.max)):
-                    row = np.zeros(len(ctx.items))
-                    row[rank] = values
-                    add(f"{name}_{suffix}", row)
+                add_recordings(name, run(name, cfg, q).run())
             for name, cfg in (("exact_product_lr", exact), ("exact_nonlinear_lr", nonlinear)):
                 exact_result = run(name, cfg, q).run()
                 add(name, _per_recording(ctx, exact_result.ids, exact_result.scores))

@@ -17,7 +17,14 @@ from attribution.tda import TDAError
 from attribution.tda.validation import ValidationConfig, validate
 from attribution.tda.validation_methods import similarity_scorer, unlearning_scorer
 from config.exceptions import DomainError
-from generation.model import DiTConfig, GeneratorConfig, GeneratorError, MelConfig, TrainConfig
+from generation.model import (
+    DiTConfig,
+    GeneratorConfig,
+    GeneratorError,
+    GeneratorTrainingItem,
+    MelConfig,
+    TrainConfig,
+)
 
 
 def validation_generator_config(max_seconds: float) -> GeneratorConfig:
@@ -128,8 +135,6 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
         frames = config.mel.frames_for(excerpt)
-        from generation.model import GeneratorTrainingItem
-
         items = [
             GeneratorTrainingItem(
                 recording_id=i.recording_id,
