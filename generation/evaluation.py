@@ -7,6 +7,7 @@ to random other recordings. Plain module (arrays in, figures out), no Django imp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +70,76 @@ def embed_output(audio: np.ndarray, sample_rate: int, encoder: AudioTextEncoder)
     return mean / np.linalg.norm(mean)
 
 
+@dataclass(frozen=True)
+class GeneratedTrial:
+    """One output of a random reference set, with the random others it is compared to."""
+
+    reference_ids: list[int]
+    other_ids: list[int]
+    audio: np.ndarray
+    seconds_taken: float  # wall time of generate()
+
+
+def generate_trials(
+    *,
+    generator: Generator,
+    track_vectors: dict[int, np.ndarray],
+    generations: int = 20,
+    references_per_generation: int = 2,
+    others_per_generation: int = 10,
+    seconds: float = 10.0,
+    seed: int = 0,
+    on_trial: Callable[[int, GeneratedTrial], None] | None = None,
+) -> list[GeneratedTrial]:
+    """Outputs of random reference sets (the same sets and seeds for every model measured)."""
+    ids = sorted(track_vectors)
+    needed = references_per_generation + others_per_generation
+    if len(ids) < needed:
+        raise ValueError(f"need at least {needed} embedded recordings, have {len(ids)}")
+    rng = np.random.default_rng(seed)
+    trials = []
+    for n in range(generations):
+        chosen = [int(i) for i in rng.choice(ids, size=needed, replace=False)]
+        refs, others = chosen[:references_per_generation], chosen[references_per_generation:]
+        spec = GenerationSpec(
+            references=[ReferenceCondition(track_vectors[rid], "style", 1.0) for rid in refs],
+            seconds=min(seconds, generator.max_output_seconds),
+            seed=seed * 1000 + n,
+        )
+        started = time.monotonic()
+        audio = generator.generate(spec)
+        trial = GeneratedTrial(refs, others, audio, time.monotonic() - started)
+        trials.append(trial)
+        if on_trial:
+            on_trial(n, trial)
+    return trials
+
+
+def conditioning_of(
+    trials: Sequence[GeneratedTrial],
+    *,
+    sample_rate: int,
+    encoder: AudioTextEncoder,
+    track_vectors: dict[int, np.ndarray],
+) -> ConditioningReport:
+    """Each output's similarity to its own references versus to its random others."""
+    report = ConditioningReport()
+    for trial in trials:
+        output = embed_output(trial.audio, sample_rate, encoder)
+        report.trials.append(
+            ConditioningTrial(
+                reference_ids=trial.reference_ids,
+                similarity_to_references=_mean_cosine(
+                    output, [track_vectors[r] for r in trial.reference_ids]
+                ),
+                similarity_to_others=_mean_cosine(
+                    output, [track_vectors[r] for r in trial.other_ids]
+                ),
+            )
+        )
+    return report
+
+
 def measure_conditioning(
     *,
     generator: Generator,
@@ -82,29 +153,23 @@ def measure_conditioning(
     on_trial: Callable[[int, ConditioningTrial], None] | None = None,
 ) -> ConditioningReport:
     """Generate from random reference sets and compare similarities (see module docstring)."""
-    ids = sorted(track_vectors)
-    needed = references_per_generation + others_per_generation
-    if len(ids) < needed:
-        raise ValueError(f"need at least {needed} embedded recordings, have {len(ids)}")
-    rng = np.random.default_rng(seed)
     report = ConditioningReport()
-    for n in range(generations):
-        chosen = [int(i) for i in rng.choice(ids, size=needed, replace=False)]
-        refs, others = chosen[:references_per_generation], chosen[references_per_generation:]
-        spec = GenerationSpec(
-            references=[ReferenceCondition(track_vectors[rid], "style", 1.0) for rid in refs],
-            seconds=min(seconds, generator.max_seconds),
-            seed=seed * 1000 + n,
-        )
-        output = embed_output(generator.generate(spec), generator.sample_rate, encoder)
-        trial = ConditioningTrial(
-            reference_ids=refs,
-            similarity_to_references=_mean_cosine(output, [track_vectors[r] for r in refs]),
-            similarity_to_others=_mean_cosine(output, [track_vectors[r] for r in others]),
-        )
-        report.trials.append(trial)
+
+    def measured(n: int, trial: GeneratedTrial) -> None:
+        one = conditioning_of(
+            [trial], sample_rate=generator.sample_rate, encoder=encoder,
+            track_vectors=track_vectors,
+        ).trials[0]  # fmt: skip
+        report.trials.append(one)
         if on_trial:
-            on_trial(n, trial)
+            on_trial(n, one)
+
+    generate_trials(
+        generator=generator, track_vectors=track_vectors, generations=generations,
+        references_per_generation=references_per_generation,
+        others_per_generation=others_per_generation, seconds=seconds, seed=seed,
+        on_trial=measured,
+    )  # fmt: skip
     return report
 
 

@@ -385,6 +385,37 @@ def clips_search(
     return SearchResult(matches, {m.recording_id: m for m in references})
 
 
+def near_copies(
+    *,
+    audio: np.ndarray,
+    sample_rate: int,
+    reference_ids: Collection[int],
+    training_ids: Collection[int],
+    k: int = 5,
+) -> list[RecordingMatch]:
+    """The audit's flags for any audio (not a stored generation): non-reference recordings
+    whose best clip pair reaches the calibrated threshold. Evaluations use it to count near
+    copies of training recordings without creating audit records."""
+    import librosa
+
+    spec = audit_clip_spec()
+    encoder_version = audit_encoder_version()
+    calibration = current_calibration(encoder_version=encoder_version, spec=spec)
+    try:
+        threshold = threshold_value(calibration.thresholds, str(settings.AUDIT_FLAG_THRESHOLD))
+    except AuditError as exc:
+        raise InvalidInput(f"settings.AUDIT_FLAG_THRESHOLD: {exc}") from exc
+    encoder = _encoder(encoder_version)
+    if sample_rate != encoder.sample_rate:
+        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=encoder.sample_rate)
+    starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
+    result = clips_search(
+        starts=starts, vectors=vectors, encoder_version=encoder_version, spec=spec, k=k,
+        reference_ids=reference_ids, training_ids=training_ids,
+    )  # fmt: skip
+    return flagged_matches(result.matches, threshold=threshold)
+
+
 # -- the audit job -----------------------------------------------------------------------------
 
 

@@ -50,6 +50,23 @@ class GenerationSpec:
     inpaint: tuple[float, float] | None = None  # (start, end) seconds inside init_audio
 
 
+def continuation_windows(total_frames: int, config: GeneratorConfig) -> list[tuple[int, int]]:
+    """(start frame, frames) of the windows a long output is sampled in: the model's context
+    long, each starting `continuation_overlap_seconds` before the end of the one before (the
+    last one shorter). One window when the output fits the context."""
+    window = config.mel.frames_for(config.dit.max_seconds)
+    if total_frames <= window:
+        return [(0, total_frames)]
+    overlap = config.mel.frames_for(config.sampler.continuation_overlap_seconds)
+    windows, start = [], 0
+    while True:
+        length = min(window, total_frames - start)
+        windows.append((start, length))
+        if start + length >= total_frames:
+            return windows
+        start += window - overlap
+
+
 @dataclass
 class _Plan:
     """A validated spec, ready to sample."""
@@ -63,6 +80,11 @@ class _Plan:
     init_audio: np.ndarray | None = None
     region: tuple[int, int] | None = None  # inpainted samples [start, end)
     keep: torch.Tensor | None = None  # (1, T) bool frames kept from the init
+    pieces: dict[str, Any] | None = None  # what `window_conditioning` rebuilds cond from
+
+    def window_conditioning(self, start_seconds: float, seconds: float) -> Conditioning:
+        """The conditioning of one window of a long output (its own timing)."""
+        return Conditioning.build(**self.pieces, seconds_start=start_seconds, seconds_total=seconds)
 
 
 class Generator:
@@ -91,6 +113,11 @@ class Generator:
     @property
     def max_seconds(self) -> float:
         return self.config.dit.max_seconds
+
+    @property
+    def max_output_seconds(self) -> float:
+        """Longest output: longer than the context by windowed continuation."""
+        return self.config.sampler.max_output_seconds
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -171,8 +198,9 @@ class Generator:
             samples = init.size
         else:
             seconds = float(spec.seconds)
-            if not (math.isfinite(seconds) and 0 < seconds <= self.max_seconds):
-                raise GeneratorError(f"seconds must be in (0, {self.max_seconds:g}], got {seconds}")
+            longest = self.max_output_seconds
+            if not (math.isfinite(seconds) and 0 < seconds <= longest):
+                raise GeneratorError(f"seconds must be in (0, {longest:g}], got {seconds}")
             samples = max(c.mel.hop_length, c.mel.samples_for(seconds))
         frames = c.mel.frames_for_samples(samples)
 
@@ -202,11 +230,14 @@ class Generator:
         if spec.strength is not None and init is None:
             raise GeneratorError("strength applies to init_audio (SDEdit or inpainting)")
 
-        cond = Conditioning.build(
-            np.stack(embeddings) if embeddings else None, roles, weights, text=text,
-            seconds_start=0.0, seconds_total=samples / self.sample_rate, cond_dim=c.dit.cond_dim,
+        pieces = dict(
+            embeddings=np.stack(embeddings) if embeddings else None, roles=roles,
+            weights=weights, text=text, cond_dim=c.dit.cond_dim,
         )  # fmt: skip
-        return _Plan(cond, samples, frames, steps, cfg, strength, init, region, keep)
+        cond = Conditioning.build(
+            **pieces, seconds_start=0.0, seconds_total=samples / self.sample_rate
+        )
+        return _Plan(cond, samples, frames, steps, cfg, strength, init, region, keep, pieces)
 
     def validate(self, spec: GenerationSpec) -> None:
         """Raise GeneratorError if `spec` cannot be generated."""
@@ -219,6 +250,9 @@ class Generator:
         return self._sample(self._plan(spec), spec.seed, progress)
 
     def _sample(self, plan: _Plan, seed: int, progress) -> np.ndarray:
+        windows = continuation_windows(plan.frames, self.config)
+        if len(windows) > 1:
+            return self._sample_continued(plan, windows, seed, progress)
         init = None
         if plan.init_audio is not None:
             init = self.normalise(self.frontend.logmel(plan.init_audio))[None].to(self.device)
@@ -228,6 +262,40 @@ class Generator:
             steps=plan.steps, cfg_scale=plan.cfg_scale, generator=generator, init=init,
             strength=plan.strength, keep=plan.keep, progress=progress,
         )  # fmt: skip
+        return self.denormalise(x[0])
+
+    def _sample_continued(
+        self, plan: _Plan, windows: list[tuple[int, int]], seed: int, progress
+    ) -> np.ndarray:
+        """A long output, window by window: each window after the first keeps the overlap
+        with what came before exactly (inpainting) and samples the rest, with its own timing
+        conditioning and its own seed (seed + window index)."""
+        c = self.config
+        fps = c.mel.frames_per_second
+        x = torch.zeros(1, c.mel.n_mels, plan.frames)
+        total_steps = plan.steps * len(windows)
+        for index, (start, length) in enumerate(windows):
+            keep, init = None, None
+            if index:
+                overlap = windows[index - 1][0] + windows[index - 1][1] - start
+                init = torch.zeros(1, c.mel.n_mels, length)
+                init[..., :overlap] = x[..., start : start + overlap]
+                keep = torch.zeros(1, length, dtype=torch.bool)
+                keep[:, :overlap] = True
+                init = init.to(self.device)
+
+            def step(done: int, _total: int, index: int = index) -> None:
+                if progress is not None:
+                    progress(index * plan.steps + done, total_steps)
+
+            cond = plan.window_conditioning(start / fps, length / fps)
+            generator = torch.Generator().manual_seed(int(seed) + index)
+            part = sample(
+                self.model, cond.to(self.device), (1, c.mel.n_mels, length), steps=plan.steps,
+                cfg_scale=plan.cfg_scale, generator=generator, init=init, strength=1.0,
+                keep=keep, progress=step,
+            )  # fmt: skip
+            x[..., start : start + length] = part.cpu()
         return self.denormalise(x[0])
 
     def render(self, logmel: np.ndarray, spec: GenerationSpec) -> np.ndarray:

@@ -8,8 +8,10 @@ to copy the reference's own frames):
   crop are used whole. A batch is padded to its longest crop with the silence value (log floor)
   and a frame mask, so padding really occurs; the model attends with the mask and, unless
   `loss_on_padding`, the loss ignores padded frames. Per-recording usage is counted.
-- reference: a window that does not overlap the crop when there is one, else the window that
-  overlaps it least (a one-window recording uses its only window); a random role and a weight
+- reference: with probability `track_reference_prob` the unit mean of the windows that do not
+  overlap the crop (what a request conditions with is a track vector); otherwise a window that
+  does not overlap the crop when there is one, else the window that overlaps it least (a
+  one-window recording uses its only window); a random role and a weight
   U(weight_min, weight_max); sometimes a second window; sometimes the caption embedding as the
   text token; classifier-free-guidance dropout of all of it with probability `cond_dropout`.
 - AdamW, linear warm-up then cosine decay, gradient clipping; the EMA weights are served.
@@ -123,6 +125,16 @@ def _choose_window(
     return candidates[0] if rng is None else rng.choice(candidates)
 
 
+def track_vector(item: GeneratorTrainingItem, start: float, end: float) -> np.ndarray:
+    """Unit mean of the recording's windows apart from [start, end) (the least overlapping
+    ones when every window overlaps it): the training stand-in for the track vector a
+    reference conditions with at request time."""
+    apart = _least_overlapping(item, start, end)
+    mean = np.mean([np.asarray(item.windows[i][1], dtype=np.float64) for i in apart], axis=0)
+    norm = np.linalg.norm(mean)
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+
 def _silence(config: GeneratorConfig) -> np.ndarray:
     mean, std = config.stats()
     return ((math.log(config.mel.log_floor) - np.asarray(mean)) / std).astype(np.float32)
@@ -214,16 +226,22 @@ class _Batcher:
 
     def _reference(self, item: GeneratorTrainingItem, start: float, end: float) -> Conditioning:
         tc, dit, rng = self.train, self.config.dit, self.rng
-        chosen = [_choose_window(item, start, end, rng)]
-        if len(item.windows) > 1 and rng.random() < tc.second_reference_prob:
-            apart = [i for i in _least_overlapping(item, start, end) if i != chosen[0]]
-            others = apart or [i for i in range(len(item.windows)) if i != chosen[0]]
-            chosen.append(rng.choice(others))
+        if tc.track_reference_prob and rng.random() < tc.track_reference_prob:
+            # What the studio conditions with: a track vector (here of the windows apart
+            # from the crop, so the model does not learn to copy the crop's own window).
+            vectors = [track_vector(item, start, end)]
+        else:
+            chosen = [_choose_window(item, start, end, rng)]
+            if len(item.windows) > 1 and rng.random() < tc.second_reference_prob:
+                apart = [i for i in _least_overlapping(item, start, end) if i != chosen[0]]
+                others = apart or [i for i in range(len(item.windows)) if i != chosen[0]]
+                chosen.append(rng.choice(others))
+            vectors = [np.asarray(item.windows[i][1], dtype=np.float32) for i in chosen]
         use_text = item.caption_embedding is not None and rng.random() < tc.text_prob
         return Conditioning.build(
-            np.stack([np.asarray(item.windows[i][1], dtype=np.float32) for i in chosen]),
-            [rng.randrange(len(dit.roles)) for _ in chosen],
-            [rng.uniform(tc.weight_min, tc.weight_max) for _ in chosen],
+            np.stack(vectors),
+            [rng.randrange(len(dit.roles)) for _ in vectors],
+            [rng.uniform(tc.weight_min, tc.weight_max) for _ in vectors],
             text=item.caption_embedding if use_text else None,
             seconds_start=start, seconds_total=end - start, cond_dim=dit.cond_dim,
         )  # fmt: skip

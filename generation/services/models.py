@@ -66,7 +66,8 @@ def training_fingerprint(
     payload = {
         "audio": sorted(r.content_sha256 for r in recordings),
         "encoder": encoder_version.checkpoint_sha256,
-        "model": config.to_dict(),
+        # how it samples does not change what it learned (the checkpoint keeps its own)
+        "model": {k: v for k, v in config.to_dict().items() if k != "sampler"},
         # where and how long it ran do not change what it learned from
         "training": {
             k: v for k, v in train.to_dict().items() if k not in {"device", "time_budget_seconds"}

@@ -30,6 +30,7 @@ from generation.model import (
 )
 from generation.model.benchmark import measure_real_time_factor
 from generation.model.checkpoint import read_checkpoint
+from generation.model.pipeline import continuation_windows
 from generation.model.training import _choose_window
 
 CONFIG = GeneratorConfig.tiny()
@@ -443,7 +444,7 @@ REF = ReferenceCondition(_unit(0), "mood", 1.0)
         ({"references": [dataclasses.replace(REF, weight=0.0)] * 2}, "all zero"),
         ({"references": [REF] * 5}, "at most 4"),
         ({"seconds": 0.0}, "seconds"),
-        ({"seconds": 2.5}, "seconds"),
+        ({"seconds": 6.5}, "seconds"),
         ({"seconds": float("nan")}, "seconds"),
         ({"text_embedding": np.ones(3, np.float32)}, "text embedding"),
         ({"steps": 0}, "steps"),
@@ -461,6 +462,36 @@ REF = ReferenceCondition(_unit(0), "mood", 1.0)
 def test_generation_spec_validation(generator, changes, message):
     with pytest.raises(GeneratorError, match=message):
         generator.generate(_spec(**changes))
+
+
+def test_long_outputs_continue_the_first_window_exactly(generator):
+    """A 5-s output from a 2-s model: the first window is the 2-s output of the same seed
+    (same timing conditioning), and every later window starts with the kept overlap."""
+    windows = continuation_windows(CONFIG.mel.frames_for(5.0), CONFIG)
+    overlap = CONFIG.mel.frames_for(CONFIG.sampler.continuation_overlap_seconds)
+    assert len(windows) == 3 and windows[0] == (0, CONFIG.mel.frames_for(2.0))
+    for (start, length), (next_start, _) in zip(windows, windows[1:], strict=False):
+        assert start + length - next_start == overlap
+    assert sum(length for _, length in windows) - overlap * 2 == CONFIG.mel.frames_for(5.0)
+    calls = []
+    long = generator.generate_mel(_spec(seconds=5.0, seed=7), progress=lambda d, t: calls.append(t))
+    short = generator.generate_mel(_spec(seconds=2.0, seed=7))
+    assert long.shape == (CONFIG.mel.n_mels, CONFIG.mel.frames_for(5.0))
+    np.testing.assert_allclose(long[:, : short.shape[1]], short, atol=1e-5)
+    assert set(calls) == {3 * CONFIG.sampler.steps}
+    audio = generator.generate(_spec(seconds=5.0, seed=7))
+    assert len(audio) == CONFIG.mel.samples_for(5.0) and np.all(np.isfinite(audio))
+
+
+def test_continuation_settings_are_checked():
+    with pytest.raises(GeneratorError, match="under half"):
+        dataclasses.replace(
+            CONFIG, sampler=dataclasses.replace(CONFIG.sampler, continuation_overlap_seconds=1.5)
+        )
+    with pytest.raises(GeneratorError, match="at least the model"):
+        dataclasses.replace(
+            CONFIG, sampler=dataclasses.replace(CONFIG.sampler, max_output_seconds=1.0)
+        )
 
 
 def test_benchmark_reports_stages(generator):

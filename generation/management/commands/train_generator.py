@@ -36,6 +36,12 @@ class Command(BaseCommand):
         parser.add_argument("--steps", type=int, help=f"default {defaults.steps}")
         parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument(
+            "--time-budget",
+            type=float,
+            help=f"minutes (default {defaults.time_budget_seconds / 60:g}); the cosine schedule "
+            "is compressed to fit, and 0 means no budget",
+        )
         parser.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
         parser.add_argument("--model-config", type=Path, help="JSON of GeneratorConfig fields")
         parser.add_argument(
@@ -116,6 +122,8 @@ class Command(BaseCommand):
         for name in ("steps", "batch_size"):
             if options[name] is not None:
                 values[name] = options[name]
+        if options["time_budget"] is not None:
+            values["time_budget_seconds"] = options["time_budget"] * 60 or None
         return config, TrainConfig.from_dict(values)
 
     def _reuse(self, config: GeneratorConfig, train: TrainConfig, committed: Path) -> bool:

@@ -1,0 +1,171 @@
+"""Does the generator make music? Distribution and signal measures of sets of audio clips.
+
+One table compares sets measured the same way: real held-out catalogue audio, the same audio
+through the model's own analysis-resynthesis (log-mel + Griffin-Lim: the ceiling of anything
+this model family can render), and model outputs. Plain module (arrays in, figures out), no
+Django imports; the embedders are passed in, so the Frechet distance can use any space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# (n, samples) audio at `sample_rate` -> (n_vectors, d) embeddings of all of it
+Embedder = Callable[[Sequence[np.ndarray], int], np.ndarray]
+MOMENTARY_SECONDS = 0.4  # EBU R128 momentary loudness window
+SILENCE_DB = -60.0  # frames quieter than this (re full scale) do not count
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """One clip of a set: mono float32 audio and what it came from."""
+
+    audio: np.ndarray
+    source: str  # "recording 12 @ 30.0 s" or "generation 3 (refs 4, 9)"
+    reference_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class SignalMeasures:
+    """Per-clip listen-proxies, median over the clip's frames."""
+
+    spectral_flatness: float  # 0 = pure tones, 1 = white noise
+    harmonic_share: float  # energy share of the harmonic part (HPSS): partials vs smear/clicks
+    onset_strength: float  # mean spectral-flux onset envelope: rhythm and attacks
+    loudness_range_db: float  # p95 - p10 of 400-ms RMS: dynamics
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in self.__dict__.items()}
+
+
+def signal_measures(audio: np.ndarray, sample_rate: int) -> SignalMeasures:
+    """The measures of one clip, peak-normalised first so sets at different levels compare."""
+    import librosa
+
+    y = np.asarray(audio, dtype=np.float32)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak < 1e-6:
+        return SignalMeasures(1.0, 0.0, 0.0, 0.0)
+    y = y / peak
+    stft = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    power = stft**2
+    loud = power.sum(axis=0) > power.sum(axis=0).max() * 10 ** (SILENCE_DB / 10)
+    flatness = librosa.feature.spectral_flatness(S=stft, power=1.0)[0]
+    harmonic, percussive = librosa.decompose.hpss(stft)
+    h, p = (harmonic**2).sum(), (percussive**2).sum()
+    onset = librosa.onset.onset_strength(S=librosa.amplitude_to_db(stft), sr=sample_rate)
+    return SignalMeasures(
+        spectral_flatness=float(np.median(flatness[loud])) if loud.any() else 1.0,
+        harmonic_share=float(h / (h + p)) if h + p > 0 else 0.0,
+        onset_strength=float(np.mean(onset)),
+        loudness_range_db=loudness_range(y, sample_rate),
+    )
+
+
+def loudness_range(audio: np.ndarray, sample_rate: int) -> float:
+    """p95 - p10 (dB) of momentary RMS levels above the silence gate."""
+    window = max(1, int(MOMENTARY_SECONDS * sample_rate))
+    hop = window // 2
+    if len(audio) < window:
+        return 0.0
+    frames = np.lib.stride_tricks.sliding_window_view(audio, window)[::hop]
+    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    level = level[level > SILENCE_DB]
+    if len(level) < 2:
+        return 0.0
+    return float(np.percentile(level, 95) - np.percentile(level, 10))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of vectors (FAD, Kilgour et al.
+    2019): |mu_a - mu_b|^2 + tr(A) + tr(B) - 2 tr((A B)^1/2), the trace of the root from the
+    eigenvalues of A^1/2 B A^1/2 (symmetric, so it stays real)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need two (n, d) sets of the same d, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("need at least 2 vectors in each set")
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    mean_gap = float(((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum())
+    return mean_gap + float(np.trace(cov_a) + np.trace(cov_b)) - 2 * trace_root
+
+
+def frechet_with_error(
+    a_by_clip: Sequence[np.ndarray], b: np.ndarray, *, resamples: int = 50, seed: int = 0
+) -> tuple[float, float]:
+    """The distance of the clips' vectors to `b`, and its bootstrap standard error over clips
+    (a clip's vectors are resampled together: they are not independent of each other)."""
+    point = frechet_distance(np.concatenate(a_by_clip), b)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        picked = rng.integers(0, len(a_by_clip), len(a_by_clip))
+        draws.append(frechet_distance(np.concatenate([a_by_clip[i] for i in picked]), b))
+    return point, float(np.std(draws, ddof=1))
+
+
+@dataclass
+class SetReport:
+    """One row of the quality table."""
+
+    name: str
+    clips: int
+    seconds: float
+    frechet: dict[str, dict[str, float]] = field(default_factory=dict)  # space -> value, se
+    signal: dict[str, float] = field(default_factory=dict)  # medians over clips
+    signal_iqr: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # conditioning, memorisation, rtf
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "clips": self.clips,
+            "seconds": round(self.seconds, 1),
+            "frechet": self.frechet,
+            "signal": self.signal,
+            "signal_iqr": self.signal_iqr,
+            **self.extra,
+        }
+
+
+def measure_set(
+    name: str,
+    clips: Sequence[AudioClip],
+    sample_rate: int,
+    *,
+    embedders: dict[str, Embedder],
+    reference: dict[str, np.ndarray],
+    seed: int = 0,
+) -> SetReport:
+    """Frechet distance of the set to `reference` (real held-out vectors) in every embedder's
+    space, and the median signal measures of its clips."""
+    if len(clips) < 2:
+        raise ValueError(f"set {name!r} needs at least 2 clips")
+    report = SetReport(name, len(clips), sum(len(c.audio) for c in clips) / sample_rate)
+    for space, embed in embedders.items():
+        per_clip = [embed([c.audio], sample_rate) for c in clips]
+        value, error = frechet_with_error(per_clip, reference[space], seed=seed)
+        report.frechet[space] = {"distance": round(value, 4), "se": round(error, 4)}
+    measures = [signal_measures(c.audio, sample_rate).to_dict() for c in clips]
+    for key in measures[0]:
+        values = np.array([m[key] for m in measures])
+        report.signal[key] = round(float(np.median(values)), 4)
+        report.signal_iqr[key] = [round(float(q), 4) for q in np.percentile(values, [25, 75])]
+    return report
+
+
+def reference_vectors(
+    clips: Sequence[AudioClip], sample_rate: int, embedders: dict[str, Embedder]
+) -> dict[str, np.ndarray]:
+    """The real held-out set every other set is measured against, per space."""
+    return {
+        space: np.concatenate([embed([c.audio], sample_rate) for c in clips])
+        for space, embed in embedders.items()
+    }
