@@ -79,22 +79,50 @@ def loudness_range(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.percentile(level, 95) - np.percentile(level, 10))
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two sets of vectors (FAD, Kilgour et al.
-    2019): |mu_a - mu_b|^2 + tr(A) + tr(B) - 2 tr((A B)^1/2), the trace of the root from the
-    eigenvalues of A^1/2 B A^1/2 (symmetric, so it stays real)."""
+def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def trace_sqrt_product(c1: np.ndarray, c2: np.ndarray) -> tuple[float, str]:
+    """tr sqrt(C1 C2). First scipy.linalg.sqrtm(C1 C2) (as FID implementations do); when it
+    fails, is not finite or has an imaginary part above 1e-3 of its scale (near-singular
+    covariances), the exact symmetric form tr sqrt(S C2 S) with S = C1^(1/2), both by
+    eigendecomposition with negative round-off eigenvalues clipped to 0."""
+    try:
+        from scipy import linalg
+
+        root = linalg.sqrtm(c1 @ c2)
+        if isinstance(root, tuple):  # older scipy returns (root, error estimate)
+            root = root[0]
+        scale = max(1.0, float(np.abs(root).max()))
+        if np.all(np.isfinite(root)) and float(np.abs(np.imag(root)).max()) <= 1e-3 * scale:
+            return float(np.trace(np.real(root))), "sqrtm"
+    except (ImportError, ValueError, np.linalg.LinAlgError):
+        pass
+    s = _sqrtm_psd(c1)
+    inner = s @ c2 @ s
+    values = np.linalg.eigvalsh((inner + inner.T) / 2)
+    return float(np.sqrt(np.clip(values, 0, None)).sum()), "eigh"
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray, *, return_method: bool = False):
+    """Frechet distance between Gaussians fitted to two (n, d) sets of vectors (FAD, Kilgour
+    et al. 2019): ||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)). Also attribution's
+    measure of how far an unlearned model's samples move (attribution.tda.evaluate)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two (n, d) sets of the same d, got {a.shape} and {b.shape}")
-    if len(a) < 2 or len(b) < 2:
+    if min(len(a), len(b)) < 2:
         raise ValueError("need at least 2 vectors in each set")
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = float(np.sqrt(np.clip(cross, 0, None)).sum())
-    mean_gap = float(((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum())
-    return mean_gap + float(np.trace(cov_a) + np.trace(cov_b)) - 2 * trace_root
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("embeddings must be finite")
+    c_a = np.atleast_2d(np.cov(a, rowvar=False))
+    c_b = np.atleast_2d(np.cov(b, rowvar=False))
+    cross, method = trace_sqrt_product(c_a, c_b)
+    gap = float(((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum())
+    value = max(gap + float(np.trace(c_a) + np.trace(c_b)) - 2 * cross, 0.0)
+    return (value, method) if return_method else value
 
 
 def frechet_with_error(

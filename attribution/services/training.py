@@ -156,12 +156,6 @@ def _attribution_run(job: TrainingAttribution, progress=None) -> AttributionRun:
     generator = model_version_generator(model_version_id=job.model_version_id)
     sample = generated_sample(generation_ref=job.generation_ref)
     target = PlatformTarget(generator.config)
-    frames = generator.config.mel.frames_for(generator.config.dit.max_seconds)
-    if sample.logmel.shape[-1] > frames:
-        raise InvalidInput(
-            f"the generated sample has {sample.logmel.shape[-1]} frames; the model's context "
-            f"is {frames} ({generator.config.dit.max_seconds} s)"
-        )
     config = TDAConfig.from_dict(job.config)
     manifest = _manifest(job.model_version_id, job.model_checkpoint_sha256, _coverage(job))
     shared = tda_model_directory(job.model_checkpoint_sha256)

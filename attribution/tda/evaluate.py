@@ -23,6 +23,7 @@ from attribution.tda.fisher import FisherInfo
 from attribution.tda.score import BaseLossCache, score_chunk
 from attribution.tda.target import AttributionTarget, Manifest
 from attribution.tda.unlearn import unlearn
+from generation.quality import frechet_distance  # noqa: F401  (re-exported)
 
 
 def target_rank(scores: Sequence[float] | np.ndarray, index: int) -> int:
@@ -122,49 +123,3 @@ def self_influence(
         ranks.append(target_rank(chunk.scores, index))
         all_scores.append(chunk.scores)
     return SelfInfluenceReport(list(indices), ranks, all_scores, config.to_dict())
-
-
-# -- Fréchet distance ----------------------------------------------------------------------
-
-
-def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-
-
-def _trace_sqrt_product(c1: np.ndarray, c2: np.ndarray) -> tuple[float, str]:
-    """tr sqrt(C1 C2). First scipy.linalg.sqrtm(C1 C2) (as FID implementations do); when it
-    fails, is not finite or has an imaginary part above 1e-3 of its scale (near-singular
-    covariances), the exact symmetric form tr sqrt(S C2 S) with S = C1^(1/2), both by
-    eigendecomposition with negative round-off eigenvalues clipped to 0."""
-    try:
-        from scipy import linalg
-
-        root = linalg.sqrtm(c1 @ c2)
-        if isinstance(root, tuple):  # older scipy returns (root, error estimate)
-            root = root[0]
-        scale = max(1.0, float(np.abs(root).max()))
-        if np.all(np.isfinite(root)) and float(np.abs(np.imag(root)).max()) <= 1e-3 * scale:
-            return float(np.trace(np.real(root))), "sqrtm"
-    except (ImportError, ValueError, np.linalg.LinAlgError):
-        pass
-    s = _sqrtm_psd(c1)
-    inner = s @ c2 @ s
-    values = np.linalg.eigvalsh((inner + inner.T) / 2)
-    return float(np.sqrt(np.clip(values, 0, None)).sum()), "eigh"
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray, *, return_method: bool = False):
-    """||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)) over rows of (n, d) embeddings."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
-        raise TDAConfigError("need two (n >= 2, d) embedding sets of the same width")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise TDAConfigError("embeddings must be finite")
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    c_a, c_b = np.atleast_2d(c_a), np.atleast_2d(c_b)
-    cross, method = _trace_sqrt_product(c_a, c_b)
-    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(c_a) + np.trace(c_b) - 2 * cross)
-    value = max(value, 0.0)  # round-off can leave a tiny negative for identical sets
-    return (value, method) if return_method else value

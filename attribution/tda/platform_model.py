@@ -10,7 +10,8 @@
 - the loss: `generation.model.diffusion_loss` with `mask` = the M_U / M_L choice and
   `frame_mask` = the example's padding mask (the model runs as it was trained either way);
 - a generated sample's example (`query_example`): its log-mel normalised and padded the same way,
-  with the conditioning it was generated with.
+  with the conditioning it was generated with; a long output is one example per window it was
+  sampled in, and its loss is their mean.
 
 Imports generation.model (plain torch), never Django.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from generation.model import (
     GeneratorConfig,
     GeneratorTrainingItem,
     collate,
+    continuation_windows,
     diffusion_loss,
     layer_groups,
     window_example,
@@ -77,8 +79,10 @@ class PlatformTarget:
 
     def query_example(self, logmel: np.ndarray, cond: Conditioning) -> Example:
         """A generated sample z_hat: its log-mel (M, T) as `Generator.generate_mel` returns it,
-        normalised, cut or padded with silence to max_seconds, with its padding mask and the
-        conditioning (batch of 1) it was generated with."""
+        normalised and padded with silence to max_seconds, with its padding mask and the
+        conditioning (batch of 1) it was generated with. An output longer than the context
+        becomes one example per window it was sampled in (`continuation_windows`, each
+        window with its own timing), and its loss is their mean."""
         config = self.config
         mel = np.asarray(logmel, dtype=np.float32)
         if mel.ndim != 2 or mel.shape[0] != config.mel.n_mels or mel.shape[1] < 1:
@@ -91,12 +95,23 @@ class PlatformTarget:
         mean, std = config.stats()
         mean = np.asarray(mean, dtype=np.float32)[:, None]
         silence = (np.log(config.mel.log_floor) - mean) / std  # (M, 1)
-        real = min(frames, mel.shape[1])
-        x0 = np.repeat(silence, frames, axis=1).astype(np.float32)
-        x0[:, :real] = (mel[:, :real] - mean) / std
-        mask = torch.zeros(1, frames, dtype=torch.bool)
-        mask[:, :real] = True
-        return Example(torch.from_numpy(x0)[None], cond, mask)
+        fps = config.mel.frames_per_second
+        windows = continuation_windows(mel.shape[1], config)
+        examples = []
+        for start, length in windows:
+            x0 = np.repeat(silence, frames, axis=1).astype(np.float32)
+            x0[:, :length] = (mel[:, start : start + length] - mean) / std
+            mask = torch.zeros(1, frames, dtype=torch.bool)
+            mask[:, :length] = True
+            timed = cond
+            if len(windows) > 1:
+                timed = replace(
+                    cond,
+                    seconds_start=torch.tensor([start / fps]),
+                    seconds_total=torch.tensor([length / fps]),
+                )
+            examples.append(Example(torch.from_numpy(x0)[None], timed, mask))
+        return examples[0] if len(examples) == 1 else self.collate(examples)
 
     def spec_conditioning(self, spec: GenerationSpec) -> Conditioning:
         """The conditioning `Generator` samples a spec with (references, roles, weights, text,

@@ -30,6 +30,7 @@ from attribution.tda.target import (
     example_to,
     group_names,
     loss_with,
+    query_draws,
     split_params,
     spread_indices,
 )
@@ -74,11 +75,10 @@ def regime_check(
     q = example_to(target, query, device)
     t, noise = draws(config.seed, "unlearn", query_key, config.unlearn_timesteps, q.x0.shape[1:])
     mask = q.mask if config.unlearn_mask else None
+    t, noise = query_draws(q, t[None].to(device), noise[None].to(device))
     with torch.no_grad():
-        before = float(target.loss(model, q, t[None].to(device), noise[None].to(device), mask)[0])
-        after = float(
-            target.loss(unlearned, q, t[None].to(device), noise[None].to(device), mask)[0]
-        )
+        before = float(target.loss(model, q, t, noise, mask).mean())
+        after = float(target.loss(unlearned, q, t, noise, mask).mean())
 
     probe = spread_indices(len(manifest), config.regime_probe_items)
     exact, linear = [], []

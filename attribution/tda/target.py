@@ -249,6 +249,15 @@ def loss_with(
     return torch.func.functional_call(module, state, (batch, timesteps, noise, mask, per_draw))
 
 
+def query_draws(
+    query: Example, timesteps: torch.Tensor, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One draw set (1, k) / (1, k, *shape) given to every window of a query: a long output
+    is attributed as its windows, and its loss is their mean over the same draws."""
+    windows = query.batch_size
+    return timesteps.expand(windows, *timesteps.shape[1:]), noise.expand(windows, *noise.shape[1:])
+
+
 def per_sample_grads(
     target: AttributionTarget,
     model: nn.Module,

@@ -35,6 +35,7 @@ from attribution.tda.target import (
     example_to,
     group_names,
     loss_with,
+    query_draws,
     split_params,
 )
 
@@ -102,9 +103,7 @@ def group_gradients(
     device = next(model.parameters()).device
     own, fixed = split_params(model, names)
     params = dict(own if params is None else params)
-    query = example_to(target, query, device)
-    if query.batch_size != 1:
-        raise TDAConfigError("the unlearning query must be one example (batch of 1)")
+    query = example_to(target, query, device)  # one example per window of the output
     t_all, noise_all = draws(config.seed, "unlearn", query_key, count, query.x0.shape[1:])
     mask = query.mask if config.unlearn_mask else None
     size = count // groups
@@ -114,12 +113,13 @@ def group_gradients(
         }
         for begin in range(first, first + size, config.grad_batch):
             end = min(first + size, begin + config.grad_batch)
-            t = t_all[begin:end].to(device)[None]
-            noise = noise_all[begin:end].to(device)[None]
+            t, noise = query_draws(
+                query, t_all[begin:end].to(device)[None], noise_all[begin:end].to(device)[None]
+            )
             share = (end - begin) / size
 
             def chunk_loss(p, t=t, noise=noise, share=share):
-                return loss_with(target, model, p, fixed, query, t, noise, mask)[0] * share
+                return loss_with(target, model, p, fixed, query, t, noise, mask).mean() * share
 
             for name, g in torch.func.grad(chunk_loss)(params).items():
                 total[name] += g.to(config.dtype)

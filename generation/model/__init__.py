@@ -20,7 +20,13 @@ from generation.model.config import (
 )
 from generation.model.diffusion import diffusion_loss, sample
 from generation.model.dit import DiffusionTransformer, layer_groups
-from generation.model.pipeline import GenerationSpec, Generator, ReferenceCondition, pick_device
+from generation.model.pipeline import (
+    GenerationSpec,
+    Generator,
+    ReferenceCondition,
+    continuation_windows,
+    pick_device,
+)
 from generation.model.training import (
     GeneratorTrainingItem,
     TrainingReport,
@@ -49,6 +55,7 @@ __all__ = [
     "TrainingReport",
     "canonical_example",
     "collate",
+    "continuation_windows",
     "diffusion_loss",
     "layer_groups",
     "load_generator",

@@ -157,9 +157,7 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 1000, "steps must be in [1, 1000]")
         _require(self.max_output_seconds > 0, "max_output_seconds must be > 0")
-        _require(
-            self.continuation_overlap_seconds > 0, "continuation_overlap_seconds must be > 0"
-        )
+        _require(self.continuation_overlap_seconds > 0, "continuation_overlap_seconds must be > 0")
         _require(math.isfinite(self.cfg_scale) and self.cfg_scale >= 0, "cfg_scale must be >= 0")
         _require(0 < self.strength <= 1, "strength must be in (0, 1]")
 

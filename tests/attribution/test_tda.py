@@ -51,7 +51,6 @@ from attribution.tda import (
     unlearn,
     unlearning_gradient,
 )
-from attribution.tda.evaluate import _trace_sqrt_product
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from generation.model import (
     GenerationSpec,
@@ -62,6 +61,7 @@ from generation.model import (
     diffusion_loss,
     train_generator,
 )
+from generation.quality import trace_sqrt_product
 
 LENGTHS = (2.4, 1.2, 2.0, 0.8, 2.6, 1.5)  # seconds; the tiny DiT takes 2 s, so 3 are padded
 MODEL_VERSION = "sha256-of-the-tiny-checkpoint"
@@ -493,6 +493,46 @@ def test_generated_query_example_matches_the_generator(trained):
     assert int(query.mask.sum()) == logmel.shape[1] < frames
 
 
+def test_a_long_output_is_attributed_as_the_windows_it_was_sampled_in(trained):
+    """A 4-s output of a 2-s model: one query example per continuation window (its own
+    timing), and the unlearning gradient is the mean of the windows' gradients."""
+    target, model, manifest = trained
+    from generation.model import Generator, continuation_windows
+
+    generator = Generator(copy.deepcopy(model).use_fused_attention(True), target.config, "cpu")
+    spec = GenerationSpec(
+        references=[ReferenceCondition(manifest.items[0].item.windows[0][1], "mood", 0.8)],
+        seconds=4.0, seed=3, steps=2,
+    )  # fmt: skip
+    logmel = generator.generate_mel(spec)
+    windows = continuation_windows(logmel.shape[1], target.config)
+    query = target.query_example(logmel, target.spec_conditioning(spec))
+    assert query.batch_size == len(windows) == 3
+    fps = target.config.mel.frames_per_second
+    for row, (start, length) in enumerate(windows):
+        assert float(query.cond.seconds_start[row]) == pytest.approx(start / fps, rel=1e-6)
+        assert float(query.cond.seconds_total[row]) == pytest.approx(length / fps, rel=1e-6)
+        assert int(query.mask[row].sum()) == length
+    config = tiny_config(layer_group="cross_attn_kv")
+    names = target.layer_groups(model)["cross_attn_kv"]
+    whole = unlearning_gradient(target, model, query, config, names=names, query_key="long")
+    parts = [
+        unlearning_gradient(
+            target,
+            model,
+            Example(query.x0[r : r + 1], query.cond.index(slice(r, r + 1)), query.mask[r : r + 1]),
+            config,
+            names=names,
+            query_key="long",
+        )  # fmt: skip
+        for r in range(len(windows))
+    ]
+    for name in names:
+        mean = sum(p[name] for p in parts) / len(parts)
+        scale = float(mean.abs().max())  # float32 round-off of a sum of three windows
+        torch.testing.assert_close(whole[name], mean, rtol=1e-4, atol=1e-4 * scale)
+
+
 # -- shares, evaluation ------------------------------------------------------------------------
 
 
@@ -535,7 +575,7 @@ def test_frechet_distance():
     few = frechet_distance(rng.standard_normal((5, 16)), rng.standard_normal((6, 16)))
     assert np.isfinite(few) and few >= 0
     c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    by_sqrtm, _ = _trace_sqrt_product(c1, c2)
+    by_sqrtm, _ = trace_sqrt_product(c1, c2)
     s = np.linalg.cholesky(c1)  # tr sqrt(C1 C2) = tr sqrt(L^T C2 L)
     by_eig = np.sqrt(np.linalg.eigvalsh(s.T @ c2 @ s)).sum()
     assert by_sqrtm == pytest.approx(by_eig, rel=1e-8)
