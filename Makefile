@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# --no-deps: musicnn's metadata pins TensorFlow 1.x and numpy<1.17; we only read its files
+	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
