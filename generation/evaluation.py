@@ -89,6 +89,7 @@ def generate_trials(
     others_per_generation: int = 10,
     seconds: float = 10.0,
     seed: int = 0,
+    cfg_scale: float | None = None,
     on_trial: Callable[[int, GeneratedTrial], None] | None = None,
 ) -> list[GeneratedTrial]:
     """Outputs of random reference sets (the same sets and seeds for every model measured)."""
@@ -105,6 +106,7 @@ def generate_trials(
             references=[ReferenceCondition(track_vectors[rid], "style", 1.0) for rid in refs],
             seconds=min(seconds, generator.max_output_seconds),
             seed=seed * 1000 + n,
+            cfg_scale=cfg_scale,
         )
         started = time.monotonic()
         audio = generator.generate(spec)

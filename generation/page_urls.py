@@ -8,4 +8,10 @@ urlpatterns = [
     path("", views.studio, name="studio"),
     path("generations/", views.generation_list, name="studio-generations"),
     path("generations/<uuid:uid>/", views.generation_receipt, name="studio-generation"),
+    path("quality/", views.generator_quality, name="generator-quality"),
+    path(
+        "quality/<int:model_version_id>/<str:name>",
+        views.generator_quality_file,
+        name="generator-quality-file",
+    ),
 ]

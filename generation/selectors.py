@@ -72,6 +72,17 @@ def servable_model_version() -> ModelVersion:
     return standing.model_version
 
 
+def model_versions_evaluated() -> list[dict]:
+    """Model versions with a stored `evaluate_generator` report, newest first: each with its
+    report's rows and samples (file names under the version's quality folder)."""
+    out = []
+    for version in ModelVersion.objects.order_by("-created_at", "-pk"):
+        report = (version.quality or {}).get("evaluation")
+        if report:
+            out.append({"model_version": version, "report": report})
+    return out
+
+
 def reference_embedding(
     *,
     recording_id: int,

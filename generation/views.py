@@ -4,8 +4,13 @@ and the API cannot disagree about verification, progress or attribution."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from catalog.models import Distribution, Level
@@ -37,7 +42,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         model_version, model_problem = None, exc.message
     else:
         model_problem = ""
-    limits = model_limits(model_version).dit if model_version else None
+    limits = model_limits(model_version) if model_version else None
     context = {
         "vocabulary": category_vocabulary(),
         "levels": [(level, Level(level).label, LEVEL_HELP[level]) for level in Level.values],
@@ -47,8 +52,9 @@ def studio(request: HttpRequest) -> HttpResponse:
         "roles": ROLES,
         "model_version": model_version,
         "model_problem": model_problem,
-        "max_seconds": limits.max_seconds if limits else 10.0,
-        "max_references": limits.max_references if limits else 8,
+        "max_seconds": limits.sampler.max_output_seconds if limits else 60.0,
+        "context_seconds": limits.dit.max_seconds if limits else 10.0,
+        "max_references": limits.dit.max_references if limits else 8,
     }
     return render(request, "generation/studio.html", context)
 
@@ -69,3 +75,26 @@ def generation_receipt(request: HttpRequest, uid) -> HttpResponse:
         "references": selectors.generation_receipt_references(generation=generation),
     }
     return render(request, "generation/receipt.html", context)
+
+
+SAMPLE_FILE = re.compile(r"^[a-z0-9-]+\.(wav|png)$")
+
+
+@staff_member_required
+def generator_quality(request: HttpRequest) -> HttpResponse:
+    """Each model version's `evaluate_generator` report: the metric table (real audio, the
+    resynthesis ceiling, baseline and model) and listening samples beside their references."""
+    evaluated = selectors.model_versions_evaluated()
+    return render(request, "generation/quality.html", {"evaluated": evaluated})
+
+
+@staff_member_required
+def generator_quality_file(request: HttpRequest, model_version_id: int, name: str):
+    """A listening sample's WAV or spectrogram sheet (written by `evaluate_generator`)."""
+    if not SAMPLE_FILE.match(name):
+        raise Http404("no such sample file")
+    path = Path(settings.MEDIA_ROOT) / "quality" / str(model_version_id) / name
+    if not path.is_file():
+        raise Http404("no such sample file")
+    kind = "audio/wav" if name.endswith(".wav") else "image/png"
+    return FileResponse(path.open("rb"), content_type=kind)

@@ -44,8 +44,10 @@ class EvaluationSettings:
     generations: int = 20
     seconds: float = 10.0
     references_per_generation: int = 2
+    others_per_generation: int = 10  # random recordings each output is also compared with
     excerpts_per_recording: int = 3  # of the real reference half A
     seed: int = 0
+    cfg_scale: float | None = None  # None: each model's own sampler default
 
 
 def generator_evaluate(
@@ -62,6 +64,12 @@ def generator_evaluate(
     say = progress or (lambda message: None)
     rate = generator.sample_rate
     track_vectors = _track_vectors(model_version)
+    needed = settings_.references_per_generation + settings_.others_per_generation
+    if len(track_vectors) < needed:
+        raise InvalidInput(
+            f"{len(track_vectors)} embedded recordings permit song-level inference; "
+            f"{needed} are needed (references + others per output)"
+        )
     held_out = _held_out(model_version)
     if len(held_out) < 4:
         raise InvalidInput(
@@ -93,7 +101,8 @@ def generator_evaluate(
         trials = generate_trials(
             generator=candidate, track_vectors=track_vectors, generations=settings_.generations,
             references_per_generation=settings_.references_per_generation,
-            seconds=settings_.seconds, seed=settings_.seed,
+            others_per_generation=settings_.others_per_generation,
+            seconds=settings_.seconds, seed=settings_.seed, cfg_scale=settings_.cfg_scale,
             on_trial=lambda n, t, name=name: say(f"{name}: output {n + 1}/{settings_.generations}"),
         )  # fmt: skip
         clips = [

@@ -170,9 +170,10 @@ def _seconds(ask: GenerationAsk, config: GeneratorConfig, upload_seconds: float 
     if ask.seconds is None:
         return float(config.dit.max_seconds)
     seconds = _finite(ask.seconds, "seconds")
-    if not MIN_SECONDS <= seconds <= config.dit.max_seconds:
+    longest = config.sampler.max_output_seconds  # past the context: windowed continuation
+    if not MIN_SECONDS <= seconds <= longest:
         raise InvalidInput(
-            f"seconds must be between {MIN_SECONDS} and {config.dit.max_seconds}",
+            f"seconds must be between {MIN_SECONDS:g} and {longest:g}",
             details={"seconds": seconds},
         )
     return seconds

@@ -32,14 +32,24 @@ class Command(BaseCommand):
         parser.add_argument("--baseline-label", default="baseline")
         parser.add_argument("--generations", type=int, default=defaults.generations)
         parser.add_argument("--seconds", type=float, default=defaults.seconds)
+        parser.add_argument(
+            "--others", type=int, default=defaults.others_per_generation,
+            help="random recordings each output's similarity is compared with",
+        )  # fmt: skip
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--cfg-scale", type=float, help="default: each model's own")
         parser.add_argument("--json", type=Path, help="also write the report to this file")
 
     def handle(self, *args, **options):
         if options["generations"] < 2:
             raise CommandError("--generations must be at least 2")
+        if options["others"] < 1:
+            raise CommandError("--others must be at least 1")
         if not 3.0 <= options["seconds"] <= 60.0:
             raise CommandError("--seconds must be between 3 and 60 (3-s clips are measured)")
+        cfg = options["cfg_scale"]
+        if cfg is not None and not 0 <= cfg <= 20:
+            raise CommandError("--cfg-scale must be between 0 and 20")
         try:
             if options["model_version"]:
                 model_version = ModelVersion.objects.filter(pk=options["model_version"]).first()
@@ -59,6 +69,8 @@ class Command(BaseCommand):
                     generations=options["generations"],
                     seconds=options["seconds"],
                     seed=options["seed"],
+                    others_per_generation=options["others"],
+                    cfg_scale=options["cfg_scale"],
                 ),
                 baseline=baseline,
                 progress=lambda message: self.stderr.write(message),

@@ -1,0 +1,106 @@
+"""evaluate_generator end to end on a tiny model: the report is stored with the model version,
+it tells real audio from a barely trained model, and staff (only) can read and hear it."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from catalog.services.consent import consent_grant
+from generation.model import GeneratorConfig, TrainConfig
+from generation.services.models import generator_train
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("musicnn") is None, reason="musicnn is installed by make install"
+    ),
+]
+
+
+@pytest.fixture
+def evaluated(settings, tmp_path, embedded_catalogue):
+    """Two of six recordings trained on (four held out), a tiny model, one evaluation."""
+    settings.GENERATOR_CHECKPOINT_DIR = tmp_path / "generators"
+    for recording in embedded_catalogue["recordings"][:2]:
+        consent_grant(
+            actor=embedded_catalogue["member"],
+            holder=embedded_catalogue["holder"],
+            recording=recording,
+            uses=["training"],
+        )
+    version = generator_train(
+        config=GeneratorConfig.tiny(), train=TrainConfig.tiny(steps=20)
+    ).model_version
+    out = io.StringIO()
+    call_command(
+        "evaluate_generator", generations=3, seconds=3.0, others=3, stdout=out,
+        stderr=io.StringIO(),
+    )  # fmt: skip
+    version.refresh_from_db()
+    return {**embedded_catalogue, "model_version": version, "table": out.getvalue()}
+
+
+def test_the_report_is_stored_separates_real_audio_from_the_model_and_refuses_bad_settings(
+    evaluated, settings
+):
+    report = evaluated["model_version"].quality["evaluation"]
+    names = [row["name"] for row in report["rows"]]
+    assert names[0] == "real held-out audio" and names[1].startswith("ceiling")
+    real, ceiling, model = report["rows"]
+    trained = {r.pk for r in evaluated["recordings"][:2]}
+    held_out = set(report["held_out"]["reference"]) | set(report["held_out"]["comparison"])
+    assert held_out and not held_out & trained  # never measured against its own training audio
+    for space in ("musicnn", "clap"):
+        assert model["frechet"][space]["distance"] > real["frechet"][space]["distance"]
+    assert model["conditioning"]["generations"] == 3
+    assert model["memorisation"]["rate"] is None  # no audit clips here: said, not guessed
+    assert (
+        "calibrat" in model["memorisation"]["problem"]
+        or "clips" in (model["memorisation"]["problem"])
+    )
+    assert model["real_time_factor"] > 0
+    assert "ceiling" in evaluated["table"] and "FD musicnn" in evaluated["table"]
+    folder = Path(settings.MEDIA_ROOT) / "quality" / str(evaluated["model_version"].pk)
+    first = report["samples"][0]
+    assert (folder / first["output"]).is_file() and (folder / first["spectrograms"]).is_file()
+    assert len(first["references"]) == 2
+
+    # bad settings are refused before anything runs, and the stored report stays as it is
+    before = dict(evaluated["model_version"].quality)
+    with pytest.raises(CommandError, match="at least 2"):
+        call_command("evaluate_generator", generations=1)
+    with pytest.raises(CommandError, match="between 3 and 60"):
+        call_command("evaluate_generator", seconds=1.0)
+    with pytest.raises(CommandError, match="no model version"):
+        call_command("evaluate_generator", model_version=987654)
+    with pytest.raises(CommandError, match="12 are needed"):
+        call_command("evaluate_generator", others=10)  # six recordings in this catalogue
+    evaluated["model_version"].refresh_from_db()
+    assert evaluated["model_version"].quality == before
+
+
+def test_staff_see_the_table_and_samples_and_nobody_else(evaluated, staff, make_user):
+    version = evaluated["model_version"]
+    sample = version.quality["evaluation"]["samples"][0]
+    client = Client()
+    client.force_login(staff)
+    html = client.get("/studio/quality/").content.decode()
+    assert f"Model version {version.pk}" in html and "ceiling" in html
+    assert f"/studio/quality/{version.pk}/{sample['spectrograms']}" in html
+    image = client.get(f"/studio/quality/{version.pk}/{sample['spectrograms']}")
+    assert image.status_code == 200 and image["Content-Type"] == "image/png"
+    audio = client.get(f"/studio/quality/{version.pk}/{sample['output']}")
+    assert audio.status_code == 200 and audio["Content-Type"] == "audio/wav"
+    assert client.get(f"/studio/quality/{version.pk}/..%2Fsecret.wav").status_code == 404
+    assert client.get(f"/studio/quality/{version.pk}/missing.png").status_code == 404
+    maker = Client()
+    maker.force_login(make_user("maker"))
+    assert maker.get("/studio/quality/").status_code == 302  # to the admin sign-in
+    assert maker.get(f"/studio/quality/{version.pk}/{sample['output']}").status_code == 302
