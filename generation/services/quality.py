@@ -58,6 +58,7 @@ def generator_evaluate(
     settings_: EvaluationSettings = EvaluationSettings(),
     baseline: tuple[str, Generator] | None = None,
     progress: Progress | None = None,
+    store: bool = True,
 ) -> dict[str, Any]:
     """Measure `generator` (the model version's, or a candidate checkpoint trained on the same
     data) and optionally a baseline beside it; store the report on the model version."""
@@ -127,7 +128,8 @@ def generator_evaluate(
         "rows": [r.to_dict() for r in rows],
         "samples": samples,
     }
-    model_version_record_quality(model_version=model_version, quality={"evaluation": report})
+    if store:  # a sweep (other sampler settings) is printed, not kept as the version's report
+        model_version_record_quality(model_version=model_version, quality={"evaluation": report})
     return report
 
 

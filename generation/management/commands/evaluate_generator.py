@@ -39,6 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--cfg-scale", type=float, help="default: each model's own")
         parser.add_argument("--json", type=Path, help="also write the report to this file")
+        parser.add_argument(
+            "--no-store", action="store_true", help="print only (e.g. a guidance-scale sweep)"
+        )
 
     def handle(self, *args, **options):
         if options["generations"] < 2:
@@ -74,6 +77,7 @@ class Command(BaseCommand):
                 ),
                 baseline=baseline,
                 progress=lambda message: self.stderr.write(message),
+                store=not options["no_store"],
             )
         except (DomainError, GeneratorError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
