@@ -74,7 +74,10 @@ def tiny_tda(**overrides) -> TDAConfig:
 @pytest.fixture(scope="module")
 def hidden():
     items = hidden_tone_items()
-    report = train_generator(items, GeneratorConfig.tiny(), TrainConfig.tiny(steps=600))
+    # Single-window references, as `window_example` (the attribution example) conditions: the
+    # test is about which windows attribution covers, not about track-vector conditioning.
+    train = TrainConfig.tiny(steps=600, track_reference_prob=0.0)
+    report = train_generator(items, GeneratorConfig.tiny(), train)
     target = PlatformTarget(report.generator.config)
     return items, target, target.prepare(report.generator.model.cpu())
 
