@@ -109,7 +109,9 @@ def tones() -> list[GeneratorTrainingItem]:
 
 @pytest.fixture(scope="module")
 def trained(tones):
-    return train_generator(tones, CONFIG, TrainConfig.tiny(steps=300))
+    # 300 tiny steps learn the tones' steering from single windows; with half the crops on
+    # track vectors the outputs still follow their references but differ less (0.38 vs 0.5).
+    return train_generator(tones, CONFIG, TrainConfig.tiny(steps=300, track_reference_prob=0.0))
 
 
 # -- configs --------------------------------------------------------------------------------
