@@ -246,14 +246,6 @@ class GeneratorConfig:
     DEFAULT_STD = 2.5
 
     def __post_init__(self) -> None:
-        _require(
-            self.sampler.continuation_overlap_seconds < self.dit.max_seconds / 2,
-            "continuation_overlap_seconds must be under half the model's max_seconds",
-        )
-        _require(
-            self.sampler.max_output_seconds >= self.dit.max_seconds,
-            "max_output_seconds must be at least the model's max_seconds",
-        )
         if self.mel_mean is not None:
             _require(len(self.mel_mean) == self.mel.n_mels, "mel_mean needs one value per mel bin")
             _require(all(math.isfinite(v) for v in self.mel_mean), "mel_mean must be finite")

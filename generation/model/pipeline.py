@@ -57,7 +57,8 @@ def continuation_windows(total_frames: int, config: GeneratorConfig) -> list[tup
     window = config.mel.frames_for(config.dit.max_seconds)
     if total_frames <= window:
         return [(0, total_frames)]
-    overlap = config.mel.frames_for(config.sampler.continuation_overlap_seconds)
+    # at most half the context, so every window adds new frames whatever the settings
+    overlap = min(config.mel.frames_for(config.sampler.continuation_overlap_seconds), window // 2)
     windows, start = [], 0
     while True:
         length = min(window, total_frames - start)
@@ -117,7 +118,7 @@ class Generator:
     @property
     def max_output_seconds(self) -> float:
         """Longest output: longer than the context by windowed continuation."""
-        return self.config.sampler.max_output_seconds
+        return max(self.config.sampler.max_output_seconds, self.config.dit.max_seconds)
 
     @property
     def roles(self) -> tuple[str, ...]:
