@@ -72,6 +72,18 @@ def servable_model_version() -> ModelVersion:
     return standing.model_version
 
 
+def permitted_track_vectors(*, encoder_version: EncoderVersion) -> dict[int, np.ndarray]:
+    """Track vectors of the recordings that permit song-level inference (what the quality
+    measurements may condition on and compare with)."""
+    permitted = recordings_permitting(use=CatalogUse.SONG_INFERENCE)
+    return {
+        rid: np.asarray(vector, dtype=np.float64)
+        for rid, vector in RecordingEmbedding.objects.filter(
+            encoder=encoder_version, recording__in=permitted
+        ).values_list("recording_id", "embedding")
+    }
+
+
 def model_versions_evaluated() -> list[dict]:
     """Model versions with a stored `evaluate_generator` report, newest first: each with its
     report's rows and samples (file names under the version's quality folder)."""

@@ -22,15 +22,15 @@ from django.utils import timezone
 
 from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import WindowSpec, split_windows
-from catalog.models import Recording, RecordingEmbedding, Use
+from catalog.models import Recording
 from catalog.retrieval.runtime import loaded_encoder
-from catalog.selectors import recordings_permitting
 from config.exceptions import DomainError, InvalidInput
 from generation.evaluation import GeneratedTrial, conditioning_of, generate_trials
 from generation.listening import write_spectrograms, write_wav
 from generation.model import Generator
 from generation.models import ModelVersion
 from generation.quality import AudioClip, measure_set, reference_vectors
+from generation.selectors import permitted_track_vectors
 from generation.services.models import model_version_record_quality
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,14 @@ def generator_evaluate(
     data) and optionally a baseline beside it; store the report on the model version."""
     say = progress or (lambda message: None)
     rate = generator.sample_rate
-    track_vectors = _track_vectors(model_version)
+    track_vectors = permitted_track_vectors(encoder_version=model_version.encoder)
     needed = settings_.references_per_generation + settings_.others_per_generation
     if len(track_vectors) < needed:
         raise InvalidInput(
             f"{len(track_vectors)} embedded recordings permit song-level inference; "
             f"{needed} are needed (references + others per output)"
         )
-    held_out = _held_out(model_version)
+    held_out = _held_out(model_version, track_vectors)
     if len(held_out) < 4:
         raise InvalidInput(
             f"{len(held_out)} held-out recordings permit song-level inference; at least 4 are "
@@ -133,19 +133,9 @@ def generator_evaluate(
     return report
 
 
-def _track_vectors(model_version: ModelVersion) -> dict[int, np.ndarray]:
-    permitted = recordings_permitting(use=Use.SONG_INFERENCE)
-    return {
-        rid: np.asarray(vector, dtype=np.float64)
-        for rid, vector in RecordingEmbedding.objects.filter(
-            encoder=model_version.encoder, recording__in=permitted
-        ).values_list("recording_id", "embedding")
-    }
-
-
-def _held_out(model_version: ModelVersion) -> list[int]:
+def _held_out(model_version: ModelVersion, track_vectors: dict[int, np.ndarray]) -> list[int]:
     trained = set(model_version.training_recording_ids)
-    return [rid for rid in _track_vectors(model_version) if rid not in trained]
+    return [rid for rid in track_vectors if rid not in trained]
 
 
 def _excerpts(ids: list[int], per_recording: int, seconds: float, rate: int) -> list[AudioClip]:

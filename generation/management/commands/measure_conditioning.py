@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.models import RecordingEmbedding, Use
 from catalog.retrieval.runtime import loaded_encoder
-from catalog.selectors import recordings_permitting
 from config.exceptions import DomainError
 from generation.evaluation import measure_conditioning
-from generation.selectors import active_model_version
+from generation.selectors import active_model_version, permitted_track_vectors
 from generation.services.models import model_version_record_quality
 from generation.services.running import loaded_generator
 
@@ -37,13 +34,7 @@ class Command(BaseCommand):
             encoder = loaded_encoder(model_version.encoder)
         except (DomainError, Exception) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
-        permitted = recordings_permitting(use=Use.SONG_INFERENCE)
-        track_vectors = {
-            rid: np.asarray(vector, dtype=np.float64)
-            for rid, vector in RecordingEmbedding.objects.filter(
-                encoder=model_version.encoder, recording__in=permitted
-            ).values_list("recording_id", "embedding")
-        }
+        track_vectors = permitted_track_vectors(encoder_version=model_version.encoder)
         self.stdout.write(
             f"Model {model_version}, encoder {model_version.encoder}: "
             f"{options['generations']} generations of {options['seconds']} s from "
