@@ -9,10 +9,14 @@ run is in decides what its scores mean, so every run measures:
 - exact vs first-order scores on `regime_probe_items` training windows spread evenly over the
   manifest, with the same draws: Pearson near 1 means the first-order computation gives the
   same numbers (and the product may compute it instead, with exact unlearning as the audit).
+
+The exact probe differences are computed in float64: at a small learning rate they are near
+float32's rounding of the loss itself, which would report a linear update as non-linear.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,6 +85,7 @@ def regime_check(
         after = float(target.loss(unlearned, q, t, noise, mask).mean())
 
     probe = spread_indices(len(manifest), config.regime_probe_items)
+    model64, unlearned64 = _in_float64(model), _in_float64(unlearned)
     exact, linear = [], []
     for index in probe:
         example = example_to(target, target.example(manifest.items[index]), device)
@@ -92,9 +97,10 @@ def regime_check(
         def item_loss(p, t=t, noise=noise, example=example, scored=scored):
             return loss_with(target, model, p, fixed, example, t, noise, scored)[0]
 
+        example64, t64, noise64 = _example_in_float64(target, example), _widened(t), noise.double()
         with torch.no_grad():
-            base = float(target.loss(model, example, t, noise, scored)[0])
-            moved = float(target.loss(unlearned, example, t, noise, scored)[0])
+            base = float(target.loss(model64, example64, t64, noise64, scored)[0])
+            moved = float(target.loss(unlearned64, example64, t64, noise64, scored)[0])
         grads = torch.func.grad(item_loss)(theta0)
         exact.append(moved - base)
         linear.append(float(sum((grads[n].double() * delta[n]).sum() for n in names)))
@@ -110,3 +116,16 @@ def regime_check(
         first_order=linear,
         pearson=pearson,
     )
+
+
+def _in_float64(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).double()  # same mode as the float32 model
+
+
+def _widened(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.double() if tensor.is_floating_point() else tensor
+
+
+def _example_in_float64(target: AttributionTarget, example: Example) -> Example:
+    cond = target.cond_from_tensors([_widened(t) for t in target.cond_to_tensors(example.cond)])
+    return Example(_widened(example.x0), cond, example.mask)

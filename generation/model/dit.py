@@ -58,7 +58,7 @@ class NumberEmbedder(nn.Module):
         self.proj = nn.Linear(features + 1, dim)
 
     def forward(self, value: torch.Tensor) -> torch.Tensor:
-        x = (value.float() / self.max_value).clamp(0, 1)[:, None]  # (B, 1)
+        x = (value.to(self.weights.dtype) / self.max_value).clamp(0, 1)[:, None]  # (B, 1)
         f = x * self.weights[None] * 2 * math.pi  # (B, features/2)
         return self.proj(torch.cat([x, f.sin(), f.cos()], dim=-1))  # (B, dim)
 
@@ -275,7 +275,9 @@ class DiffusionTransformer(nn.Module):
 
         start = self.seconds_start(cond.seconds_start)  # (B, D)
         total = self.seconds_total(cond.seconds_total)  # (B, D)
-        g = self.timestep_embed(self.timestep_features(t.float()))  # (B, D)
+        g = self.timestep_embed(
+            self.timestep_features(t.to(self.timestep_features.weight.dtype))
+        )  # (B, D)
         g = g + self.timing_global(torch.cat([start, total], dim=-1))  # (B, D)
         context, context_mask, pooled = self.context(cond, start, total)  # (B, S, D), (B, S)
         g = g + self.pooled_global(pooled)  # (B, D)
