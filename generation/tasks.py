@@ -1,20 +1,17 @@
-"""Celery tasks of generation: take ids, re-fetch, call one service (queue `gpu`)."""
+"""Celery tasks of generation: take ids, re-fetch, call one service (queue `generation`)."""
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from jobs.lifecycle import JOB_TASK_OPTIONS, job_task_run
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,  # a lost worker's job is delivered again, and re-run
-    autoretry_for=(OperationalError, InterfaceError),  # the database went away: transient
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=3,
-)
-def generation_run(generation_id: int) -> dict:
+@shared_task(**JOB_TASK_OPTIONS)
+def generation_run(self, generation_id: int) -> dict:
     """Generate one verified request; idempotent (a finished generation is left as it is)."""
+    from generation.services.running import GENERATION_JOB
     from generation.services.running import generation_run as run
 
-    generation = run(generation_id=generation_id)
+    generation = job_task_run(
+        self, GENERATION_JOB, generation_id, lambda: run(generation_id=generation_id)
+    )
     return {"generation": generation.ref, "status": generation.status}

@@ -21,8 +21,10 @@ def worker():
         redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
     except redis.ConnectionError:
         pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}; start redis-server")
-    app.conf.task_default_queue = "cpu"
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["cpu"]):
+    app.conf.task_default_queue = "embedding"
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, queues=["embedding"]
+    ):
         yield
 
 
@@ -42,7 +44,13 @@ def test_worker_checks_stored_audio_against_its_hash(worker, tmp_path):
     assert result["intact"] is False
 
 
-def test_tasks_are_routed_to_their_queues():
-    route = app.amqp.router.route({}, "catalog.tasks.recording_check_integrity")
-    assert route["queue"].name == "cpu"
-    assert app.amqp.router.route({}, "attribution.tasks.tda_score")["queue"].name == "gpu"
+def test_tasks_are_routed_to_their_queues_by_kind_of_work():
+    def queue(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert queue("catalog.tasks.recording_check_integrity") == "embedding"
+    assert queue("generation.tasks.generation_run") == "generation"
+    assert queue("jobs.tasks.jobs_sweep") == "generation"  # quick, and never held for minutes
+    assert queue("attribution.tasks.tda_prepare") == "attribution"
+    assert queue("attribution.tasks.tda_score_chunk") == "attribution"
+    assert queue("attribution.tasks.similarity_audit_run") == "audit"

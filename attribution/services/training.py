@@ -92,7 +92,9 @@ def training_attribution_request(
         generation_ref=generation_ref, defaults=defaults
     )
     if created and job.status == TrainingAttribution.Status.QUEUED and settings.TDA_ON_GENERATION:
-        transaction.on_commit(lambda: tasks.tda_prepare.delay(job.pk))
+        # robust: a broker that is down leaves the job queued for the sweeper (or
+        # `attribute_generation`) instead of raising after the generation committed
+        transaction.on_commit(lambda: tasks.tda_prepare.delay(job.pk), robust=True)
     return job
 
 

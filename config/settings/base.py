@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "jobs",
     "catalog",
     "generation",
     "attribution",
@@ -120,15 +121,43 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Events -------------------------------------------------------------------------------
+# Who acts on a completed generation, in order, inside its completing transaction
+# (generation/events.py). Each writes rows and queues its work after the commit.
+GENERATION_COMPLETED_RECEIVERS = [
+    "royalties.receivers.fee_on_generation_completed",
+    "attribution.receivers.training_attribution_on_generation_completed",
+    "attribution.receivers.similarity_audit_on_generation_completed",
+]
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Queues by kind of work, so that minutes of attribution never hold up a generation; the
+# demo runs one worker for `generation` and one at lower OS priority for the rest
+# (docs/architecture.md).
+CELERY_TASK_DEFAULT_QUEUE = "embedding"
 CELERY_TASK_ROUTES = {
-    "catalog.tasks.*": {"queue": "cpu"},
-    "generation.tasks.*": {"queue": "gpu"},
-    "attribution.tasks.similarity_audit_run": {"queue": "cpu"},  # exact names win over globs
-    "attribution.tasks.*": {"queue": "gpu"},
+    "catalog.tasks.*": {"queue": "embedding"},
+    "generation.tasks.*": {"queue": "generation"},
+    "jobs.tasks.*": {"queue": "generation"},
+    "attribution.tasks.similarity_audit_run": {"queue": "audit"},  # exact names win over globs
+    "attribution.tasks.*": {"queue": "attribution"},
+}
+# A task whose worker died unacknowledged is delivered again after this many seconds; it
+# must exceed the longest single task (a TDA chunk), which the claim's heartbeat check makes
+# safe to run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+# The sweeper: jobs whose heartbeat stopped are requeued (or failed out of attempts).
+JOB_KINDS = [
+    "generation.services.running.GENERATION_JOB",
+]
+JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-jobs": {"task": "jobs.tasks.jobs_sweep", "schedule": JOB_SWEEP_SECONDS},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

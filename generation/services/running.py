@@ -2,8 +2,9 @@
 
 Idempotent: a finished generation is returned as it is; a generation whose worker was lost
 (status running, no heartbeat for a while) is run again from the start with the same seed.
-The attribution record, the output and the fee are written in one transaction, so a
-generation is either succeeded-logged-and-charged or not at all.
+The output, the attribution record and what the completion event's receivers write (the fee,
+the attribution jobs) commit in one transaction, so a generation is either
+succeeded-logged-and-charged or not at all.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from catalog.models import Recording
 from catalog.selectors import recordings_rights_holders
 from config.exceptions import DomainError
 from generation import provenance
+from generation.events import CompletedReference, GenerationCompleted, generation_completed_publish
 from generation.model import (
     GenerationSpec,
     Generator,
@@ -39,10 +41,16 @@ from generation.models import GenerationRequest, ModelVersion
 from generation.selectors import generation_get, model_version_standing, reference_embedding
 from generation.services.requests import verification_payload
 from generation.verification import ReferenceSpec, references_verify
+from jobs.lifecycle import (
+    TRANSIENT_ERRORS,
+    JobKind,
+    failure_reason,
+    heartbeat_writer,
+    job_claim,
+)
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 0.5
 STALE_AFTER = timedelta(minutes=2)  # a running generation without progress this long was lost
 
 
@@ -76,50 +84,28 @@ def reference_specs_for(generation: GenerationRequest) -> list[ReferenceSpec]:
     ]
 
 
-def _claim(generation_id: int) -> GenerationRequest | None:
-    """Mark the generation running for this worker, or None if it is finished or another
-    worker is alive on it."""
-    with transaction.atomic():
-        generation = GenerationRequest.objects.select_for_update().get(pk=generation_id)
-        if generation.status in (
-            GenerationRequest.Status.SUCCEEDED,
-            GenerationRequest.Status.FAILED,
-        ):
-            return None
-        stale_before = timezone.now() - STALE_AFTER
-        if (
-            generation.status == GenerationRequest.Status.RUNNING
-            and generation.heartbeat_at
-            and generation.heartbeat_at > stale_before
-        ):
-            return None
-        generation.status = GenerationRequest.Status.RUNNING
-        generation.attempts += 1
-        generation.started_at = generation.heartbeat_at = timezone.now()
-        generation.progress_step = 0
-        generation.save(
-            update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress_step"]
-        )
-    return generation
+def _queue_again(generation_id: int) -> None:
+    from generation import tasks
+
+    tasks.generation_run.delay(generation_id)
 
 
 def _progress_writer(generation: GenerationRequest) -> Callable[[int, int], None]:
-    last = [0.0]
+    write = heartbeat_writer(GENERATION_JOB, generation.pk)
 
     def on_progress(step: int, total: int) -> None:
-        now = time.monotonic()
-        if step < total and now - last[0] < HEARTBEAT_SECONDS:
-            return
-        last[0] = now
-        GenerationRequest.objects.filter(pk=generation.pk).update(
-            progress_step=step, progress_total=total, heartbeat_at=timezone.now()
-        )
+        write(final=step >= total, progress_step=step, progress_total=total)
 
     return on_progress
 
 
-def _fail(generation: GenerationRequest, reason: str) -> GenerationRequest:
+def generation_fail(*, generation_id: int, reason: str) -> GenerationRequest:
+    """End an unfinished generation with a reason a music maker can read, logged once; a
+    finished one is left as it is."""
     with transaction.atomic():
+        generation = GenerationRequest.objects.select_for_update().get(pk=generation_id)
+        if generation.status in GENERATION_JOB.finished:
+            return generation
         attribution_record_append(
             kind=AttributionRecord.Kind.GENERATION_FAILED,
             generation_ref=generation.ref,
@@ -134,24 +120,47 @@ def _fail(generation: GenerationRequest, reason: str) -> GenerationRequest:
         )
         GenerationRequest.objects.filter(pk=generation.pk).update(
             status=GenerationRequest.Status.FAILED,
-            failure_reason=reason,
+            failure_reason=reason[:2000],
             finished_at=timezone.now(),
         )
     generation.refresh_from_db()
+    log.warning("generation %s failed: %s", generation.ref, reason)
     return generation
 
 
+GENERATION_JOB = JobKind(
+    name="generation",
+    model=GenerationRequest,
+    queued=GenerationRequest.Status.QUEUED,
+    running=GenerationRequest.Status.RUNNING,
+    failed=GenerationRequest.Status.FAILED,
+    finished=(GenerationRequest.Status.SUCCEEDED, GenerationRequest.Status.FAILED),
+    requeue=_queue_again,
+    fail=lambda pk, reason: generation_fail(generation_id=pk, reason=reason),
+    stale_after=STALE_AFTER,
+    claim_updates={"progress_step": 0},
+)
+
+
 def generation_run(*, generation_id: int) -> GenerationRequest:
-    """Run one generation to its end (succeeded or failed with a reason)."""
-    generation = _claim(generation_id)
+    """Run one generation to its end: succeeded, or failed with a reason for any error but a
+    transient database one (raised for the task to retry). Raises `JobBusy` while another
+    live worker holds it."""
+    generation = job_claim(GENERATION_JOB, generation_id)
     if generation is None:
         return generation_get(generation_id=generation_id)
     try:
         return _run(generation)
+    except TRANSIENT_ERRORS:
+        raise
     except GenerationFailed as exc:
-        return _fail(generation, str(exc))
+        reason = str(exc)
     except (GeneratorError, DomainError) as exc:
-        return _fail(generation, getattr(exc, "message", str(exc)))
+        reason = getattr(exc, "message", str(exc))
+    except Exception as exc:  # a bug or a receiver's error: the maker must not wait forever
+        log.exception("generation %s: unexpected error", generation.ref)
+        reason = f"unexpected error ({failure_reason(exc)})"
+    return generation_fail(generation_id=generation.pk, reason=reason)
 
 
 def _run(generation: GenerationRequest) -> GenerationRequest:
@@ -322,17 +331,40 @@ def _store(field, source: Path, name: str) -> None:
         field.save(name, File(handle), save=False)
 
 
+def completed_event(generation: GenerationRequest) -> GenerationCompleted:
+    model_version = generation.model_version
+    return GenerationCompleted(
+        generation_ref=generation.ref,
+        requested_by_id=generation.requested_by_id,
+        model_version_id=model_version.pk,
+        model_checkpoint_sha256=model_version.checkpoint_sha256,
+        verified_at=generation.verified_at,
+        distribution=generation.distribution,
+        references=tuple(
+            CompletedReference(
+                recording_id=ref.recording_id, level=ref.level, role=ref.role, weight=ref.weight
+            )
+            for ref in generation.references.order_by("position")
+        ),
+        training_recording_ids=tuple(model_version.training_recording_ids),
+    )
+
+
 def _complete(
     generation: GenerationRequest, verification, output: Path, sample: Path, elapsed: float
 ) -> GenerationRequest:
-    from attribution.services.audit import similarity_audit_request
-    from attribution.services.training import training_attribution_request
-    from royalties.services import ChargedReference, generation_fee_post
-
     digest = file_sha256(output)
     sample_digest = file_sha256(sample)
     model_version = generation.model_version
     with transaction.atomic():
+        current = GenerationRequest.objects.select_for_update().get(pk=generation.pk)
+        if current.status != GenerationRequest.Status.RUNNING or (
+            current.attempts != generation.attempts
+        ):  # the sweeper gave this attempt up and another took over: its result stands
+            log.warning("generation %s: attempt %s superseded", generation.ref, generation.attempts)
+            output.unlink(missing_ok=True)
+            sample.unlink(missing_ok=True)
+            return current
         _store(generation.output, output, f"{generation.ref}.wav")
         _store(generation.sample, sample, f"{generation.ref}.npy")
         record = attribution_record_append(
@@ -398,27 +430,7 @@ def _complete(
                 "progress_total",
             ]
         )
-        generation_fee_post(
-            generation_ref=generation.ref,
-            verified_at=generation.verified_at,
-            distribution=generation.distribution,
-            references=[
-                ChargedReference(recording_id=ref.recording_id, level=ref.level, weight=ref.weight)
-                for ref in generation.references.all()
-            ],
-            training_recording_ids=model_version.training_recording_ids,
-        )
-        training_attribution_request(
-            generation_ref=generation.ref,
-            requested_by_id=generation.requested_by_id,
-            model_version_id=model_version.pk,
-            model_checkpoint_sha256=model_version.checkpoint_sha256,
-        )
-        similarity_audit_request(  # seed 003 audit, queued on commit (cpu queue)
-            generation_ref=generation.ref,
-            requested_by_id=generation.requested_by_id,
-            model_version_id=model_version.pk,
-        )
+        generation_completed_publish(completed_event(generation))
     output.unlink(missing_ok=True)
     sample.unlink(missing_ok=True)
     log.info("generation %s succeeded in %.1f s", generation.ref, elapsed)

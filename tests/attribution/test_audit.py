@@ -349,11 +349,11 @@ def test_completion_requests_an_audit_queued_on_commit(
     audit = SimilarityAudit.objects.get(generation_ref=generation.ref)
     assert audit.status == "queued" and queued == [audit.pk]
     copy_into_output(generation, calibrated["recordings"][5], offset=0.0)
-    result = tasks.similarity_audit_run(audit.pk)  # what the `cpu` worker runs
+    result = tasks.similarity_audit_run(audit.pk)  # what the `audit` worker runs
     assert result["status"] == "done"
     from django.conf import settings as live
 
-    assert live.CELERY_TASK_ROUTES["attribution.tasks.similarity_audit_run"] == {"queue": "cpu"}
+    assert live.CELERY_TASK_ROUTES["attribution.tasks.similarity_audit_run"] == {"queue": "audit"}
 
 
 # -- commands and the staff page -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.conf import settings
 from tests.attribution.conftest import emptied_log_after  # noqa: F401
 from tests.generation.conftest import (  # noqa: F401  (a tiny generator and a real worker)
     embedded_catalogue,
-    gpu_worker,
+    generation_worker,
     pricing,
     studio,
     tiny_checkpoint,

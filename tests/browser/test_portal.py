@@ -120,7 +120,7 @@ def test_holder_revokes_a_use_and_the_maker_can_no_longer_pick_it(
 
 
 def test_holder_sees_the_payout_of_a_generation_and_downloads_the_csv(
-    studio, open_session, make_user, shots, gpu_worker, emptied_log_after
+    studio, open_session, make_user, shots, generation_worker, emptied_log_after
 ):
     holder, member = studio["holder"], studio["member"]
     referenced = studio["recordings"][4]

@@ -29,7 +29,7 @@ pytestmark = [
 
 def test_maker_generates_from_a_prompt_and_the_holder_sees_the_payout(
     studio,
-    gpu_worker,
+    generation_worker,
     open_session,
     make_user,
     shots,

@@ -20,8 +20,10 @@ def test_worker_embeds_a_recording_idempotently(embedded_catalogue):
     RecordingWindowEmbedding.objects.filter(recording=recording).delete()
     RecordingEmbedding.objects.filter(recording=recording).delete()
 
-    app.conf.task_default_queue = "cpu"
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["cpu"]):
+    app.conf.task_default_queue = "embedding"
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, queues=["embedding"]
+    ):
         result = recording_embed.delay(recording.pk).get(timeout=120)
         again = recording_embed.delay(recording.pk).get(timeout=60)
     assert result == {"recording": recording.pk, "encoder": str(version), "windows": 2}

@@ -58,11 +58,14 @@ def wav_bytes(path: Path) -> np.ndarray:
 
 
 @pytest.fixture
-def gpu_worker():
-    """A real Celery worker on the `gpu` queue, in this process (it sees the test database)."""
+def generation_worker():
+    """A real Celery worker on the `generation` queue, in this process (it sees the test
+    database)."""
     try:
         redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
     except redis.ConnectionError:
         pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}; start redis-server")
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["gpu"]):
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, queues=["generation"]
+    ):
         yield

@@ -1,4 +1,4 @@
-"""A real Celery worker on the `gpu` queue (served on CPU) runs a generation submitted through
+"""A real Celery worker on the `generation` queue runs a generation submitted through
 the API; the music maker follows progress and downloads the signed output."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 def test_worker_generates_a_submitted_request(
     studio,
     make_user,
-    gpu_worker,
+    generation_worker,
     emptied_log_after,  # noqa: F811
 ):
     client = APIClient()
