@@ -132,6 +132,7 @@ class TrainingAttribution(models.Model):
     settlement_ref = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -277,6 +278,7 @@ class SimilarityAudit(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

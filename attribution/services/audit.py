@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ from catalog.models import EncoderVersion, Recording
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
 from catalog.retrieval.vector_search import nearest_rows
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from jobs.lifecycle import JobKind, heartbeat, heartbeat_writer, job_claim
 
 log = logging.getLogger(__name__)
 
@@ -462,26 +464,20 @@ def _reset(audit: SimilarityAudit) -> None:
             stage="",
             failure_reason="",
             flagged=False,
+            attempts=0,  # a new run: the lifecycle counts its tries afresh
+            heartbeat_at=timezone.now(),  # queued now (the sweeper's clock)
             finished_at=None,
         )
 
 
 def _claim(audit_id: int) -> SimilarityAudit | None:
-    with transaction.atomic():
-        audit = SimilarityAudit.objects.select_for_update().filter(pk=audit_id).first()
-        if audit is None:
-            raise NotFound(f"similarity audit {audit_id} does not exist")
-        if audit.status not in (SimilarityAudit.Status.QUEUED, SimilarityAudit.Status.RUNNING):
-            return None  # done or failed: nothing to do (a redelivered task)
-        audit.status = SimilarityAudit.Status.RUNNING
-        audit.attempts += 1
-        audit.started_at = timezone.now()
-        audit.save(update_fields=["status", "attempts", "started_at"])
-        return audit
+    if not SimilarityAudit.objects.filter(pk=audit_id).exists():
+        raise NotFound(f"similarity audit {audit_id} does not exist")
+    return job_claim(SIMILARITY_AUDIT_JOB, audit_id)  # None: done or failed already
 
 
 def _stage(audit: SimilarityAudit, stage: str) -> None:
-    SimilarityAudit.objects.filter(pk=audit.pk).update(stage=stage)
+    heartbeat(SIMILARITY_AUDIT_JOB, audit.pk, stage=stage)
 
 
 def similarity_audit_fail(*, audit_id: int, reason: str) -> None:
@@ -491,6 +487,26 @@ def similarity_audit_fail(*, audit_id: int, reason: str) -> None:
         flagged=False,
         finished_at=timezone.now(),
     )
+
+
+def _queue_audit(audit_id: int) -> None:
+    from attribution import tasks
+
+    tasks.similarity_audit_run.delay(audit_id)
+
+
+SIMILARITY_AUDIT_JOB = JobKind(
+    name="similarity audit",
+    model=SimilarityAudit,
+    queued=SimilarityAudit.Status.QUEUED,
+    running=SimilarityAudit.Status.RUNNING,
+    failed=SimilarityAudit.Status.FAILED,
+    finished=(SimilarityAudit.Status.DONE, SimilarityAudit.Status.FAILED),
+    requeue=_queue_audit,
+    fail=lambda pk, reason: similarity_audit_fail(audit_id=pk, reason=reason),
+    # each stage writes a heartbeat, and embedding missing clips one per recording
+    stale_after=timedelta(minutes=5),
+)
 
 
 def _coverage(
@@ -506,8 +522,12 @@ def _coverage(
     errors: dict = {}
     if missing and settings.AUDIT_EMBED_MISSING:
         _stage(audit, SimilarityAudit.Stage.CATALOGUE)
+        beat = heartbeat_writer(SIMILARITY_AUDIT_JOB, audit.pk, interval=5.0)
         counts = catalogue_clips_embed(
-            encoder_version=encoder_version, spec=spec, recording_ids=missing
+            encoder_version=encoder_version,
+            spec=spec,
+            recording_ids=missing,
+            on_progress=lambda *progress: beat(),
         )
         errors = counts["errors"]
         missing = sorted(errors)

@@ -22,6 +22,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from attribution.tda.normalise import clears_noise, eligible_topk_shares
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.model import GeneratorError
+from jobs.lifecycle import JobKind, heartbeat, job_claim
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +116,14 @@ def training_attribution_retry(*, job: TrainingAttribution) -> TrainingAttributi
         progress_total=0,
         chunks_done=0,
         chunks_total=0,
+        attempts=0,  # a new run: the lifecycle counts its tries afresh
+        heartbeat_at=timezone.now(),  # queued now (the sweeper's clock)
         config=tda_config().to_dict(),
         rule=_payout_rule(),
     )
     if updated:
         shutil.rmtree(_run_directory(job), ignore_errors=True)  # started afresh
-        transaction.on_commit(lambda: tasks.tda_prepare.delay(job.pk))
+        transaction.on_commit(lambda: tasks.tda_prepare.delay(job.pk), robust=True)
     job.refresh_from_db()
     return job
 
@@ -222,9 +226,8 @@ def _stage_writer(job: TrainingAttribution) -> Callable[[str, int, int], None]:
         if stage not in stages or (now - last[0] < PROGRESS_WRITE_SECONDS and done < total):
             return
         last[0] = now
-        TrainingAttribution.objects.filter(pk=job.pk).update(
-            stage=stages[stage], progress_done=done, progress_total=total
-        )
+        heartbeat(TRAINING_ATTRIBUTION_JOB, job.pk, stage=stages[stage], progress_done=done,
+                  progress_total=total)  # fmt: skip
 
     return on_progress
 
@@ -248,6 +251,26 @@ def training_attribution_fail(*, job_id: int, reason: str) -> None:
     log.warning("training attribution job %s failed: %s", job_id, reason)
 
 
+def _queue_prepare(job_id: int) -> None:
+    from attribution import tasks
+
+    tasks.tda_prepare.delay(job_id)
+
+
+TRAINING_ATTRIBUTION_JOB = JobKind(
+    name="training attribution",
+    model=TrainingAttribution,
+    queued=TrainingAttribution.Status.QUEUED,
+    running=TrainingAttribution.Status.RUNNING,
+    failed=TrainingAttribution.Status.FAILED,
+    finished=(TrainingAttribution.Status.DONE, TrainingAttribution.Status.FAILED),
+    requeue=_queue_prepare,  # a requeued job resumes: Fisher, index and scored chunks are kept
+    fail=lambda pk, reason: training_attribution_fail(job_id=pk, reason=reason),
+    # Fisher, index and unlearning write progress twice a second; chunks at start and end
+    stale_after=timedelta(minutes=10),
+)
+
+
 def _failing(job: TrainingAttribution, exc: Exception) -> None:
     reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     training_attribution_fail(job_id=job.pk, reason=reason)
@@ -257,14 +280,10 @@ def training_attribution_prepare(
     *, job_id: int, chunk_items: int | None = None
 ) -> list[tuple[int, int]]:
     """Fisher and unlearning; the chunks to score next ([] when there is nothing to do)."""
-    job = _job(job_id)
-    if job.status in (TrainingAttribution.Status.DONE, TrainingAttribution.Status.FAILED):
+    _job(job_id)  # a clear error for an unknown id
+    job = job_claim(TRAINING_ATTRIBUTION_JOB, job_id)  # JobBusy while another prepares it
+    if job is None:  # done or failed
         return []
-    TrainingAttribution.objects.filter(pk=job.pk).update(
-        status=TrainingAttribution.Status.RUNNING,
-        started_at=job.started_at or timezone.now(),
-        attempts=F("attempts") + 1,
-    )
     try:
         run = _attribution_run(job, progress=_stage_writer(job))
         run.fisher()
@@ -294,6 +313,7 @@ def training_attribution_score_chunk(*, job_id: int, start: int, stop: int) -> N
     job = _job(job_id)
     if job.status != TrainingAttribution.Status.RUNNING:
         return
+    heartbeat(TRAINING_ATTRIBUTION_JOB, job.pk)
     try:
         run = _attribution_run(job)
         already = run.has_chunk(start, stop)
@@ -302,9 +322,8 @@ def training_attribution_score_chunk(*, job_id: int, start: int, stop: int) -> N
         _failing(job, exc)
         return
     if not already:
-        TrainingAttribution.objects.filter(pk=job.pk).update(
-            chunks_done=F("chunks_done") + 1, progress_done=F("progress_done") + (stop - start)
-        )
+        heartbeat(TRAINING_ATTRIBUTION_JOB, job.pk, chunks_done=F("chunks_done") + 1,
+                  progress_done=F("progress_done") + (stop - start))  # fmt: skip
 
 
 def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
@@ -314,7 +333,7 @@ def training_attribution_finish(*, job_id: int) -> TrainingAttribution:
     job = _job(job_id)
     if job.status != TrainingAttribution.Status.RUNNING:
         return job
-    TrainingAttribution.objects.filter(pk=job.pk).update(stage=TrainingAttribution.Stage.SETTLE)
+    heartbeat(TRAINING_ATTRIBUTION_JOB, job.pk, stage=TrainingAttribution.Stage.SETTLE)
     try:
         rule = job.rule or _payout_rule()
         result = _attribution_run(job).result()

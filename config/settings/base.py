@@ -154,6 +154,8 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 # The sweeper: jobs whose heartbeat stopped are requeued (or failed out of attempts).
 JOB_KINDS = [
     "generation.services.running.GENERATION_JOB",
+    "attribution.services.training.TRAINING_ATTRIBUTION_JOB",
+    "attribution.services.audit.SIMILARITY_AUDIT_JOB",
 ]
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {

@@ -35,7 +35,7 @@ from royalties.models import LedgerEntry, LedgerTransaction
 from tests.attribution.conftest import emptied_log_after  # noqa: F401
 from tests.generation.conftest import (
     TRAINED,
-    generation_worker,  # noqa: F401
+    generation_and_attribution_worker,  # noqa: F401
 )
 
 # 1 item per batch so that the 4 training items make 4 chunks (tiny model: fast)
@@ -224,7 +224,7 @@ def test_a_worker_scores_chunks_as_a_chord_with_progress(
     studio,
     make_user,
     tda_settings,
-    generation_worker,  # noqa: F811
+    generation_and_attribution_worker,  # noqa: F811
     emptied_log_after,  # noqa: F811
     tmp_path,
 ):

@@ -57,15 +57,25 @@ def wav_bytes(path: Path) -> np.ndarray:
     return audio
 
 
-@pytest.fixture
-def generation_worker():
-    """A real Celery worker on the `generation` queue, in this process (it sees the test
-    database)."""
+def _worker(queues: list[str]):
     try:
         redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
     except redis.ConnectionError:
         pytest.fail(f"Redis is not reachable at {settings.CELERY_BROKER_URL}; start redis-server")
-    with start_worker(
-        app, pool="solo", concurrency=1, perform_ping_check=False, queues=["generation"]
-    ):
+    return start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=queues)
+
+
+@pytest.fixture
+def generation_worker():
+    """A real Celery worker on the `generation` queue, in this process (it sees the test
+    database)."""
+    with _worker(["generation"]):
+        yield
+
+
+@pytest.fixture
+def generation_and_attribution_worker():
+    """One real worker on the `generation` and `attribution` queues (a chord after a
+    generation)."""
+    with _worker(["generation", "attribution"]):
         yield
