@@ -1,6 +1,7 @@
 """The Celery app.
 
-Queues: `gpu` (generation, training-time attribution), `cpu` (imports, embeddings).
+Queues by kind of work: `generation`, `attribution` (training-time attribution), `audit`
+(the similarity audit), `embedding` (imports, embeddings). Pools: config/workers.py.
 """
 
 import os

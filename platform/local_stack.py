@@ -3,7 +3,10 @@
 Steps: demo music packages, embedded PostgreSQL + pgvector (unless DATABASE_URL is set),
 Redis reachable, migrations, static files, demo catalogue/accounts, the audio-text encoder
 and the catalogue's embeddings, then the web server
-(gunicorn) and a Celery worker. Ctrl-C stops every process this script started.
+(gunicorn), the Celery worker pools of config/workers.py (a generation worker, and a
+background worker for attribution, audits and embeddings at lower OS priority) and Celery
+beat (the job sweeper). A worker that dies is started again, as a process supervisor would;
+Ctrl-C stops every process this script started.
 
 `python platform/local_stack.py stop-db` stops an embedded server left running by
 `manage.py` commands. This folder is deliberately not a Python package (see DESIGN.md).
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from catalog.demo.sources import missing_packages  # noqa: E402  (plain module, no Django)
 from config.embedded_postgres import ensure_running, stop  # noqa: E402
+from config.workers import POOLS, WorkerPool, beat_command  # noqa: E402
 
 STATE_DIR = Path(os.environ.get("PLATFORM_STATE_DIR", ROOT / ".state")).resolve()
 PGDATA = STATE_DIR / "postgres"
@@ -109,6 +113,17 @@ def wait_for_http(url: str, timeout: float = 60.0) -> bool:
     return False
 
 
+def wait_for_warm_workers(folder: Path, timeout: float = 120.0) -> bool:
+    """Every web worker has loaded the encoder (platform/gunicorn.conf.py marks it)."""
+    expected = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if folder.is_dir() and len(list(folder.iterdir())) >= expected:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def terminate(children: list[subprocess.Popen]) -> None:
     for child in children:
         if child.poll() is None:
@@ -119,6 +134,23 @@ def terminate(children: list[subprocess.Popen]) -> None:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
+
+
+def start_pool(pool: WorkerPool) -> subprocess.Popen:
+    return subprocess.Popen(
+        pool.command(PYTHON),
+        cwd=ROOT,
+        start_new_session=True,  # its own process group: stopped (or killed) as a whole
+        preexec_fn=(lambda: os.nice(pool.nice)) if pool.nice else None,
+    )
+
+
+def write_pids(workers: dict[str, subprocess.Popen]) -> None:
+    """Where the worker drill finds the pools' process groups."""
+    folder = STATE_DIR / "workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, child in workers.items():
+        (folder / f"{name}.pid").write_text(str(child.pid))
 
 
 def demo(host: str, port: int) -> int:
@@ -152,8 +184,11 @@ def demo(host: str, port: int) -> int:
         step("Generator (committed demo checkpoint, or trained if consent changed; <= 20 min)")
         manage("train_generator", "--if-needed")
 
-        step("Starting web server and Celery worker")
-        env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}"}
+        step("Starting web server, Celery workers and beat")
+        warm = STATE_DIR / "web-warm"
+        shutil.rmtree(warm, ignore_errors=True)
+        env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}",
+               "PLATFORM_WEB_WARM_DIR": str(warm)}  # fmt: skip
         children.append(
             subprocess.Popen(
                 [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "platform/gunicorn.conf.py"),
@@ -161,15 +196,16 @@ def demo(host: str, port: int) -> int:
                 cwd=ROOT, env=env, start_new_session=True,
             )
         )  # fmt: skip
+        workers = {pool.name: start_pool(pool) for pool in POOLS}
+        children.extend(workers.values())
+        write_pids(workers)
         children.append(
-            subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu",
-                 "--concurrency", "1", "--loglevel", "INFO", "-n", "demo@%h"],
-                cwd=ROOT, start_new_session=True,
-            )
-        )  # fmt: skip
+            subprocess.Popen(beat_command(PYTHON, STATE_DIR), cwd=ROOT, start_new_session=True)
+        )
+        for pool in POOLS:
+            print(f"worker {pool.name}: queues {', '.join(pool.queues)} (nice +{pool.nice})")
         base = f"http://{host}:{port}"
-        if not wait_for_http(base + "/"):
+        if not wait_for_http(base + "/") or not wait_for_warm_workers(warm):
             print("web server did not answer in time", file=sys.stderr)
             return 1
         print(
@@ -183,9 +219,18 @@ def demo(host: str, port: int) -> int:
             f"Sign in with the demo accounts printed above. Ctrl-C stops everything.\n",
             flush=True,
         )
+        pools = {pool.name: pool for pool in POOLS}
         while True:
+            for name, child in list(workers.items()):
+                if child.poll() is not None:  # killed or crashed: its jobs are redelivered
+                    print(f"worker {name} exited with {child.returncode}; starting it again",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    children.remove(child)
+                    workers[name] = start_pool(pools[name])
+                    children.append(workers[name])
+                    write_pids(workers)
             for child in children:
-                if child.poll() is not None:
+                if child not in workers.values() and child.poll() is not None:
                     print(
                         f"process {child.args[:4]} exited with {child.returncode}", file=sys.stderr
                     )

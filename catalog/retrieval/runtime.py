@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import lru_cache
 
 from catalog.encoders import AudioTextEncoder, EncoderError, load_encoder
 from catalog.models import EncoderVersion
 from config.exceptions import Conflict
+
+log = logging.getLogger(__name__)
 
 
 class NoActiveEncoder(Conflict):
@@ -34,3 +38,15 @@ def loaded_encoder(encoder_version: EncoderVersion) -> AudioTextEncoder:
         )
     except EncoderError as exc:
         raise NoActiveEncoder(f"encoder {encoder_version} cannot be loaded: {exc}") from exc
+
+
+def encoder_warm_up() -> float:
+    """Load the active encoder and embed one prompt, so that a web worker's first retrieval
+    does not pay for it (called when the worker starts). Returns the seconds it took; a
+    platform without an encoder starts anyway and says why on the first request."""
+    started = time.monotonic()
+    try:
+        loaded_encoder(active_encoder_version()).embed_texts(["warm up"])
+    except Conflict as exc:
+        log.warning("encoder not warmed up: %s", exc.message)
+    return time.monotonic() - started
