@@ -133,6 +133,7 @@ class TrainingAttribution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid that claimed it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -279,6 +280,7 @@ class SimilarityAudit(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid that claimed it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -89,6 +89,7 @@ class GenerationRequest(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid that claimed it.")
     attempts = models.PositiveSmallIntegerField(default=0)
     progress_step = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)

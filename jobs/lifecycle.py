@@ -5,7 +5,9 @@ the rules are the same for all:
 - **claim** under a row lock: a finished job is left alone; a running job whose heartbeat is
   fresh belongs to a live worker, so the delivery raises `JobBusy` and is retried later
   instead of being dropped (if that worker has died, the retry finds the heartbeat stale and
-  runs the job again); after `max_attempts` claims the job fails for good;
+  runs the job again); after `max_attempts` claims the job fails for good. The claim records
+  the worker process (`host:pid`): a holder on this host whose process is gone is known lost
+  at once, without waiting for its heartbeat to go stale;
 - a **heartbeat** with every (throttled) progress write;
 - **fail with a reason** for every exception except transient database errors, which the
   task retries with backoff and a cap;
@@ -17,6 +19,8 @@ the rules are the same for all:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,26 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)  # the database went away: retry
 HEARTBEAT_SECONDS = 0.5
+
+
+def worker_identity() -> str:
+    """Which process holds a job: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_gone(identity: str) -> bool:
+    """True when the holder ran on this host and its process no longer exists (a killed
+    worker); False when it is alive or runs elsewhere (then only its heartbeat can tell)."""
+    host, _, pid = identity.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 class JobBusy(Exception):
@@ -69,14 +93,15 @@ def job_claim(kind: JobKind, pk: int) -> models.Model | None:
         job = kind.model.objects.select_for_update().get(pk=pk)
         if job.status in kind.finished:
             return None
-        if job.status == kind.running and job.heartbeat_at:
+        if job.status == kind.running and job.heartbeat_at and not holder_is_gone(job.worker):
             age = (now - job.heartbeat_at).total_seconds()
             if age < kind.stale_after.total_seconds():
                 raise JobBusy(retry_in=kind.stale_after.total_seconds() - age + 1)
         out_of_attempts = job.attempts >= kind.max_attempts
         if not out_of_attempts:
-            updates = {"status": kind.running, "attempts": job.attempts + 1,
-                       "started_at": now, "heartbeat_at": now, **kind.claim_updates}  # fmt: skip
+            updates = {"status": kind.running, "attempts": job.attempts + 1, "started_at": now,
+                       "heartbeat_at": now, "worker": worker_identity(),
+                       **kind.claim_updates}  # fmt: skip
             for name, value in updates.items():
                 setattr(job, name, value)
             job.save(update_fields=list(updates))
@@ -124,19 +149,23 @@ class SweepOutcome:
 
 def job_sweep(kind: JobKind) -> SweepOutcome:
     """Requeue (or fail, out of attempts) jobs with no sign of life for `stale_after`: running
-    ones whose heartbeat stopped and queued ones whose message may be lost."""
+    ones whose heartbeat stopped or whose worker process is gone, and queued ones whose
+    message may be lost."""
     outcome = SweepOutcome()
     stale_before = timezone.now() - kind.stale_after
     quiet = kind.model.objects.annotate(last_sign=Coalesce("heartbeat_at", "created_at")).filter(
         Q(status=kind.running) | Q(status=kind.queued), last_sign__lt=stale_before
     )
-    for pk in list(quiet.values_list("pk", flat=True)):
+    running = kind.model.objects.filter(status=kind.running).exclude(worker="")
+    gone = [pk for pk, who in running.values_list("pk", "worker") if holder_is_gone(who)]
+    for pk in sorted({*quiet.values_list("pk", flat=True), *gone}):
         with transaction.atomic():
             job = kind.model.objects.select_for_update().filter(pk=pk).first()
             if job is None or job.status not in (kind.queued, kind.running):
                 continue
             last = job.heartbeat_at or job.created_at
-            if last >= stale_before:
+            lost = job.status == kind.running and holder_is_gone(job.worker)
+            if last >= stale_before and not lost:
                 continue  # it moved while we looked
             if job.attempts >= kind.max_attempts:
                 give_up = True

@@ -5,6 +5,9 @@ fails jobs whose heartbeat stopped; a superseded attempt writes nothing."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -16,7 +19,7 @@ from generation.events import GenerationCompleted
 from generation.models import GenerationRequest
 from generation.services import running
 from generation.services.running import GENERATION_JOB, generation_run
-from jobs.lifecycle import JobBusy, job_sweep
+from jobs.lifecycle import JobBusy, holder_is_gone, job_sweep
 from royalties.models import LedgerTransaction
 from tests.generation.test_requests import client_for, submit, two_references
 
@@ -184,3 +187,28 @@ def test_an_attempt_that_was_superseded_writes_nothing(studio, make_user, monkey
     assert result.status == "running" and result.attempts == 2
     assert "generation" not in record_kinds(generation)
     assert not LedgerTransaction.objects.filter(key__contains=generation.ref).exists()
+
+
+def test_a_job_whose_worker_process_is_gone_is_taken_over_at_once(
+    studio, make_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    dead = subprocess.Popen(["true"])  # a process that has exited: its pid is free
+    dead.wait()
+    here = socket.gethostname()
+    assert holder_is_gone(f"{here}:{dead.pid}")
+    assert not holder_is_gone(f"{here}:{os.getpid()}")
+    assert not holder_is_gone(f"another-host:{dead.pid}")  # elsewhere: only the heartbeat tells
+
+    killed, swept = (queued(studio, make_user, f"maker-{i}") for i in range(2))
+    for generation in (killed, swept):  # fresh heartbeats, but the holder was SIGKILLed
+        GenerationRequest.objects.filter(pk=generation.pk).update(
+            status="running", attempts=1, heartbeat_at=timezone.now(), worker=f"{here}:{dead.pid}"
+        )
+    sent = []
+    monkeypatch.setattr(tasks.generation_run, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = job_sweep(GENERATION_JOB)
+    assert sorted(outcome.requeued) == sorted([killed.pk, swept.pk]) and len(sent) == 2
+    result = generation_run(generation_id=killed.pk)  # the redelivered task, in a new worker
+    assert result.status == "succeeded" and result.attempts == 2
+    assert result.worker == f"{here}:{os.getpid()}"
