@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attribution import selectors
-from attribution.models import AttributionRecord
+from attribution_log import selectors as log_selectors
+from attribution_log.models import AttributionRecord
 from catalog.selectors import recordings_labels
 from config.exceptions import Forbidden
 
@@ -47,7 +48,7 @@ class RecordListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        records = selectors.attribution_records_visible_to(user=self.request.user)
+        records = log_selectors.attribution_records_visible_to(user=self.request.user)
         generation = self.request.query_params.get("generation")
         if generation is not None:
             records = records.filter(generation_ref=generation)
@@ -57,7 +58,7 @@ class RecordListApi(generics.ListAPIView):
 class RecordDetailApi(APIView):
     @extend_schema(responses=AttributionRecordOutput)
     def get(self, request: Request, sequence: int) -> Response:
-        record = selectors.attribution_record_readable_by(user=request.user, sequence=sequence)
+        record = log_selectors.attribution_record_readable_by(user=request.user, sequence=sequence)
         return Response(AttributionRecordOutput(record).data)
 
 
@@ -77,7 +78,7 @@ class ChainVerifyApi(APIView):
     def get(self, request: Request) -> Response:
         if not request.user.is_staff:
             raise Forbidden("only staff can verify the attribution log")
-        return Response(ChainReportOutput(selectors.attribution_chain_verify()).data)
+        return Response(ChainReportOutput(log_selectors.attribution_chain_verify()).data)
 
 
 class TrainingContributorOutput(serializers.Serializer):

@@ -17,12 +17,12 @@ from rest_framework.response import Response
 from rest_framework.utils import html
 from rest_framework.views import APIView
 
-from attribution.selectors import similarity_audit_for_generation
 from catalog.models import Distribution, Level
 from config.api import validated_input
 from config.exceptions import Conflict, InvalidInput
 from generation import selectors
 from generation.models import GenerationRequest, ModelVersion
+from generation.providers import similarity_audit_summary
 from generation.services.requests import (
     GenerationAsk,
     generation_request_submit,
@@ -203,7 +203,7 @@ class GenerationOutput(serializers.ModelSerializer):
 
     @extend_schema_field(SimilarityAuditOutput(allow_null=True))
     def get_similarity_audit(self, generation: GenerationRequest) -> dict | None:
-        audit = similarity_audit_for_generation(generation_ref=generation.ref)
+        audit = similarity_audit_summary(generation_ref=generation.ref)
         return SimilarityAuditOutput(audit).data if audit else None
 
 

@@ -43,3 +43,11 @@ def demo_pricing_seed(*, staff: AbstractBaseUser) -> dict[str, bool]:
         )
         created["split_policy"] = True
     return created
+
+
+def demo_pricing_step(*, staff: AbstractBaseUser) -> str:
+    """`demo_setup`'s royalties step (settings.DEMO_SETUP_STEPS): what it did, in a line."""
+    created = demo_pricing_seed(staff=staff)
+    return "Demo pricing: EUR price list and fee split " + (
+        "published." if any(created.values()) else "already in place."
+    )

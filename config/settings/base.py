@@ -1,5 +1,6 @@
 """Settings shared by every environment. Configured from the environment; see .env.example."""
 
+import json
 import os
 from pathlib import Path
 
@@ -38,9 +39,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "jobs",
     "catalog",
+    "attribution_log",
     "generation",
     "attribution",
     "royalties",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +132,11 @@ GENERATION_COMPLETED_RECEIVERS = [
     "attribution.receivers.training_attribution_on_generation_completed",
     "attribution.receivers.similarity_audit_on_generation_completed",
 ]
+# Steps of `manage.py demo_setup` that belong to apps above the catalogue.
+DEMO_SETUP_STEPS = ["royalties.demo.demo_pricing_step"]
+# What generation reads from attribution without importing it (generation/providers.py).
+GENERATION_AUDIT_SUMMARY = "attribution.selectors.similarity_audit_for_generation"
+GENERATION_NEAR_COPIES = "attribution.services.audit.near_copies"
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -231,6 +239,8 @@ TDA_CONFIG = {
     "query_groups": 8,
     "regime_probe_items": 16,
 }
+# Overrides from the environment, as JSON (e.g. a light configuration for a drill).
+TDA_CONFIG.update(json.loads(os.environ.get("TDA_CONFIG_JSON") or "{}"))
 # "whole": every training recording as back-to-back windows of the model's context (all of
 # its audio can be credited); "first": its first window only (what TDA did before).
 TDA_COVERAGE = os.environ.get("TDA_COVERAGE", "whole")

@@ -214,7 +214,7 @@ def _memorisation(
     model_version: ModelVersion, generator: Generator, trials: list[GeneratedTrial]
 ) -> dict[str, Any]:
     """Outputs with a clip of a training recording (not a reference) at the audit's flag."""
-    from attribution.services.audit import near_copies
+    from generation.providers import near_copies
 
     training = list(model_version.training_recording_ids)
     flagged = []

@@ -21,8 +21,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from attribution.models import AttributionRecord
-from attribution.services import attribution_record_append
+from attribution_log.models import AttributionRecord
+from attribution_log.services import attribution_record_append
 from catalog.audio.decoding import AudioDecodeError, file_sha256, probe_and_verify
 from catalog.models import Distribution, Level, Recording
 from config.exceptions import Conflict, Forbidden, InvalidInput

@@ -22,8 +22,8 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from attribution.models import AttributionRecord
-from attribution.services import attribution_record_append
+from attribution_log.models import AttributionRecord
+from attribution_log.services import attribution_record_append
 from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
 from catalog.models import Recording
 from catalog.selectors import recordings_rights_holders

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from attribution.models import AttributionRecord
-from attribution.services import attribution_record_append
+from attribution_log.models import AttributionRecord
+from attribution_log.services import attribution_record_append
 from tests.generation.conftest import (  # noqa: F401  (a tiny generator for the TDA tests)
     embedded_catalogue,
     pricing,

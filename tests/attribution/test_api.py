@@ -9,8 +9,8 @@ import pytest
 from django.contrib import admin
 from rest_framework.test import APIClient
 
-from attribution.chain import record_digest
-from attribution.models import AttributionRecord
+from attribution_log.chain import record_digest
+from attribution_log.models import AttributionRecord
 from tests.attribution.conftest import append
 
 pytestmark = pytest.mark.django_db
@@ -100,8 +100,8 @@ def test_the_admin_shows_the_log_read_only(client, staff, logged):
     staff.save()
     client.force_login(staff)
     record = logged["alice_records"][0]
-    assert client.get("/admin/attribution/attributionrecord/").status_code == 200
-    page = client.get(f"/admin/attribution/attributionrecord/{record.sequence}/change/")
+    assert client.get("/admin/attribution_log/attributionrecord/").status_code == 200
+    page = client.get(f"/admin/attribution_log/attributionrecord/{record.sequence}/change/")
     assert page.status_code == 200 and record.record_hash in page.content.decode()
     model_admin = admin.site._registry[AttributionRecord]
     request = type("Request", (), {"user": staff})()

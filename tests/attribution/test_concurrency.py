@@ -8,9 +8,9 @@ import threading
 import pytest
 from django.db import connections, transaction
 
-from attribution.models import AttributionRecord
-from attribution.selectors import attribution_chain_verify
-from attribution.services import attribution_record_append
+from attribution_log.models import AttributionRecord
+from attribution_log.selectors import attribution_chain_verify
+from attribution_log.services import attribution_record_append
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

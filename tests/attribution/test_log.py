@@ -12,14 +12,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from attribution.chain import GENESIS_HASH, payload_digest, record_digest
-from attribution.models import AttributionRecord
-from attribution.selectors import (
+from attribution_log.chain import GENESIS_HASH, payload_digest, record_digest
+from attribution_log.models import AttributionRecord
+from attribution_log.selectors import (
     attribution_chain_verify,
     attribution_record_get,
     attribution_records_for,
 )
-from attribution.services import attribution_record_append
+from attribution_log.services import attribution_record_append
 from config.exceptions import InvalidInput, NotFound
 from tests.attribution.conftest import TABLE, append, bypassing_guard
 

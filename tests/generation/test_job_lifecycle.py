@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from attribution.models import AttributionRecord
+from attribution_log.models import AttributionRecord
 from generation import tasks
 from generation.events import GenerationCompleted
 from generation.models import GenerationRequest

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 from rest_framework.test import APIClient
 
-from attribution.models import AttributionRecord
-from attribution.selectors import attribution_chain_verify
+from attribution_log.models import AttributionRecord
+from attribution_log.selectors import attribution_chain_verify
 from catalog.services.consent import consent_revoke
 from generation import provenance
 from generation.models import GenerationRequest

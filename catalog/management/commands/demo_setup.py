@@ -1,7 +1,8 @@
 """python manage.py demo_setup: import the demo catalogue, seed rights/consent, create accounts.
 
 Fast when repeated: files already in the catalogue are recognised by hash and not analysed.
-Also publishes the demo price list and fee split (royalties) once.
+Then runs the other apps' demo steps named in settings.DEMO_SETUP_STEPS (royalties: the
+demo price list and fee split), so that the catalogue imports none of them.
 """
 
 from collections import Counter
@@ -9,13 +10,13 @@ from collections import Counter
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 from tqdm import tqdm
 
 from catalog.demo.seed import DEMO_ACCOUNTS, demo_rights_seed
 from catalog.demo.sources import DEMO_SOURCES, missing_packages
 from catalog.models import Artist, Recording
 from catalog.services.importing import analysis_pool, audio_files_in, catalogue_import_folder
-from royalties.demo import demo_pricing_seed
 
 
 class Command(BaseCommand):
@@ -60,11 +61,8 @@ class Command(BaseCommand):
             f"{seeded['consent_versions']} consent versions written."
         )
         staff = get_user_model().objects.get(username="staff")
-        pricing = demo_pricing_seed(staff=staff)
-        self.stdout.write(
-            "Demo pricing: EUR price list and fee split "
-            + ("published." if any(pricing.values()) else "already in place.")
-        )
+        for path in settings.DEMO_SETUP_STEPS:  # the other apps' demo data (royalties: prices)
+            self.stdout.write(import_string(path)(staff=staff))
         self.stdout.write("Demo accounts:")
         for account in DEMO_ACCOUNTS:
             self.stdout.write(f"  {account.username:8} / {account.password:18} {account.role}")

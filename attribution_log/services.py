@@ -24,7 +24,7 @@ from typing import Any
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from attribution.chain import (
+from attribution_log.chain import (
     GENESIS_HASH,
     PayloadError,
     canonical_json,
@@ -32,7 +32,7 @@ from attribution.chain import (
     payload_digest,
     record_digest,
 )
-from attribution.models import AttributionRecord
+from attribution_log.models import AttributionRecord
 from config.exceptions import InvalidInput
 
 # pg_advisory_xact_lock key of the log (any fixed bigint; "ITA log" in ASCII).

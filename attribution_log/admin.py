@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from attribution.models import AttributionRecord
+from attribution_log.models import AttributionRecord
 from catalog.admin import ReadOnlyAdmin
 
 

@@ -12,8 +12,8 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from attribution.models import AttributionRecord
-from attribution.selectors import attribution_chain_verify
+from attribution_log.models import AttributionRecord
+from attribution_log.selectors import attribution_chain_verify
 
 ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
