@@ -6,7 +6,7 @@
 - Calibration per encoder version and clip spec (`clip_calibrate`, `manage.py calibrate_audit`):
   seed 003 section 4.1's mean / +1 sigma / +2 sigma / random thresholds.
 - One audit job per completed generation (`similarity_audit_request`, queued on commit as a
-  Celery task on the `cpu` queue when AUDIT_ON_GENERATION): the output's clips are searched
+  Celery task on the `audit` queue when AUDIT_ON_GENERATION): the output's clips are searched
   against every catalogue clip in pgvector; the top-k recordings are stored with their best clip
   pair; a recording that was not a reference at or above AUDIT_FLAG_THRESHOLD flags the output,
   and with AUDIT_HOLD_PAYOUTS_ON_FLAG its rights-holder payouts are held in the ledger.

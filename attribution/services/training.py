@@ -2,7 +2,7 @@
 its model version was trained on (seed 000: unlearn the generated sample, score every training
 item by its loss increase), then the TDA pool of its fee is settled by the normalised shares.
 
-Stages, each a Celery task on the `gpu` queue (see attribution/tasks.py):
+Stages, each a Celery task on the `attribution` queue (see attribution/tasks.py):
   prepare  Fisher of the model version (computed once, shared); with the first-order method
            the index of training-window gradients (once, shared) and the query's scores; the
            unlearning update and the regime check; returns the manifest's chunks

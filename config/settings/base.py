@@ -244,7 +244,7 @@ TDA_CONFIG.update(json.loads(os.environ.get("TDA_CONFIG_JSON") or "{}"))
 # "whole": every training recording as back-to-back windows of the model's context (all of
 # its audio can be credited); "first": its first window only (what TDA did before).
 TDA_COVERAGE = os.environ.get("TDA_COVERAGE", "whole")
-# Training items per scoring task (chord member on the `gpu` queue); rounded to whole batches.
+# Training items per scoring task (chord member on the `attribution` queue); rounded to whole batches.
 TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
 # The TDA pool is split over the top TDA_PAYOUT_TOP_K recordings by score, counting only those
 # whose score clears TDA_PAYOUT_MIN_Z standard errors. A recording's score aggregates its
@@ -272,7 +272,7 @@ AUDIT_TOP_K = int(os.environ.get("AUDIT_TOP_K", "10"))
 AUDIT_FLAG_THRESHOLD = os.environ.get("AUDIT_FLAG_THRESHOLD", "mean+2sigma")
 # A flag moves the generation's rights-holder payouts to "held for review" in the ledger.
 AUDIT_HOLD_PAYOUTS_ON_FLAG = os.environ.get("AUDIT_HOLD_PAYOUTS_ON_FLAG", "1") != "0"
-# Audit every completed generation (a Celery task on the `cpu` queue).
+# Audit every completed generation (a Celery task on the `audit` queue).
 AUDIT_ON_GENERATION = os.environ.get("AUDIT_ON_GENERATION", "1") != "0"
 # Embed recordings that have no clips yet while auditing (off: the audit fails and says so).
 AUDIT_EMBED_MISSING = os.environ.get("AUDIT_EMBED_MISSING", "1") != "0"

@@ -1,5 +1,5 @@
 """python manage.py audit_generation GENERATION_ID: the similarity audit of one generation in
-this process (what the `cpu` workers do), printing its top matches and whether it is flagged.
+this process (what the `audit` workers do), printing its top matches and whether it is flagged.
 
 For operators: audit a generation made while AUDIT_ON_GENERATION was off (or before the audit
 existed), rerun one with `--again` (today's settings and calibration), or `--release` the
