@@ -130,7 +130,8 @@ def allocate_fee(
         platform=parts["platform"],
         unallocated=unallocated,
     )
-    assert allocation.total() == fee  # largest remainder guarantees it
+    if allocation.total() != fee:  # largest remainder guarantees it; never post if it did not
+        raise AllocationError(f"the fee's parts sum to {allocation.total()}, not {fee}")
     return allocation
 
 

@@ -244,7 +244,8 @@ TDA_CONFIG.update(json.loads(os.environ.get("TDA_CONFIG_JSON") or "{}"))
 # "whole": every training recording as back-to-back windows of the model's context (all of
 # its audio can be credited); "first": its first window only (what TDA did before).
 TDA_COVERAGE = os.environ.get("TDA_COVERAGE", "whole")
-# Training items per scoring task (chord member on the `attribution` queue); rounded to whole batches.
+# Training items per scoring task (chord member on the `attribution` queue); rounded to whole
+# batches.
 TDA_CHUNK_ITEMS = int(os.environ.get("TDA_CHUNK_ITEMS", "16"))
 # The TDA pool is split over the top TDA_PAYOUT_TOP_K recordings by score, counting only those
 # whose score clears TDA_PAYOUT_MIN_Z standard errors. A recording's score aggregates its

@@ -126,3 +126,19 @@ def test_holder_splits_do_not_depend_on_the_order_shares_arrive_in(amount, share
     shuffled = list(shares.items())
     rnd.shuffle(shuffled)
     assert split_by_rights_shares(amount, dict(shuffled)) == split_by_rights_shares(amount, shares)
+
+
+def test_a_fee_whose_parts_do_not_sum_is_refused_not_posted(monkeypatch):
+    """The conservation check is a typed error (an `assert` vanishes under `python -O`)."""
+    from royalties import allocation
+
+    real = allocation.split_largest_remainder
+
+    def off_by_one(total, weights):
+        parts = real(total, weights)
+        first = next(iter(parts))
+        return {**parts, first: parts[first] + 1}
+
+    monkeypatch.setattr(allocation, "split_largest_remainder", off_by_one)
+    with pytest.raises(allocation.AllocationError, match="not 1000"):
+        allocation.allocate_fee(1000, FeeSplit(6000, 2000, 1000, 1000), {1: 1}, [2, 3])

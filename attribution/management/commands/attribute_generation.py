@@ -1,5 +1,6 @@
 """python manage.py attribute_generation GENERATION_ID: training-time attribution of one
-generation in this process (what the `attribution` workers do as a chord), with the top contributors.
+generation in this process (what the `attribution` workers do as a chord), with the top
+contributors.
 
 For operators: run a job that is queued while TDA_ON_GENERATION is off, or `--retry` one that
 failed (with today's settings). Prints the stages' timings and the ranking.
