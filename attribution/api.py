@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +18,7 @@ from attribution import selectors
 from attribution_log import selectors as log_selectors
 from attribution_log.models import AttributionRecord
 from catalog.selectors import recordings_labels
-from config.exceptions import Forbidden
+from config.permissions import StaffOnly
 
 
 class AttributionRecordOutput(serializers.ModelSerializer):
@@ -74,10 +75,11 @@ class ChainReportOutput(serializers.Serializer):
 class ChainVerifyApi(APIView):
     """Staff: recompute the whole hash chain (about 3 s per 100,000 records)."""
 
+    permission_classes = [IsAuthenticated, StaffOnly]
+    staff_reason = "only staff can verify the attribution log"
+
     @extend_schema(responses=ChainReportOutput)
     def get(self, request: Request) -> Response:
-        if not request.user.is_staff:
-            raise Forbidden("only staff can verify the attribution log")
         return Response(ChainReportOutput(log_selectors.attribution_chain_verify()).data)
 
 

@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +21,8 @@ from rest_framework.views import APIView
 from catalog.models import Distribution, Level
 from catalog.selectors import holder_readable_by
 from config.api import validated_input
-from config.exceptions import Forbidden, InvalidInput, NotFound
+from config.exceptions import InvalidInput, NotFound
+from config.permissions import StaffOnly
 from royalties import selectors, services
 from royalties.models import LedgerTransaction, PriceList, SplitPolicy, Statement
 
@@ -292,10 +294,11 @@ class TransactionReverseApi(APIView):
         reverses = serializers.IntegerField(source="reverses_id")
         booked_at = serializers.DateTimeField()
 
+    permission_classes = [IsAuthenticated, StaffOnly]
+    staff_reason = "only staff can reverse ledger postings"
+
     @extend_schema(request=Input, responses={201: Output})
     def post(self, request: Request, transaction_id: int) -> Response:
-        if not request.user.is_staff:
-            raise Forbidden("only staff can reverse ledger postings")
         data = validated_input(self.Input, request.data)
         original = LedgerTransaction.objects.filter(pk=transaction_id).first()
         if original is None:
@@ -317,10 +320,11 @@ class LedgerCheckApi(APIView):
         negative_holder_totals = serializers.ListField(child=serializers.ListField())
         pending_tda_pool = serializers.DictField(child=serializers.IntegerField())
 
+    permission_classes = [IsAuthenticated, StaffOnly]
+    staff_reason = "only staff can run the ledger check"
+
     @extend_schema(responses=Output)
     def get(self, request: Request) -> Response:
-        if not request.user.is_staff:
-            raise Forbidden("only staff can run the ledger check")
         report = selectors.ledger_conservation_check()
         return Response(self.Output(report).data)
 
