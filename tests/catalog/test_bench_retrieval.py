@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from catalog.models import RecordingWindowEmbedding
-from catalog.retrieval.benchmark import (
+from benchmarks.retrieval import (
     INDEX_NAME,
     BenchConfig,
     exact_topk,
@@ -19,6 +18,7 @@ from catalog.retrieval.benchmark import (
     recall_at_k,
     run_size,
 )
+from catalog.models import RecordingWindowEmbedding
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from royalties.benchmark import RoyaltyBenchConfig, run_benchmark
+from benchmarks.royalties import RoyaltyBenchConfig, run_benchmark
 from royalties.models import LedgerEntry
 from royalties.selectors import ledger_conservation_check
 

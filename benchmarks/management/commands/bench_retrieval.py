@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from catalog.retrieval.benchmark import TARGET, BenchConfig, format_report, run_size
-from config.benchmark_database import benchmark_database, in_benchmark_database
+from benchmarks.database import benchmark_database, in_benchmark_database
+from benchmarks.retrieval import TARGET, BenchConfig, format_report, run_size
 
 BENCH_DATABASE = "platform_bench"
 BENCH_TABLES = [

@@ -14,8 +14,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.benchmark_database import benchmark_database
-from royalties.benchmark import RoyaltyBenchConfig, run_benchmark
+from benchmarks.database import benchmark_database
+from benchmarks.royalties import RoyaltyBenchConfig, run_benchmark
 
 BENCH_DATABASE = "platform_bench_royalties"
 
