@@ -128,7 +128,7 @@ def test_malformed_report_requests_are_400(pricing, rights, params, fragment):
 
 def test_closing_a_month_freezes_its_statement(pricing, rights, staff, monkeypatch):
     last_month = (timezone.now().replace(day=1) - timedelta(days=1)).replace(day=15)
-    monkeypatch.setattr("royalties.services.timezone.now", lambda: last_month)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: last_month)
     post_generations(rights, count=2)  # booked last month
     monkeypatch.undo()
     period = f"{last_month:%Y-%m}"

@@ -52,7 +52,7 @@ def last_month_day() -> timezone.datetime:
 
 def test_monthly_totals_group_entries_by_month_in_minor_units(pricing, rights, monkeypatch):
     earlier = last_month_day()
-    monkeypatch.setattr("royalties.services.timezone.now", lambda: earlier)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: earlier)
     charge(rights, "gen-old")
     monkeypatch.undo()
     charge(rights, "gen-new-1")
@@ -106,7 +106,7 @@ def test_closed_month_shows_its_statement_and_other_months_stay_listed(
     pricing, rights, staff, monkeypatch
 ):
     earlier = last_month_day()
-    monkeypatch.setattr("royalties.services.timezone.now", lambda: earlier)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: earlier)
     charge(rights, "gen-old")
     monkeypatch.undo()
     charge(rights, "gen-new")

@@ -1,0 +1,80 @@
+"""One ledger transaction being built: balanced entries to accounts by component."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from royalties.allocation import (
+    split_by_rights_shares,
+)
+from royalties.models import (
+    Account,
+    LedgerEntry,
+    LedgerTransaction,
+)
+
+# --- postings -----------------------------------------------------------------------------
+
+
+class Posting:
+    """Collects the entries of one transaction and writes them; zero amounts are dropped."""
+
+    def __init__(self, tx: LedgerTransaction, *, level: str = "", distribution: str = "") -> None:
+        self.tx, self.level, self.distribution = tx, level, distribution
+        self.entries: list[LedgerEntry] = []
+        self._accounts: dict[tuple[str, int | None], Account] = {}
+
+    def add(
+        self,
+        kind: str,
+        amount: int,
+        component: str,
+        *,
+        holder_id: int | None = None,
+        recording_id: int | None = None,
+    ) -> None:
+        if amount == 0:
+            return
+        account = self._accounts.get((kind, holder_id))
+        if account is None:  # one lookup per account, not per entry (a label has many)
+            account, _ = Account.objects.get_or_create(
+                kind=kind, holder_id=holder_id, currency=self.tx.currency
+            )
+            self._accounts[(kind, holder_id)] = account
+        self.entries.append(
+            LedgerEntry(
+                transaction=self.tx,
+                account=account,
+                amount_minor=amount,
+                currency=self.tx.currency,
+                component=component,
+                holder_id=holder_id,
+                recording_id=recording_id,
+                generation_ref=self.tx.generation_ref,
+                level=self.level,
+                distribution=self.distribution,
+                booked_at=self.tx.booked_at,
+            )
+        )
+
+    def credit_holders(
+        self, amount: int, recording_id: int, shares: Mapping[int, int], component: str
+    ) -> None:
+        """Credit a recording's amount to its holders, or to unallocated without shares."""
+        by_holder = split_by_rights_shares(amount, shares)
+        if not by_holder:
+            self.add(Account.Kind.UNALLOCATED, -amount, component, recording_id=recording_id)
+        for holder_id, part in by_holder.items():
+            self.add(
+                Account.Kind.HOLDER_PAYABLE,
+                -part,
+                component,
+                holder_id=holder_id,
+                recording_id=recording_id,
+            )
+
+    def save(self) -> None:
+        total = sum(e.amount_minor for e in self.entries)
+        if total != 0:  # the database would refuse it at commit; say why here
+            raise AssertionError(f"posting {self.tx.key} is unbalanced by {total}")
+        LedgerEntry.objects.bulk_create(self.entries)

@@ -1,0 +1,98 @@
+"""Price lists and split policies: versioned, published by staff."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Distribution, Level
+from config.exceptions import Conflict, InvalidInput
+from royalties.allocation import (
+    AllocationError,
+    FeeSplit,
+)
+from royalties.models import (
+    PriceList,
+    PriceTier,
+    SplitPolicy,
+)
+from royalties.services.inputs import _aware, _require_staff, currency_checked
+
+# --- prices and splits ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def price_list_publish(
+    *,
+    actor: AbstractBaseUser,
+    tiers: Mapping[tuple[str, str], int],
+    currency: str | None = None,
+    effective_from: datetime | None = None,
+    note: str = "",
+) -> PriceList:
+    """A new version of the price tiers: every level x distribution, in minor units."""
+    _require_staff(actor, "publish prices")
+    currency = currency_checked(currency)
+    effective_from = _aware(effective_from or timezone.now(), "effective_from")
+    expected = {(level.value, dist.value) for level in Level for dist in Distribution}
+    given = {(str(level), str(dist)) for level, dist in tiers}
+    if given != expected:
+        raise InvalidInput(
+            "a price list needs exactly one amount per level and distribution",
+            details={
+                "missing": sorted("/".join(k) for k in expected - given),
+                "unknown": sorted("/".join(k) for k in given - expected),
+            },
+        )
+    bad = {
+        f"{lv}/{di}": amount
+        for (lv, di), amount in tiers.items()
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0
+    }
+    if bad:
+        raise InvalidInput(
+            "prices are non-negative integers of minor units (cents)", details={"amounts": bad}
+        )
+    if PriceList.objects.filter(currency=currency, effective_from=effective_from).exists():
+        raise Conflict(f"a {currency} price list already starts at {effective_from.isoformat()}")
+    price_list = PriceList.objects.create(
+        currency=currency, effective_from=effective_from, note=note, created_by=actor
+    )
+    PriceTier.objects.bulk_create(
+        PriceTier(price_list=price_list, level=lv, distribution=di, amount_minor=amount)
+        for (lv, di), amount in tiers.items()
+    )
+    return price_list
+
+
+def split_policy_publish(
+    *,
+    actor: AbstractBaseUser,
+    direct_bp: int,
+    tda_pool_bp: int,
+    auxiliary_bp: int,
+    platform_bp: int,
+    effective_from: datetime | None = None,
+    note: str = "",
+) -> SplitPolicy:
+    _require_staff(actor, "change the fee split")
+    effective_from = _aware(effective_from or timezone.now(), "effective_from")
+    try:
+        FeeSplit(direct_bp, tda_pool_bp, auxiliary_bp, platform_bp)
+    except AllocationError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if SplitPolicy.objects.filter(effective_from=effective_from).exists():
+        raise Conflict(f"a split policy already starts at {effective_from.isoformat()}")
+    return SplitPolicy.objects.create(
+        effective_from=effective_from,
+        direct_bp=direct_bp,
+        tda_pool_bp=tda_pool_bp,
+        auxiliary_bp=auxiliary_bp,
+        platform_bp=platform_bp,
+        note=note,
+        created_by=actor,
+    )
