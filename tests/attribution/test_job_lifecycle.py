@@ -48,7 +48,7 @@ def test_an_unexpected_error_in_a_tda_stage_fails_the_job_with_its_reason(monkey
 
 
 def test_an_unexpected_error_in_an_audit_fails_it_with_its_reason(monkeypatch):
-    from attribution.services import audit as audit_service
+    from attribution.services.audit import jobs as audit_service
 
     def broken(**kwargs):
         raise KeyError("clips")

@@ -1,0 +1,346 @@
+"""The audit job of a completed generation: request, run, store, retry, release."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from attribution.audit import (
+    AuditError,
+    ClipSpec,
+    flagged_matches,
+)
+from attribution.audit.calibration import threshold_value
+from attribution.models import SimilarityAudit, SimilarityMatch
+from attribution.services.audit.clips import (
+    ClipsMissing,
+    _encoder,
+    audio_clip_vectors,
+    audit_clip_spec,
+    audit_encoder_version,
+    catalogue_clips_embed,
+    current_calibration,
+    recordings_without_clips,
+)
+from attribution.services.audit.search import clips_search
+from catalog.audio.decoding import AudioDecodeError, load_mono
+from catalog.encoders import EncoderError
+from catalog.models import EncoderVersion, Recording
+from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from jobs.lifecycle import JobKind, heartbeat, heartbeat_writer, job_claim
+
+log = logging.getLogger(__name__)
+
+
+# -- the audit job -----------------------------------------------------------------------------
+
+
+def similarity_audit_request(
+    *, generation_ref: str, requested_by_id: int, model_version_id: int
+) -> SimilarityAudit:
+    """Create the audit of a completed generation (inside its completing transaction) and
+    queue it once that commits. Idempotent per generation."""
+    from attribution import tasks
+
+    audit, created = SimilarityAudit.objects.get_or_create(
+        generation_ref=generation_ref,
+        defaults={
+            "generation_requested_by": requested_by_id,
+            "model_version_id": model_version_id,
+        },
+    )
+    if created and settings.AUDIT_ON_GENERATION:
+        # robust: a broker that is down leaves the audit queued (run it with `audit_generation`)
+        # instead of raising after the generation committed
+        transaction.on_commit(lambda: tasks.similarity_audit_run.delay(audit.pk), robust=True)
+    return audit
+
+
+def similarity_audit_retry(*, audit: SimilarityAudit) -> SimilarityAudit:
+    """Queue a failed or finished audit again with today's settings and calibration."""
+    from attribution import tasks
+
+    if audit.status in (SimilarityAudit.Status.QUEUED, SimilarityAudit.Status.RUNNING):
+        raise Conflict(f"the audit of {audit.generation_ref} is {audit.status}")
+    if audit.payouts_held:
+        raise Conflict("release the held payouts before auditing again")
+    _reset(audit)
+    transaction.on_commit(lambda: tasks.similarity_audit_run.delay(audit.pk))
+    audit.refresh_from_db()
+    return audit
+
+
+def _reset(audit: SimilarityAudit) -> None:
+    with transaction.atomic():
+        SimilarityMatch.objects.filter(audit=audit).delete()
+        SimilarityAudit.objects.filter(pk=audit.pk).update(
+            status=SimilarityAudit.Status.QUEUED,
+            stage="",
+            failure_reason="",
+            flagged=False,
+            attempts=0,  # a new run: the lifecycle counts its tries afresh
+            heartbeat_at=timezone.now(),  # queued now (the sweeper's clock)
+            finished_at=None,
+        )
+
+
+def _claim(audit_id: int) -> SimilarityAudit | None:
+    if not SimilarityAudit.objects.filter(pk=audit_id).exists():
+        raise NotFound(f"similarity audit {audit_id} does not exist")
+    return job_claim(SIMILARITY_AUDIT_JOB, audit_id)  # None: done or failed already
+
+
+def _stage(audit: SimilarityAudit, stage: str) -> None:
+    heartbeat(SIMILARITY_AUDIT_JOB, audit.pk, stage=stage)
+
+
+def similarity_audit_fail(*, audit_id: int, reason: str) -> None:
+    SimilarityAudit.objects.filter(pk=audit_id).exclude(status=SimilarityAudit.Status.DONE).update(
+        status=SimilarityAudit.Status.FAILED,
+        failure_reason=reason[:2000],
+        flagged=False,
+        finished_at=timezone.now(),
+    )
+
+
+def _queue_audit(audit_id: int) -> None:
+    from attribution import tasks
+
+    tasks.similarity_audit_run.delay(audit_id)
+
+
+SIMILARITY_AUDIT_JOB = JobKind(
+    name="similarity audit",
+    model=SimilarityAudit,
+    queued=SimilarityAudit.Status.QUEUED,
+    running=SimilarityAudit.Status.RUNNING,
+    failed=SimilarityAudit.Status.FAILED,
+    finished=(SimilarityAudit.Status.DONE, SimilarityAudit.Status.FAILED),
+    requeue=_queue_audit,
+    fail=lambda pk, reason: similarity_audit_fail(audit_id=pk, reason=reason),
+    # each stage writes a heartbeat, and embedding missing clips one per recording
+    stale_after=timedelta(minutes=5),
+)
+
+
+def _coverage(
+    *, encoder_version: EncoderVersion, spec: ClipSpec, must_have: Collection[int], audit
+) -> dict:
+    """Make sure the recordings the audit searches have clips (embedding them on demand when
+    AUDIT_EMBED_MISSING); the references and training set must, the rest are named if not."""
+    missing = list(
+        recordings_without_clips(encoder_version=encoder_version, spec=spec).values_list(
+            "pk", flat=True
+        )
+    )
+    errors: dict = {}
+    if missing and settings.AUDIT_EMBED_MISSING:
+        _stage(audit, SimilarityAudit.Stage.CATALOGUE)
+        beat = heartbeat_writer(SIMILARITY_AUDIT_JOB, audit.pk, interval=5.0)
+        counts = catalogue_clips_embed(
+            encoder_version=encoder_version,
+            spec=spec,
+            recording_ids=missing,
+            on_progress=lambda *progress: beat(),
+        )
+        errors = counts["errors"]
+        missing = sorted(errors)
+    essential = sorted(set(missing) & set(must_have))
+    if essential:
+        raise ClipsMissing(
+            f"recordings {essential} (references or training set) have no {spec.label} clips "
+            f"for encoder {encoder_version}"
+            + (": run `manage.py embed_clips`" if not settings.AUDIT_EMBED_MISSING else ""),
+            details={"errors": {str(k): v for k, v in errors.items()}},
+        )
+    total = Recording.objects.count()
+    return {
+        "catalogue_recordings": total,
+        "searched_recordings": total - len(missing),
+        "unsearched_recordings": missing,
+        "errors": {str(k): v for k, v in errors.items()},
+    }
+
+
+def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
+    """Run one audit to the end (the task's and the command's path). Errors of the input or
+    the setup fail the audit with their message; the generation is never touched."""
+    from generation.services.attribution_inputs import generated_output
+
+    audit = _claim(audit_id)
+    if audit is None:
+        return SimilarityAudit.objects.get(pk=audit_id)
+    try:
+        output = generated_output(generation_ref=audit.generation_ref)
+        spec = audit_clip_spec()
+        encoder_version = audit_encoder_version()
+        calibration = current_calibration(encoder_version=encoder_version, spec=spec)
+        threshold_name = str(settings.AUDIT_FLAG_THRESHOLD)
+        try:
+            threshold = threshold_value(calibration.thresholds, threshold_name)
+        except AuditError as exc:
+            raise InvalidInput(f"settings.AUDIT_FLAG_THRESHOLD: {exc}") from exc
+        k = int(settings.AUDIT_TOP_K)
+        if not 1 <= k <= 100:
+            raise InvalidInput(f"settings.AUDIT_TOP_K must be 1..100, not {k}")
+        encoder = _encoder(encoder_version)
+
+        _stage(audit, SimilarityAudit.Stage.CLIPS)
+        try:
+            audio = load_mono(output.path, sample_rate=encoder.sample_rate)
+        except (AudioDecodeError, OSError) as exc:
+            raise InvalidInput(f"the output cannot be decoded: {exc}") from exc
+        starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
+        coverage = _coverage(
+            encoder_version=encoder_version,
+            spec=spec,
+            must_have={*output.reference_ids, *output.training_recording_ids},
+            audit=audit,
+        )
+        _stage(audit, SimilarityAudit.Stage.SEARCH)
+        result = clips_search(
+            starts=starts,
+            vectors=vectors,
+            encoder_version=encoder_version,
+            spec=spec,
+            k=k,
+            reference_ids=output.reference_ids,
+            training_ids=output.training_recording_ids,
+        )
+        flags = {m.recording_id for m in flagged_matches(result.matches, threshold=threshold)}
+        _store(
+            audit,
+            output=output,
+            spec=spec,
+            encoder_version=encoder_version,
+            calibration=calibration,
+            threshold=(threshold_name, threshold),
+            k=k,
+            clips=len(starts),
+            result=result,
+            flags=flags,
+            coverage=coverage,
+        )
+    except (DomainError, AuditError, EncoderError, OSError, ValueError) as exc:
+        reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        similarity_audit_fail(audit_id=audit.pk, reason=reason)
+        log.warning("similarity audit of %s failed: %s", audit.generation_ref, reason)
+    audit.refresh_from_db()
+    return audit
+
+
+def _store(
+    audit, *, output, spec, encoder_version, calibration, threshold, k, clips, result, flags,
+    coverage,
+) -> None:  # fmt: skip
+    """The result, its matches and (if flagged and so configured) the payout hold, together."""
+    from royalties.services import generation_payouts_hold
+
+    threshold_name, threshold_value_ = threshold
+    with transaction.atomic():
+        SimilarityMatch.objects.filter(audit=audit).delete()
+        SimilarityMatch.objects.bulk_create(
+            SimilarityMatch(
+                audit=audit,
+                rank=rank,
+                recording_id=m.recording_id,
+                similarity=m.similarity,
+                output_start_seconds=m.output_start,
+                recording_start_seconds=m.recording_start,
+                is_reference=m.is_reference,
+                in_training_set=m.in_training_set,
+                flagged=m.recording_id in flags,
+            )
+            for rank, m in enumerate(result.matches, 1)
+        )
+        held = False
+        if flags and settings.AUDIT_HOLD_PAYOUTS_ON_FLAG:
+            top = next(m for m in result.matches if m.recording_id in flags)
+            try:
+                held = bool(
+                    generation_payouts_hold(
+                        generation_ref=audit.generation_ref,
+                        reason=(
+                            f"similarity audit: recording {top.recording_id} (not a reference) "
+                            f"at {top.similarity:.3f} >= {threshold_name} "
+                            f"({threshold_value_:.3f})"
+                        ),
+                    )
+                )
+            except (NotFound, Conflict) as exc:  # never charged, or the fee was reversed
+                coverage = {**coverage, "hold": exc.message}
+        SimilarityAudit.objects.filter(pk=audit.pk).update(
+            status=SimilarityAudit.Status.DONE,
+            stage="",
+            failure_reason="",
+            encoder=encoder_version,
+            calibration=calibration,
+            clip_seconds=spec.clip_seconds,
+            hop_seconds=spec.hop_seconds,
+            top_k=k,
+            threshold_name=threshold_name,
+            threshold_value=threshold_value_,
+            output_clip_count=clips,
+            output_sha256=output.output_sha256,
+            reference_ids=list(output.reference_ids),
+            reference_scores={
+                str(rid): {
+                    "similarity": m.similarity,
+                    "output_start_seconds": m.output_start,
+                    "recording_start_seconds": m.recording_start,
+                }
+                for rid, m in result.references.items()
+            },
+            coverage=coverage,
+            flagged=bool(flags),
+            payouts_held=held,
+            finished_at=timezone.now(),
+        )
+    log.info(
+        "similarity audit of %s: %s", audit.generation_ref, "flagged" if flags else "not flagged"
+    )
+
+
+def similarity_audit_run_here(*, generation_ref: str, again: bool = False) -> SimilarityAudit:
+    """Audit one generation in this process (the command line's path): creates the audit of
+    an older generation that has none; `again` reruns a finished or failed one."""
+    from generation.services.attribution_inputs import generated_output
+
+    audit = SimilarityAudit.objects.filter(generation_ref=generation_ref).first()
+    if audit is None:
+        output = generated_output(generation_ref=generation_ref)
+        audit, _ = SimilarityAudit.objects.get_or_create(
+            generation_ref=output.generation_ref,
+            defaults={
+                "generation_requested_by": output.requested_by_id,
+                "model_version_id": output.model_version_id,
+            },
+        )
+    elif audit.status in (SimilarityAudit.Status.DONE, SimilarityAudit.Status.FAILED):
+        if not again:
+            return audit
+        if audit.payouts_held:
+            raise Conflict("release the held payouts before auditing again")
+        _reset(audit)
+    return similarity_audit_run(audit_id=audit.pk)
+
+
+def similarity_audit_release(*, actor, generation_ref: str, reason: str) -> SimilarityAudit:
+    """A reviewer found the flag unfounded: the held payouts are released (reversals)."""
+    from royalties.services import generation_payouts_release
+
+    audit = SimilarityAudit.objects.filter(generation_ref=generation_ref).first()
+    if audit is None:
+        raise NotFound(f"generation {generation_ref} has no similarity audit")
+    if not audit.payouts_held:
+        raise Conflict(f"the audit of {generation_ref} holds no payouts")
+    with transaction.atomic():
+        generation_payouts_release(actor=actor, generation_ref=generation_ref, reason=reason)
+        SimilarityAudit.objects.filter(pk=audit.pk).update(payouts_held=False)
+    audit.refresh_from_db()
+    return audit
