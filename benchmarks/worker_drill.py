@@ -49,6 +49,8 @@ class DrillConfig:
     seconds: float = 10.0  # of each generation
     sweep_seconds: float = 10.0
     timeout: float = 900.0  # for any one job to end after a kill
+    kinds: tuple[str, ...] = ("generation", "generation-child", "tda", "audit")
+    latency: bool = True
     state_dir: Path = field(default_factory=lambda: Path(settings.STATE_DIR) / "drill")
 
 
@@ -182,9 +184,12 @@ class Drill:
         }
 
     def kill_while(self, kind: str) -> dict:
-        """One kill of the pool holding a job of `kind`; seconds until the job ended."""
+        """One kill of the pool holding a job of `kind`; seconds until the job ended.
+        `generation-child` kills only the pool's child process that runs the task (Celery's
+        main process survives and requeues the task at once)."""
         generation = self.submit()
-        if kind == "generation":
+        child_only = kind == "generation-child"
+        if kind in ("generation", "generation-child"):
             pool, model, key = "generation", GenerationRequest, {"pk": generation.pk}
         elif kind == "tda":
             pool, model, key = "background", TrainingAttribution, {"generation_ref": generation.ref}
@@ -204,10 +209,13 @@ class Drill:
         if held is None:
             return {"kind": kind, "killed": False, "status": _status(model, key)}
         stage = getattr(held, "stage", "") or "generating"
-        self.out(f"  kill -9 the {pool} pool while a {kind} job is running ({stage})")
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        target = f"pool child {held.worker}" if child_only else f"the {pool} pool"
+        self.out(f"  kill -9 {target} while a {kind} job is running ({stage})")
         killed_at = time.monotonic()
-        self.pools.kill(pool)
+        if child_only:
+            os.kill(int(held.worker.rpartition(":")[2]), signal.SIGKILL)
+        else:
+            self.pools.kill(pool)
         ended = _wait(
             lambda: model.objects.filter(**key, status__in=["succeeded", "done", "failed"]).first(),
             timeout=self.config.timeout,
@@ -276,10 +284,11 @@ class Drill:
         self.pools.start()
         report: dict = {"config": {k: str(v) for k, v in vars(config).items()}}
         try:
-            self.out("latency: submit -> running while training-time attribution runs")
-            report["latency"] = self.latency()
+            if config.latency:
+                self.out("latency: submit -> running while training-time attribution runs")
+                report["latency"] = self.latency()
             report["kills"] = []
-            for kind in ("generation", "tda", "audit"):
+            for kind in config.kinds:
                 for n in range(config.kills):
                     self.out(f"kill {n + 1}/{config.kills}: {kind}")
                     report["kills"].append(self.kill_while(kind))

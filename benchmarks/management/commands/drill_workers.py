@@ -20,22 +20,35 @@ class Command(BaseCommand):
         parser.add_argument("--latency-runs", type=int, default=10)
         parser.add_argument("--seconds", type=float, default=10.0, help="of each generation")
         parser.add_argument("--json", type=Path, dest="json_path", help="write the report here")
+        parser.add_argument(
+            "--kinds", default="generation,generation-child,tda,audit",
+            help="jobs to kill workers under (comma-separated)",
+        )  # fmt: skip
+        parser.add_argument("--no-latency", action="store_true", help="kills only")
 
     def handle(self, *args, kills, latency_runs, seconds, json_path: Path | None, **options):
         if kills < 0 or latency_runs < 1 or seconds <= 0:
             raise CommandError("--kills >= 0, --latency-runs >= 1 and --seconds > 0")
-        config = DrillConfig(kills=kills, latency_runs=latency_runs, seconds=seconds)
+        kinds = tuple(k.strip() for k in options["kinds"].split(",") if k.strip())
+        unknown = set(kinds) - set(DrillConfig.kinds)
+        if unknown:
+            raise CommandError(
+                f"unknown --kinds {sorted(unknown)}; choose from {DrillConfig.kinds}"
+            )
+        config = DrillConfig(kills=kills, latency_runs=latency_runs, seconds=seconds,
+                             kinds=kinds, latency=not options["no_latency"])  # fmt: skip
         try:
             report = Drill(config, out=self.stdout.write).run()
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
-        latency = report["latency"]
-        self.stdout.write(
-            f"\nsubmit -> running while TDA runs: median {latency['median_s']:.2f} s, "
-            f"p95 {latency['p95_s']:.2f} s, max {latency['max_s']:.2f} s "
-            f"over {latency['runs']} generations ({latency['tda_running_at_start']} with TDA "
-            "running)"
-        )
+        latency = report.get("latency")
+        if latency:
+            self.stdout.write(
+                f"\nsubmit -> running while TDA runs: median {latency['median_s']:.2f} s, "
+                f"p95 {latency['p95_s']:.2f} s, max {latency['max_s']:.2f} s "
+                f"over {latency['runs']} generations ({latency['tda_running_at_start']} with "
+                "TDA running)"
+            )
         for row in report["kills"]:
             self.stdout.write(
                 f"kill during {row['kind']:<10} ({row.get('stage', '-')}): {row['status']}"
