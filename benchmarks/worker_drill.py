@@ -195,12 +195,13 @@ class Drill:
             pool, model, key = "background", TrainingAttribution, {"generation_ref": generation.ref}
         else:
             pool, model, key = "background", SimilarityAudit, {"generation_ref": generation.ref}
-        # "running" with a heartbeat after the claim: the worker holds it (a generation once
-        # it is denoising, so that the kill lands mid-way)
+        # "running" with a heartbeat after the claim: the worker holds it, and is mid-way (a
+        # generation denoising, a TDA job or an audit in a named stage)
+        busy = {"progress_step": 0} if model is GenerationRequest else {"stage": ""}
         held = _wait(
             lambda: (
                 model.objects.filter(**key, status="running", heartbeat_at__isnull=False)
-                .exclude(**({"progress_step": 0} if kind == "generation" else {}))
+                .exclude(**busy)
                 .first()
             ),
             timeout=self.config.timeout,
