@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.models import Use as CatalogUse
 from catalog.selectors import recordings_permitting, recordings_rights_holders
-from config.exceptions import Conflict, Forbidden, NotFound
+from config.exceptions import Conflict, NotFound
 from generation.models import GenerationRequest, ModelVersion
 
 
@@ -145,10 +145,10 @@ def generations_visible_to(*, user: AbstractBaseUser) -> QuerySet[GenerationRequ
 
 
 def generation_get_for(*, user: AbstractBaseUser, uid) -> GenerationRequest:
+    """The generation if `user` may see it; another user's answers exactly as an unknown id
+    does (404), so that a caller cannot learn which ids exist."""
     generation = generations_visible_to(user=user).filter(uid=uid).first()
     if generation is None:
-        if GenerationRequest.objects.filter(uid=uid).exists():
-            raise Forbidden("this generation belongs to another user")
         raise NotFound(f"generation {uid} does not exist")
     return generation
 

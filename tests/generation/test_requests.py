@@ -311,7 +311,11 @@ def test_another_users_generation_is_not_readable(studio, maker, make_user):
     )
     uid = response.json()["id"]
     other = client_for(make_user("someone-else"))
-    assert other.get(f"/api/generations/{uid}/").status_code == 403
+    hidden = other.get(f"/api/generations/{uid}/")  # answered as an unknown id: 404
+    unknown = other.get("/api/generations/00000000-0000-0000-0000-000000000000/")
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
+    assert hidden.json()["error"]["message"] == f"generation {uid} does not exist"
     assert other.get("/api/generations/").json()["count"] == 0
 
 
