@@ -104,7 +104,7 @@ def _validate_references(ask: GenerationAsk, config: GeneratorConfig) -> None:
             if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
                 problems[key] = f"segment {start}-{end} s is not a valid time range"
             elif duration is not None and end > duration + 1e-6:
-                problems[key] = f"segment ends at {end} s; the recording is {duration:.1f} s long"
+                problems[key] = f"segment ends at {end} s; the recording is {duration:.3f} s long"
     if not problems and sum(ref.weight for ref in refs) <= 0:
         problems["weights"] = "all reference weights are zero"
     if problems:
@@ -140,9 +140,9 @@ def _validate_upload(
     duration = probe.duration_seconds
     problem = None
     if duration > config.dit.max_seconds + 1e-6:
-        problem = f"the uploaded track is {duration:.1f} s; at most {config.dit.max_seconds} s"
+        problem = f"the uploaded track is {duration:.3f} s; at most {config.dit.max_seconds} s"
     elif duration < MIN_SECONDS:
-        problem = f"the uploaded track is {duration:.2f} s; at least {MIN_SECONDS} s"
+        problem = f"the uploaded track is {duration:.3f} s; at least {MIN_SECONDS} s"
     elif temporal and (ask.segment_start is None or ask.segment_end is None):
         problem = "a temporal-level request needs segment_start and segment_end in the upload"
     elif ask.segment_start is not None:

@@ -246,7 +246,7 @@ def test_parameter_audio_and_temporal_levels(studio, maker, tmp_path):
         ({"recording": 987654}, 404, "unknown recordings"),
         ({"distribution": "broadcast"}, 400, "invalid"),
         ({"segment": [5.0, 3.0]}, 400, "not a valid time range"),
-        ({"segment": [0.0, 60.0]}, 400, "the recording is 12.0 s long"),
+        ({"segment": [0.0, 60.0]}, 400, "the recording is 12.000 s long"),
         ({"level": "audio"}, 400, "uploaded track"),
     ],
 )
