@@ -27,7 +27,7 @@ from django.db.models import Count
 
 from attribution.models import SimilarityAudit, TrainingAttribution
 from attribution_log.models import AttributionRecord
-from config.workers import POOLS, WorkerPool, beat_command
+from config.workers import POOLS, WorkerPool, beat_command, spawn
 from generation.models import GenerationRequest
 from generation.selectors import active_model_version, permitted_track_vectors
 from generation.services.requests import GenerationAsk, generation_request_submit
@@ -67,10 +67,9 @@ class Pools:
 
     def _start(self, name: str, command: list[str], nice: int = 0) -> None:
         log = (self.logs / f"{name}.log").open("ab")
-        self.children[name] = subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=log,
-            start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None,
-        )  # fmt: skip
+        self.children[name] = spawn(
+            command, cwd=settings.BASE_DIR, nice=nice, env=self.env, stdout=log, stderr=log
+        )
 
     def start(self) -> None:
         for pool in POOLS:

@@ -7,8 +7,11 @@ Django: the local stack reads it before settings exist.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,18 @@ POOLS = (
         why="training-time attribution, the similarity audit and embeddings",
     ),
 )
+
+
+def spawn(command: list[str], *, cwd: Path, nice: int = 0, **popen: Any) -> subprocess.Popen:
+    """Start a worker or beat in its own process group (so that it is stopped, or killed, as
+    a whole) at the given added niceness."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        **popen,
+    )
 
 
 def beat_command(python: str, state_dir: Path) -> list[str]:

@@ -74,7 +74,6 @@ class JobKind:
     model: type[models.Model]
     queued: str
     running: str
-    failed: str
     finished: tuple[str, ...]  # terminal statuses (failed included)
     requeue: Callable[[int], Any]  # queue the job's task again (called after commit)
     fail: Callable[[int, str], Any]  # the app's own failure path (log record, fields)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from catalog.demo.sources import missing_packages  # noqa: E402  (plain module, no Django)
 from config.embedded_postgres import ensure_running, stop  # noqa: E402
-from config.workers import POOLS, WorkerPool, beat_command  # noqa: E402
+from config.workers import POOLS, WorkerPool, beat_command, spawn  # noqa: E402
 
 STATE_DIR = Path(os.environ.get("PLATFORM_STATE_DIR", ROOT / ".state")).resolve()
 PGDATA = STATE_DIR / "postgres"
@@ -137,20 +137,7 @@ def terminate(children: list[subprocess.Popen]) -> None:
 
 
 def start_pool(pool: WorkerPool) -> subprocess.Popen:
-    return subprocess.Popen(
-        pool.command(PYTHON),
-        cwd=ROOT,
-        start_new_session=True,  # its own process group: stopped (or killed) as a whole
-        preexec_fn=(lambda: os.nice(pool.nice)) if pool.nice else None,
-    )
-
-
-def write_pids(workers: dict[str, subprocess.Popen]) -> None:
-    """Where the worker drill finds the pools' process groups."""
-    folder = STATE_DIR / "workers"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, child in workers.items():
-        (folder / f"{name}.pid").write_text(str(child.pid))
+    return spawn(pool.command(PYTHON), cwd=ROOT, nice=pool.nice)
 
 
 def demo(host: str, port: int) -> int:
@@ -198,10 +185,7 @@ def demo(host: str, port: int) -> int:
         )  # fmt: skip
         workers = {pool.name: start_pool(pool) for pool in POOLS}
         children.extend(workers.values())
-        write_pids(workers)
-        children.append(
-            subprocess.Popen(beat_command(PYTHON, STATE_DIR), cwd=ROOT, start_new_session=True)
-        )
+        children.append(spawn(beat_command(PYTHON, STATE_DIR), cwd=ROOT))
         for pool in POOLS:
             print(f"worker {pool.name}: queues {', '.join(pool.queues)} (nice +{pool.nice})")
         base = f"http://{host}:{port}"
@@ -228,7 +212,6 @@ def demo(host: str, port: int) -> int:
                     children.remove(child)
                     workers[name] = start_pool(pools[name])
                     children.append(workers[name])
-                    write_pids(workers)
             for child in children:
                 if child not in workers.values() and child.poll() is not None:
                     print(

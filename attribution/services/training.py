@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
@@ -46,11 +45,10 @@ from attribution.tda.normalise import clears_noise, eligible_topk_shares
 from attribution.tda.platform_model import PlatformTarget, platform_manifest
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from generation.model import GeneratorError
-from jobs.lifecycle import JobKind, heartbeat, job_claim
+from jobs.lifecycle import JobKind, heartbeat, heartbeat_writer, job_claim
 
 log = logging.getLogger(__name__)
 
-PROGRESS_WRITE_SECONDS = 0.5
 # The exceptions that end a job with their message as the reason (anything else is a bug:
 # the task's failure handler records it too, with its type).
 JOB_ERRORS = (TDAError, DomainError, GeneratorError, OSError, ValueError)
@@ -214,7 +212,7 @@ def _payout_rule() -> dict:
 
 def _stage_writer(job: TrainingAttribution) -> Callable[[str, int, int], None]:
     """Progress of the prepare stages (Fisher, unlearning), written at most twice a second."""
-    last = [0.0]
+    write = heartbeat_writer(TRAINING_ATTRIBUTION_JOB, job.pk)
     stages = {
         "fisher": TrainingAttribution.Stage.FISHER,
         "fast_index": TrainingAttribution.Stage.INDEX,
@@ -222,11 +220,8 @@ def _stage_writer(job: TrainingAttribution) -> Callable[[str, int, int], None]:
     }
 
     def on_progress(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage not in stages or (now - last[0] < PROGRESS_WRITE_SECONDS and done < total):
-            return
-        last[0] = now
-        heartbeat(TRAINING_ATTRIBUTION_JOB, job.pk, stage=stages[stage], progress_done=done,
+        if stage in stages:
+            write(final=done >= total, stage=stages[stage], progress_done=done,
                   progress_total=total)  # fmt: skip
 
     return on_progress
@@ -262,7 +257,6 @@ TRAINING_ATTRIBUTION_JOB = JobKind(
     model=TrainingAttribution,
     queued=TrainingAttribution.Status.QUEUED,
     running=TrainingAttribution.Status.RUNNING,
-    failed=TrainingAttribution.Status.FAILED,
     finished=(TrainingAttribution.Status.DONE, TrainingAttribution.Status.FAILED),
     requeue=_queue_prepare,  # a requeued job resumes: Fisher, index and scored chunks are kept
     fail=lambda pk, reason: training_attribution_fail(job_id=pk, reason=reason),

@@ -133,7 +133,6 @@ GENERATION_JOB = JobKind(
     model=GenerationRequest,
     queued=GenerationRequest.Status.QUEUED,
     running=GenerationRequest.Status.RUNNING,
-    failed=GenerationRequest.Status.FAILED,
     finished=(GenerationRequest.Status.SUCCEEDED, GenerationRequest.Status.FAILED),
     requeue=_queue_again,
     fail=lambda pk, reason: generation_fail(generation_id=pk, reason=reason),

@@ -119,7 +119,6 @@ SIMILARITY_AUDIT_JOB = JobKind(
     model=SimilarityAudit,
     queued=SimilarityAudit.Status.QUEUED,
     running=SimilarityAudit.Status.RUNNING,
-    failed=SimilarityAudit.Status.FAILED,
     finished=(SimilarityAudit.Status.DONE, SimilarityAudit.Status.FAILED),
     requeue=_queue_audit,
     fail=lambda pk, reason: similarity_audit_fail(audit_id=pk, reason=reason),
