@@ -7,7 +7,7 @@ requested answers 404, so ids of other users' records are not confirmed.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from attribution import selectors
 from attribution_log import selectors as log_selectors
 from attribution_log.models import AttributionRecord
 from catalog.selectors import recordings_labels
+from config.api import TextField, query_input
 from config.permissions import StaffOnly
 
 
@@ -37,22 +38,23 @@ class AttributionRecordOutput(serializers.ModelSerializer):
 class RecordListApi(generics.ListAPIView):
     """Records in chain order; `generation` narrows to one generation request."""
 
+    class Query(serializers.Serializer):
+        generation = TextField(
+            max_length=64, required=False, help_text="public id of a generation request"
+        )
+
     serializer_class = AttributionRecordOutput
     filter_backends: list = []
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("generation", str, description="public id of a generation request")
-        ]
-    )
+    @extend_schema(parameters=[Query])
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
+        query = query_input(self.Query, self.request)
         records = log_selectors.attribution_records_visible_to(user=self.request.user)
-        generation = self.request.query_params.get("generation")
-        if generation is not None:
-            records = records.filter(generation_ref=generation)
+        if "generation" in query:
+            records = records.filter(generation_ref=query["generation"])
         return records
 
 

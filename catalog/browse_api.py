@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from catalog import browse
 from catalog.api import ArtistOutput
 from catalog.models import Recording, Use
+from config.api import OffsetField, query_input
 
 USE_HELP = "Only recordings whose effective consent permits this use (default: all)."
 
@@ -92,7 +93,7 @@ class BrowseApi(APIView):
             help_text="Keys chosen so far, one per level, as repeated parameters.",
         )
         limit = serializers.IntegerField(min_value=1, max_value=browse.MAX_LIMIT, default=100)
-        offset = serializers.IntegerField(min_value=0, default=0)
+        offset = OffsetField()
         use = serializers.ChoiceField(Use.choices, required=False, help_text=USE_HELP)
 
     @extend_schema_serializer(component_name="BrowsePage")
@@ -118,9 +119,7 @@ class BrowseApi(APIView):
         responses=Output,
     )
     def get(self, request: Request, kind: str) -> Response:
-        params = self.Input(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        page = browse.hierarchy_children(kind=kind, **params.validated_data)
+        page = browse.hierarchy_children(kind=kind, **query_input(self.Input, request))
         return Response(self.Output(page).data)
 
 
@@ -142,9 +141,7 @@ class SearchApi(APIView):
 
     @extend_schema(parameters=[Input], responses=Output)
     def get(self, request: Request) -> Response:
-        params = self.Input(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = query_input(self.Input, request)
         hits = browse.recordings_search(query=data["q"], limit=data["limit"], use=data.get("use"))
         return Response(self.Output({"query": data["q"], "results": hits}).data)
 
@@ -165,9 +162,7 @@ class AutocompleteApi(APIView):
 
     @extend_schema(parameters=[Input], responses=Output)
     def get(self, request: Request) -> Response:
-        params = self.Input(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = query_input(self.Input, request)
         suggestions = browse.search_autocomplete(
             prefix=data["q"], limit=data["limit"], use=data.get("use")
         )

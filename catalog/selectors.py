@@ -23,7 +23,7 @@ from catalog.models import (
     RightsShare,
     Use,
 )
-from config.exceptions import Forbidden, InvalidInput, NotFound
+from config.exceptions import InvalidInput, NotFound
 
 
 def parse_use(value: str) -> Use:
@@ -147,12 +147,13 @@ def user_holders(*, user: AbstractBaseUser) -> QuerySet[RightsHolder]:
 
 
 def holder_readable_by(*, user: AbstractBaseUser, holder_id: int) -> RightsHolder:
-    """The holder, if `user` may read its consent and reports (members and staff)."""
+    """The holder, if `user` may read its consent and reports (members and staff). Anyone
+    else is told it does not exist, as for an unknown id, so holder ids are not confirmed."""
     holder = RightsHolder.objects.filter(pk=holder_id).first()
-    if holder is None:
+    if holder is None or not (
+        getattr(user, "is_staff", False) or user_is_member(user=user, holder=holder)
+    ):
         raise NotFound(f"rights holder {holder_id} does not exist")
-    if not (getattr(user, "is_staff", False) or user_is_member(user=user, holder=holder)):
-        raise Forbidden(f"you are not a member of rights holder '{holder.name}'")
     return holder
 
 

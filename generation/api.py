@@ -18,12 +18,13 @@ from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from catalog.models import Distribution, Level
-from config.api import validated_input
+from config.api import BIGINT_MAX, IdField, TextField, validated_input
 from config.exceptions import Conflict, InvalidInput
 from generation import selectors
 from generation.models import GenerationRequest, ModelVersion
 from generation.providers import similarity_audit_summary
 from generation.services.requests import (
+    MAX_PROMPT_CHARS,
     GenerationAsk,
     generation_request_submit,
     references_preview,
@@ -32,9 +33,9 @@ from generation.verification import ReferenceSpec
 
 
 class ReferenceInput(serializers.Serializer):
-    recording = serializers.IntegerField()
-    level = serializers.ChoiceField(choices=Level.values, default=Level.SONG)
-    role = serializers.CharField(max_length=32, default="style")
+    recording = IdField()
+    level = serializers.ChoiceField(choices=Level.choices, default=Level.SONG)
+    role = TextField(max_length=32, default="style")
     weight = serializers.FloatField(default=1.0)
     segment_start = serializers.FloatField(required=False, allow_null=True, default=None)
     segment_end = serializers.FloatField(required=False, allow_null=True, default=None)
@@ -86,7 +87,7 @@ class VerdictOutput(serializers.Serializer):
 class VerifyApi(APIView):
     class Input(serializers.Serializer):
         references = ReferencesField(min_length=1)
-        distribution = serializers.ChoiceField(choices=Distribution.values)
+        distribution = serializers.ChoiceField(choices=Distribution.choices)
 
     class Output(serializers.Serializer):
         permitted = serializers.BooleanField()
@@ -207,6 +208,10 @@ class GenerationOutput(serializers.ModelSerializer):
         return SimilarityAuditOutput(audit).data if audit else None
 
 
+class IdempotencyKeyInput(serializers.Serializer):
+    key = TextField(allow_blank=True, max_length=100)
+
+
 class GenerationListCreateApi(generics.ListAPIView):
     """List your generations (staff: all); submit a new one."""
 
@@ -215,14 +220,18 @@ class GenerationListCreateApi(generics.ListAPIView):
 
     class Input(serializers.Serializer):
         references = ReferencesField(min_length=1)
-        distribution = serializers.ChoiceField(choices=Distribution.values)
+        distribution = serializers.ChoiceField(choices=Distribution.choices)
         seconds = serializers.FloatField(required=False, allow_null=True, default=None)
-        prompt = serializers.CharField(required=False, allow_blank=True, default="")
-        seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+        prompt = TextField(
+            required=False, allow_blank=True, default="", max_length=MAX_PROMPT_CHARS
+        )
+        seed = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=0, max_value=BIGINT_MAX
+        )
         strength = serializers.FloatField(required=False, allow_null=True, default=None)
         segment_start = serializers.FloatField(required=False, allow_null=True, default=None)
         segment_end = serializers.FloatField(required=False, allow_null=True, default=None)
-        key = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+        key = TextField(required=False, allow_blank=True, default="", max_length=100)
         upload = serializers.FileField(required=False, allow_null=True, default=None)
 
     def get_queryset(self):
@@ -240,6 +249,9 @@ class GenerationListCreateApi(generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated_input(self.Input, request.data)
+        if not data["key"] and "Idempotency-Key" in request.headers:
+            header = {"key": request.headers["Idempotency-Key"]}
+            data["key"] = validated_input(IdempotencyKeyInput, header)["key"]
         upload = data["upload"]
         if upload is not None and upload.size > settings.GENERATION_MAX_UPLOAD_BYTES:
             raise InvalidInput(
@@ -254,7 +266,7 @@ class GenerationListCreateApi(generics.ListAPIView):
             strength=data["strength"],
             segment_start=data["segment_start"],
             segment_end=data["segment_end"],
-            key=data["key"] or request.headers.get("Idempotency-Key", ""),
+            key=data["key"],
         )
         generation, created = generation_request_submit(user=request.user, ask=ask, upload=upload)
         generation = selectors.generation_get_for(user=request.user, uid=generation.uid)

@@ -54,6 +54,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         "model_problem": model_problem,
         "max_seconds": limits.sampler.max_output_seconds if limits else 60.0,
         "context_seconds": limits.dit.max_seconds if limits else 10.0,
+        "min_seconds": settings.GENERATION_MIN_SECONDS,
         "max_references": limits.dit.max_references if limits else 8,
     }
     return render(request, "generation/studio.html", context)

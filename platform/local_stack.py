@@ -174,7 +174,8 @@ def demo(host: str, port: int) -> int:
         step("Starting web server, Celery workers and beat")
         warm = STATE_DIR / "web-warm"
         shutil.rmtree(warm, ignore_errors=True)
-        env = {**os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}",
+        # The demo serves people: no debug pages (DJANGO_DEBUG=1 turns them back on).
+        env = {"DJANGO_DEBUG": "0", **os.environ, "PLATFORM_HTTP_BIND": f"{host}:{port}",
                "PLATFORM_WEB_WARM_DIR": str(warm)}  # fmt: skip
         children.append(
             subprocess.Popen(

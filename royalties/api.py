@@ -11,7 +11,7 @@ import io
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -20,23 +20,39 @@ from rest_framework.views import APIView
 
 from catalog.models import Distribution, Level
 from catalog.selectors import holder_readable_by
-from config.api import validated_input
+from config.api import IdField, TextField, query_input, validated_input
 from config.exceptions import InvalidInput, NotFound
 from config.permissions import StaffOnly
 from royalties import selectors, services
 from royalties.models import LedgerTransaction, PriceList, SplitPolicy, Statement
 
-PERIOD = OpenApiParameter("period", str, required=True, description="month, YYYY-MM")
-CURRENCY = OpenApiParameter("currency", str, description="ISO 4217; default the platform's")
+
+class CurrencyQuery(serializers.Serializer):
+    currency = TextField(max_length=3, required=False, help_text="ISO 4217; default the platform's")
+
+
+class HolderPeriodQuery(CurrencyQuery):
+    period = TextField(
+        max_length=7,
+        help_text="month, YYYY-MM",
+        error_messages={
+            "required": "period is required: a month as YYYY-MM",
+            "max_length": "period must be a month as YYYY-MM",
+        },
+    )
 
 
 class _HolderPeriod:
-    """Resolves holder (with read authorisation), period and currency from the request."""
+    """Resolves holder (with read authorisation), period and currency from the request; the
+    view's `Query` may add filters, which land in `self.query`."""
+
+    Query = HolderPeriodQuery
 
     def holder_period(self, request: Request, holder_id: int):
         holder = holder_readable_by(user=request.user, holder_id=holder_id)
-        period = selectors.parse_period(request.query_params.get("period"))
-        currency = services.currency_checked(request.query_params.get("currency"))
+        self.query = query_input(self.Query, request)
+        period = selectors.parse_period(self.query["period"])
+        currency = services.currency_checked(self.query.get("currency"))
         return holder, period, currency
 
 
@@ -65,7 +81,7 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
         generations = serializers.IntegerField()
         statement = StatementOutput(allow_null=True)
 
-    @extend_schema(parameters=[PERIOD, CURRENCY], responses=Output)
+    @extend_schema(parameters=[HolderPeriodQuery], responses=Output)
     def get(self, request: Request, holder_id: int) -> Response:
         holder, period, currency = self.holder_period(request, holder_id)
         statement = selectors.holder_statement(holder=holder, period=period, currency=currency)
@@ -106,12 +122,13 @@ class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
             help_text="generations that referenced the recording, net of reversals"
         )
 
+    class Query(HolderPeriodQuery):
+        recording = IdField(required=False, help_text="one recording")
+
     serializer_class = Output
     filter_backends: list = []
 
-    @extend_schema(
-        parameters=[PERIOD, CURRENCY, OpenApiParameter("recording", int, description="one id")]
-    )
+    @extend_schema(parameters=[Query])
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -124,9 +141,8 @@ class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
         rows = selectors.holder_payouts_by_recording(
             holder=holder, period=period, currency=currency
         )
-        recording = self.request.query_params.get("recording")
-        if recording:
-            rows = rows.filter(recording_id=_int_param("recording", recording))
+        if "recording" in self.query:
+            rows = rows.filter(recording_id=self.query["recording"])
         return rows
 
 
@@ -141,17 +157,14 @@ class PayoutByGenerationApi(_HolderPeriod, generics.ListAPIView):
         total_minor = serializers.IntegerField(source="total")
         recordings = serializers.IntegerField()
 
+    class Query(HolderPeriodQuery):
+        level = serializers.ChoiceField(Level.choices, required=False)
+        distribution = serializers.ChoiceField(Distribution.choices, required=False)
+
     serializer_class = Output
     filter_backends: list = []
 
-    @extend_schema(
-        parameters=[
-            PERIOD,
-            CURRENCY,
-            OpenApiParameter("level", str, enum=Level.values),
-            OpenApiParameter("distribution", str, enum=Distribution.values),
-        ]
-    )
+    @extend_schema(parameters=[Query])
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -160,22 +173,15 @@ class PayoutByGenerationApi(_HolderPeriod, generics.ListAPIView):
         rows = selectors.holder_payouts_by_generation(
             holder=holder, period=period, currency=currency
         )
-        for name, allowed in (("level", Level.values), ("distribution", Distribution.values)):
-            value = self.request.query_params.get(name)
-            if value:
-                if value not in allowed:
-                    raise InvalidInput(
-                        f"unknown {name} '{value}'; expected one of: {', '.join(allowed)}"
-                    )
-                rows = rows.filter(**{name: value})
-        return rows
+        wanted = ("level", "distribution")
+        return rows.filter(**{name: self.query[name] for name in wanted if name in self.query})
 
 
 class PayoutCsvApi(_HolderPeriod, APIView):
     """DDEX-DSR-like CSV: one line per recording, use type and distribution."""
 
     @extend_schema(
-        parameters=[PERIOD, CURRENCY],
+        parameters=[HolderPeriodQuery],
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, holder_id: int) -> HttpResponse:
@@ -195,16 +201,17 @@ class PayoutCsvApi(_HolderPeriod, APIView):
 class StatementCloseApi(APIView):
     @extend_schema(
         request=None,
-        parameters=[CURRENCY],
+        parameters=[CurrencyQuery],
         responses={201: StatementOutput},
     )
     def post(self, request: Request, holder_id: int, period: str) -> Response:
         holder = holder_readable_by(user=request.user, holder_id=holder_id)
+        query = query_input(CurrencyQuery, request)
         statement = services.statement_close(
             actor=request.user,
             holder=holder,
             period=selectors.parse_period(period),
-            currency=request.query_params.get("currency"),
+            currency=query.get("currency"),
         )
         return Response(StatementOutput(statement).data, status=status.HTTP_201_CREATED)
 
@@ -327,10 +334,3 @@ class LedgerCheckApi(APIView):
     def get(self, request: Request) -> Response:
         report = selectors.ledger_conservation_check()
         return Response(self.Output(report).data)
-
-
-def _int_param(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, got '{value}'") from None

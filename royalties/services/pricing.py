@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Distribution, Level
+from config.api import BIGINT_MAX
 from config.exceptions import Conflict, InvalidInput
 from royalties.allocation import (
     AllocationError,
@@ -51,7 +52,7 @@ def price_list_publish(
     bad = {
         f"{lv}/{di}": amount
         for (lv, di), amount in tiers.items()
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= BIGINT_MAX
     }
     if bad:
         raise InvalidInput(

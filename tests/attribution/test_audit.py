@@ -78,6 +78,7 @@ def more_catalogue(settings, count: int = 14) -> list[Recording]:
 def audit_settings(settings):
     settings.AUDIT_CLIP_SECONDS = CLIP.clip_seconds
     settings.AUDIT_CLIP_HOP_SECONDS = CLIP.hop_seconds
+    settings.GENERATION_MIN_SECONDS = CLIP.clip_seconds
     settings.AUDIT_TOP_K = 5
     settings.AUDIT_FLAG_THRESHOLD = "mean+2sigma"
     settings.AUDIT_HOLD_PAYOUTS_ON_FLAG = True
@@ -105,7 +106,7 @@ def client_for(user) -> APIClient:
     return client
 
 
-def generated(studio, maker, *, seconds: float = 2.0) -> GenerationRequest:
+def generated(studio, maker, *, seconds: float = 3.0) -> GenerationRequest:
     """A generation referencing recordings 4 and 5 (the tiny model trained on 0-3)."""
     first, second = studio["recordings"][4], studio["recordings"][5]
     body = {

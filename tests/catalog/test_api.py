@@ -117,9 +117,13 @@ def test_holder_a_cannot_read_or_change_holder_b(co_held):
             consent_url(holder_b, recording, "grant"), {"uses": ["training"]}, format="json"
         ),
     ):
-        assert response.status_code == 403
-        assert response.json()["error"]["code"] == "forbidden"
-        assert "not a member" in response.json()["error"]["message"]
+        # answered exactly as an unknown holder, so holder ids are not confirmed
+        assert response.status_code == 404
+        assert response.json()["error"] == {
+            "code": "not_found",
+            "message": f"rights holder {holder_b.pk} does not exist",
+            "details": {},
+        }
     assert not ConsentVersion.objects.exists()
 
 

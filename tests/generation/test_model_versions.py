@@ -62,7 +62,7 @@ def test_revoked_training_consent_withdraws_the_model(studio, settings, make_use
     body = {
         "references": [{"recording": studio["recordings"][4].pk, "level": "song"}],
         "distribution": "private",
-        "seconds": 1.0,
+        "seconds": 1.5,
     }
     refused = client.post("/api/generations/", body, format="json")
     assert refused.status_code == 409

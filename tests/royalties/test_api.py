@@ -123,7 +123,9 @@ def test_staff_read_every_holder(pricing, rights, staff):
 def test_malformed_report_requests_are_400(pricing, rights, params, fragment):
     response = client_for(rights["member_a"]).get(url(rights["holder_a"], "/"), params)
     assert response.status_code == 400
-    assert fragment in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert fragment in error["message"] + str(error["details"])
 
 
 def test_closing_a_month_freezes_its_statement(pricing, rights, staff, monkeypatch):

@@ -135,7 +135,7 @@ def test_month_without_payouts_and_bad_requests(pricing, rights, make_user):
     assert b'role="img"' not in empty.content
     assert client.get(payouts_url(holder), {"period": "2024-13"}).status_code == 400
     assert client.get(payouts_url(holder), {"currency": "ZZZ"}).status_code == 400
-    assert client_for(rights["member_b"]).get(payouts_url(holder)).status_code == 403
+    assert client_for(rights["member_b"]).get(payouts_url(holder)).status_code == 404
     assert client.get("/portal/holders/999999/payouts/").status_code == 404
     assert Client().get(payouts_url(holder)).status_code == 302  # sign in first
 
