@@ -124,8 +124,8 @@ class TrainingAttributionOutput(serializers.Serializer):
         help_text="every training recording, highest score first (empty until done)"
     )
     created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
 
     def get_regime(self, job) -> dict:
         return (job.evidence or {}).get("regime", {})

@@ -32,12 +32,12 @@ class CurrencyQuery(serializers.Serializer):
 
 
 class HolderPeriodQuery(CurrencyQuery):
-    period = TextField(
-        max_length=7,
+    period = serializers.RegexField(
+        r"^[0-9]{4}-[0-9]{2}$",
         help_text="month, YYYY-MM",
         error_messages={
             "required": "period is required: a month as YYYY-MM",
-            "max_length": "period must be a month as YYYY-MM",
+            "invalid": "period must be a month as YYYY-MM",
         },
     )
 

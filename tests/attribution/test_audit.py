@@ -16,6 +16,7 @@ from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from attribution.audit import CalibrationConfig, ClipSpec, calibrate, split_clips
+from attribution.checks import generations_hold_an_audit_clip
 from attribution.models import ClipCalibration, ClipEmbedding, SimilarityAudit
 from attribution.selectors import similarity_audit_for_generation
 from attribution.services.audit import (
@@ -295,14 +296,36 @@ def test_released_payouts_come_back_and_a_settlement_while_held_is_held_too(
     assert reversals.count() == 2  # corrections are reversals; nothing was updated
 
 
-def test_an_output_shorter_than_one_clip_fails_the_audit_not_the_generation(calibrated, make_user):
-    generation = generated(calibrated, make_user("maker"))  # 2 s: shorter than a 3-s clip
+def test_no_generation_is_shorter_than_one_audit_clip(calibrated, make_user):
+    """The near-copy check and its payout hold apply to every output: a request shorter than
+    one 3-s clip is refused before anything is queued, and the shortest one is audited."""
+    maker = make_user("maker")
+    body = {
+        "references": [{"recording": calibrated["recordings"][4].pk, "level": "song"}],
+        "distribution": "commercial",
+        "seconds": 2.999,
+    }
+    refused = client_for(maker).post("/api/generations/", body, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "seconds must be between 3 and 6 (the shortest output is one similarity-audit clip)"
+    )
+    assert not GenerationRequest.objects.exists()
+
+    generation = generated(calibrated, maker, seconds=3.0)
     audit = similarity_audit_run_here(generation_ref=generation.ref)
-    assert audit.status == "failed"
-    assert "2.00 s long" in audit.failure_reason and "3-s clips" in audit.failure_reason
-    assert not audit.matches.exists() and not audit.flagged
-    generation.refresh_from_db()
-    assert generation.status == "succeeded"
+    assert audit.status == "done", audit.failure_reason
+    assert audit.output_clip_count == 1 and audit.matches.exists()
+
+
+def test_the_settings_may_not_let_outputs_escape_the_audit(settings):
+    settings.AUDIT_CLIP_SECONDS = 3.0
+    settings.GENERATION_MIN_SECONDS = 2.0
+    errors = generations_hold_an_audit_clip(None)
+    assert [e.id for e in errors] == ["attribution.E001"]
+    assert "short outputs would escape the similarity audit" in errors[0].msg
+    settings.GENERATION_MIN_SECONDS = 3.0
+    assert generations_hold_an_audit_clip(None) == []
 
 
 def test_an_encoder_version_without_calibration_fails_with_a_reason(
