@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format stop-db
+.PHONY: install demo test fuzz lint format stop-db
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Schemathesis against the live test server as anonymous, maker and holder (tests/fuzz);
+# reports in .state/fuzz/. A few minutes; part of CI.
+fuzz: $(STAMP)
+	LOG_LEVEL=ERROR $(BIN)/python -m pytest -m fuzz tests/fuzz -p no:cacheprovider
+	@for role in anonymous maker holder; do \
+	  printf '%-10s %s\n' "$$role" "$$(grep -h 'generated' .state/fuzz/$$role.txt | tail -1)"; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

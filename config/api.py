@@ -97,3 +97,10 @@ class Pagination(PageNumberPagination):
                 details={self.page_query_param: ["A page number is a positive integer."]},
             )
         return number
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page})
+        return parameters
