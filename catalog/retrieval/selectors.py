@@ -261,8 +261,8 @@ def uploaded_audio_vectors(*, path, max_seconds: float) -> np.ndarray:
         raise InvalidInput(f"the uploaded file is not decodable audio: {exc}") from exc
     if probe.duration_seconds > max_seconds:
         raise InvalidInput(
-            f"the uploaded audio is {probe.duration_seconds:.0f} s long; at most "
-            f"{max_seconds:.0f} s is accepted"
+            f"the uploaded audio is {probe.duration_seconds:.3f} s long; at most "
+            f"{max_seconds:g} s is accepted"
         )
     encoder = loaded_encoder(active_encoder_version())
     audio = load_mono(path, sample_rate=encoder.sample_rate)

@@ -155,7 +155,7 @@ def _validate_upload(
             _finite(ask.segment_end, "segment_end"),
         )
         if not 0 <= start < end <= duration + 1e-6:
-            problem = f"segment {start}-{end} s lies outside the {duration:.1f}-s upload"
+            problem = f"segment {start}-{end} s lies outside the {duration:.3f}-s upload"
         elif end - start < 0.5:
             problem = "the segment to regenerate must be at least 0.5 s long"
     if problem is None and ask.strength is not None:
