@@ -41,8 +41,13 @@ class AudioTextEncoder(Protocol):
         ...
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """n texts -> (n, EMBEDDING_DIM) unit vectors."""
+        """n texts -> (n, EMBEDDING_DIM) unit vectors. An encoder without a text tower sets
+        `audio_only = True` and raises `EncoderError` here; it serves the audit only."""
         ...
+
+
+def is_audio_only(encoder: AudioTextEncoder) -> bool:
+    return bool(getattr(encoder, "audio_only", False))
 
 
 Loader = Callable[[Path], AudioTextEncoder]
@@ -51,6 +56,7 @@ _LOADERS: dict[str, Loader] = {}
 BUILTIN_ENCODERS = {
     "default-clap": "catalog.encoders.default_clap",
     "laion-clap": "catalog.encoders.laion",
+    "musicnn": "catalog.encoders.musicnn_audit",  # audio only: for the similarity audit
 }
 
 

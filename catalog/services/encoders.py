@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
-from catalog.encoders import EncoderError, load_encoder
+from catalog.encoders import EncoderError, is_audio_only, load_encoder
 from catalog.encoders.default_clap import NAME as DEFAULT_NAME
 from catalog.encoders.default_clap import DefaultClapConfig, FrozenSentenceEncoder, save_checkpoint
 from catalog.encoders.training import TrainingConfig, TrainingItem, train_default_clap
@@ -147,6 +147,12 @@ def encoder_train(
     )
 
 
+AUDIO_ONLY = (
+    "{name} is audio-only (no text tower), so retrieval cannot use it; register it without "
+    "activating and name it in AUDIT_ENCODER for the similarity audit"
+)
+
+
 def encoder_register(
     *,
     name: str,
@@ -164,6 +170,8 @@ def encoder_register(
         encoder = load_encoder(name, checkpoint_path)
     except EncoderError as exc:
         raise InvalidInput(str(exc)) from exc
+    if activate and is_audio_only(encoder):
+        raise InvalidInput(AUDIO_ONLY.format(name=name))
     digest = file_sha256(checkpoint_path)
     with transaction.atomic():
         version, _ = EncoderVersion.objects.get_or_create(
@@ -173,6 +181,7 @@ def encoder_register(
                 "config": {
                     "sample_rate": encoder.sample_rate,
                     "window_seconds": encoder.window_seconds,
+                    "audio_only": is_audio_only(encoder),
                 },
                 "checkpoint_path": str(checkpoint_path),
                 "checkpoint_sha256": digest,
@@ -186,6 +195,9 @@ def encoder_register(
 
 
 def encoder_activate(*, encoder_version: EncoderVersion) -> EncoderVersion:
+    """Make retrieval (and the audit, unless AUDIT_ENCODER names another) use this version."""
+    if encoder_version.config.get("audio_only"):
+        raise InvalidInput(AUDIO_ONLY.format(name=encoder_version.name))
     with transaction.atomic():
         EncoderVersion.objects.filter(is_active=True).exclude(pk=encoder_version.pk).update(
             is_active=False

@@ -1,5 +1,7 @@
 """python manage.py register_encoder NAME CHECKPOINT: use a pretrained checkpoint (e.g. the
-LAION-CLAP music checkpoint) as an encoder version; --activate makes retrieval use it."""
+LAION-CLAP music checkpoint) as an encoder version; --activate makes retrieval use it. The
+audio-only `musicnn` takes a card (catalog/encoders/pretrained/musicnn-mtt.json) and serves the
+similarity audit through AUDIT_ENCODER."""
 
 from pathlib import Path
 
@@ -10,10 +12,10 @@ from config.exceptions import DomainError
 
 
 class Command(BaseCommand):
-    help = "Register an encoder checkpoint (default-clap or laion-clap) as an encoder version."
+    help = "Register an encoder checkpoint (default-clap, laion-clap or musicnn) as a version."
 
     def add_arguments(self, parser):
-        parser.add_argument("name", choices=["default-clap", "laion-clap"])
+        parser.add_argument("name", choices=["default-clap", "laion-clap", "musicnn"])
         parser.add_argument("checkpoint", type=Path)
         parser.add_argument("--activate", action="store_true")
 
@@ -22,5 +24,11 @@ class Command(BaseCommand):
             version = encoder_register(name=name, checkpoint_path=checkpoint, activate=activate)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+        if version.config.get("audio_only"):
+            self.stdout.write(
+                f"{version} registered for the similarity audit: set AUDIT_ENCODER={version} "
+                "and run `manage.py embed_clips --calibrate`"
+            )
+            return
         state = "active" if version.is_active else "registered (not active)"
         self.stdout.write(f"{version} {state}; run `manage.py embed_catalogue` to index with it")
