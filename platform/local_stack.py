@@ -166,6 +166,8 @@ def demo(host: str, port: int) -> int:
         manage("train_encoder", "--if-needed")
         step("Embeddings of the catalogue (10-s windows + track vectors in pgvector)")
         manage("embed_catalogue")
+        step("Similarity audit's encoder (musicnn's pretrained tagger, from its card)")
+        manage("register_encoder", "musicnn", "catalog/encoders/pretrained/musicnn-mtt.json")
         step("3-s clips of the catalogue and the similarity audit's thresholds (seed 003)")
         manage("embed_clips", "--calibrate")
         step("Generator (committed demo checkpoint, or trained if consent changed; <= 20 min)")

@@ -28,6 +28,8 @@ TDA_STATE_DIR = STATE_DIR / "test-tda"
 TDA_ON_GENERATION = False
 # Audits are run in process by the tests that need them.
 AUDIT_ON_GENERATION = False
+# The tiny tests audit with the tiny encoder they make active; the musicnn tests name musicnn.
+AUDIT_ENCODER = ""
 # The tiny test generator's context is 2 s: audit clips (and so the shortest output) scale down
 # with it. Tests of the product's 3-s clips set these back.
 AUDIT_CLIP_SECONDS = 1.5

@@ -13,6 +13,7 @@ import pytest
 from attribution.audit import CalibrationConfig
 from attribution.selectors import similarity_audit_for_generation
 from attribution.services.audit import (
+    audit_encoder_version,
     catalogue_clips_embed,
     clip_calibrate,
     similarity_audit_run_here,
@@ -20,7 +21,7 @@ from attribution.services.audit import (
 from catalog.encoders import AudioTextEncoder, EncoderError, load_encoder
 from catalog.models import EncoderVersion
 from catalog.services.encoders import encoder_activate, encoder_register
-from config.exceptions import InvalidInput
+from config.exceptions import InvalidInput, NotFound
 from tests.attribution.test_audit import audit_settings, copy_into_output, generated  # noqa: F401
 from tests.generation.conftest import embedded_catalogue, pricing, studio, tiny_checkpoint  # noqa: F401
 
@@ -94,3 +95,11 @@ def test_musicnn_audits_an_output_and_flags_the_recording_it_copies(
     top = similarity_audit_for_generation(generation_ref=generation.ref).matches[0]
     assert top.recording_id == copied.pk and top.similarity > 0.99
     assert top.recording_start_seconds - top.output_start_seconds == pytest.approx(3.0)
+
+
+def test_the_default_audit_encoder_says_how_to_register_it_when_missing(settings):
+    settings.AUDIT_ENCODER = "musicnn"  # the product's default (config/settings/base.py)
+    with pytest.raises(NotFound, match="register_encoder musicnn catalog/encoders/pretrained"):
+        audit_encoder_version()
+    version = encoder_register(name="musicnn", checkpoint_path=CARD)
+    assert audit_encoder_version() == version

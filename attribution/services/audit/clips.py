@@ -72,10 +72,16 @@ def audit_encoder_version(name: str | None = None) -> EncoderVersion:
     if version:
         found = found.filter(version=version)
     found = list(found[:2])
-    if len(found) != 1:
-        raise NotFound(
-            f"encoder {name!r} " + ("is ambiguous; give name@version" if found else "not found")
+    if len(found) > 1:
+        raise NotFound(f"encoder {name!r} is ambiguous; give name@version in AUDIT_ENCODER")
+    if not found:
+        hint = (
+            "; register it: manage.py register_encoder musicnn "
+            "catalog/encoders/pretrained/musicnn-mtt.json"
+            if encoder_name == "musicnn"
+            else ""
         )
+        raise NotFound(f"encoder {name!r} not found{hint}")
     return found[0]
 
 
