@@ -20,6 +20,7 @@ from config.exceptions import InvalidInput
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint, the type of every id and offset
 # C0 controls and DEL; tab, newline and carriage return are ordinary text.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+QUERY_INVALID = "The query string is invalid."
 no_control_characters = RegexValidator(
     CONTROL_CHARACTERS, message="Control characters are not allowed.", inverse_match=True
 )
@@ -46,7 +47,7 @@ def query_input(
     data = request.query_params.copy()
     for name, value in defaults.items():
         data.setdefault(name, value)
-    return validated_input(serializer_class, data, message="The query string is invalid.")
+    return validated_input(serializer_class, data, message=QUERY_INVALID)
 
 
 class IdField(serializers.IntegerField):
@@ -93,7 +94,7 @@ class Pagination(PageNumberPagination):
             number = 0
         if not 1 <= number <= self.max_page:
             raise InvalidInput(
-                "The query string is invalid.",
+                QUERY_INVALID,
                 details={self.page_query_param: ["A page number is a positive integer."]},
             )
         return number

@@ -51,13 +51,14 @@ class Conflict(DomainError):
     http_status = status.HTTP_409_CONFLICT
 
 
-def _body(code: str, message: str, details: Any = None) -> dict:
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    """The one error shape (module docstring)."""
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(_body(exc.code, exc.message, exc.details), status=exc.http_status)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -71,9 +72,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = _body("invalid_input", "The request is invalid.", response.data)
+        response.data = error_body("invalid_input", "The request is invalid.", response.data)
     elif isinstance(exc, drf_exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else exc.default_detail
-        response.data = _body(exc.default_code, str(message), None)
+        response.data = error_body(exc.default_code, str(message), None)
     return response

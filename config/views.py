@@ -2,6 +2,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 
+from config.exceptions import error_body
 from config.request_ids import current_request_id
 
 
@@ -17,8 +18,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     request_id = getattr(request, "request_id", None) or current_request_id()
     message = "The server failed to answer this request; quote the request id when reporting it."
     if request.path.startswith("/api/"):
-        body = {"error": {"code": "server_error", "message": message, "details": {}}}
-        body["error"]["details"]["request_id"] = request_id
+        body = error_body("server_error", message, {"request_id": request_id})
         return JsonResponse(body, status=500)
     page = loader.get_template("500.html").render({"message": message, "request_id": request_id})
     return HttpResponse(page, status=500)

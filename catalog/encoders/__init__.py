@@ -58,6 +58,8 @@ BUILTIN_ENCODERS = {
     "laion-clap": "catalog.encoders.laion",
     "musicnn": "catalog.encoders.musicnn_audit",  # audio only: for the similarity audit
 }
+# The card that registers musicnn, the audit's default encoder (relative to the repository).
+MUSICNN_CARD = Path("catalog/encoders/pretrained/musicnn-mtt.json")
 
 
 def register_encoder(name: str) -> Callable[[Loader], Loader]:

@@ -5,7 +5,6 @@ becomes retrieval's encoder."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +17,13 @@ from attribution.services.audit import (
     clip_calibrate,
     similarity_audit_run_here,
 )
+from catalog.encoders import MUSICNN_CARD as CARD
 from catalog.encoders import AudioTextEncoder, EncoderError, load_encoder
 from catalog.models import EncoderVersion
 from catalog.services.encoders import encoder_activate, encoder_register
 from config.exceptions import InvalidInput, NotFound
 from tests.attribution.test_audit import audit_settings, copy_into_output, generated  # noqa: F401
 from tests.generation.conftest import embedded_catalogue, pricing, studio, tiny_checkpoint  # noqa: F401
-
-CARD = Path("catalog/encoders/pretrained/musicnn-mtt.json")
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -21,7 +21,7 @@ from attribution.audit import (
 )
 from attribution.models import ClipCalibration, ClipEmbedding
 from catalog.audio.decoding import AudioDecodeError, load_mono
-from catalog.encoders import AudioTextEncoder, EncoderError
+from catalog.encoders import MUSICNN_CARD, AudioTextEncoder, EncoderError
 from catalog.models import EncoderVersion, Recording
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
 from config.exceptions import Conflict, InvalidInput, NotFound
@@ -76,8 +76,7 @@ def audit_encoder_version(name: str | None = None) -> EncoderVersion:
         raise NotFound(f"encoder {name!r} is ambiguous; give name@version in AUDIT_ENCODER")
     if not found:
         hint = (
-            "; register it: manage.py register_encoder musicnn "
-            "catalog/encoders/pretrained/musicnn-mtt.json"
+            f"; register it: manage.py register_encoder musicnn {MUSICNN_CARD}"
             if encoder_name == "musicnn"
             else ""
         )
