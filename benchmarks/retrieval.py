@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import F
 
 from catalog.models import (
     EMBEDDING_DIM,
@@ -31,7 +32,8 @@ from catalog.models import (
     RightsHolder,
 )
 from catalog.retrieval.vector_search import SearchTuning, window_neighbours
-from catalog.selectors import recordings_permitting
+from catalog.selectors import consent_requirement
+from catalog.services.consent_masks import consent_masks_refresh
 
 INDEX_NAME = "window_embedding_hnsw"
 VECTOR_LITERAL = re.compile(r"'\[[^\]]*\]'::halfvec")
@@ -500,7 +502,7 @@ def product_index_parameters() -> tuple[int, int]:
 
 
 def _permitted():
-    return recordings_permitting(use=USE, distribution=DISTRIBUTION)
+    return consent_requirement(use=USE, distribution=DISTRIBUTION)
 
 
 def _product_query(query, encoder_id, ef, permitted, row_of) -> list[int]:
@@ -508,7 +510,7 @@ def _product_query(query, encoder_id, ef, permitted, row_of) -> list[int]:
         query=query,
         encoder_id=encoder_id,
         limit=K,
-        permitted=permitted,
+        consent=permitted,
         tuning=SearchTuning(ef_search=ef),
     )
     return [row_of(h.recording_id, h.start_seconds) for h in hits]
@@ -525,7 +527,7 @@ def _explain(query, encoder_id: int, ef: int, filtered: bool) -> dict:
             query=query,
             encoder_id=encoder_id,
             limit=K,
-            permitted=permitted,
+            consent=permitted,
             tuning=SearchTuning(ef_search=ef),
         )
     sql = next(q["sql"] for q in reversed(captured.captured_queries) if "ORDER BY" in q["sql"])
@@ -696,6 +698,11 @@ def run_size(config: BenchConfig, log: Log = print) -> dict:
     copy_seconds = _copy_windows(config, vectors, encoder_id, rec_ids, say)
     say(f"COPY done in {copy_seconds:.1f} s ({config.size / copy_seconds:,.0f} rows/s)")
     started = time.perf_counter()
+    with transaction.atomic():
+        masked = consent_masks_refresh(recording_ids=rec_ids.tolist())
+    mask_seconds = time.perf_counter() - started
+    say(f"consent masks of {masked:,} rows from the consent tables in {mask_seconds:.1f} s")
+    started = time.perf_counter()
     _analyze()
     analyze_seconds = time.perf_counter() - started
     setup_seconds = time.perf_counter() - t0
@@ -714,10 +721,20 @@ def run_size(config: BenchConfig, log: Log = print) -> dict:
     def row_of(recording_id: int, start_seconds: float) -> int:
         return index_of[recording_id] * wpr + round(start_seconds / config.window_seconds)
 
-    permitted_count = _permitted().filter(pk__in=rec_ids.tolist()).count()
+    permitted_count = _permitted().recordings().filter(pk__in=rec_ids.tolist()).count()
     if permitted_count != n_permitted:
         raise AssertionError(
             f"consent SQL permits {permitted_count} bench recordings, expected {n_permitted}"
+        )
+    masked_windows = (
+        RecordingWindowEmbedding.objects.filter(encoder_id=encoder_id)
+        .alias(bits=F("consent_mask").bitand(_permitted().mask))
+        .filter(bits=_permitted().mask)
+        .count()
+    )
+    if masked_windows != int(row_permitted.sum()):
+        raise AssertionError(
+            f"consent masks permit {masked_windows} windows, expected {int(row_permitted.sum())}"
         )
     consent = {
         "recordings": n_rec,
@@ -784,6 +801,7 @@ def run_size(config: BenchConfig, log: Log = print) -> dict:
             "copy_seconds": copy_seconds,
             "rows_per_s": config.size / copy_seconds,
             "analyze_seconds": analyze_seconds,
+            "consent_mask_seconds": mask_seconds,
             "setup_seconds": setup_seconds,
         },
         "hnsw_build": build,

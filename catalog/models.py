@@ -56,6 +56,20 @@ class Level(models.TextChoices):
     TEMPORAL = "temporal", "Temporal (segment) level"
 
 
+# Effective consent as bits, one per use and distribution in this order, stored on the
+# embedding rows (`consent_mask`) so a vector search filters inside the index scan. Appending a
+# name is safe; inserting or reordering one needs a migration that recomputes every mask.
+CONSENT_BIT_NAMES: tuple[str, ...] = (*Use.values, *Distribution.values)
+
+
+def consent_bits(names) -> int:
+    """The mask with the bits of `names` (uses and distributions) set."""
+    mask = 0
+    for name in names:
+        mask |= 1 << CONSENT_BIT_NAMES.index(name)
+    return mask
+
+
 # The consent use each level needs: a temporal reference transforms the audio itself.
 LEVEL_USES = {
     Level.SONG: Use.SONG_INFERENCE,
@@ -325,6 +339,9 @@ class RecordingWindowEmbedding(models.Model):
     window_seconds = models.FloatField()
     start_seconds = models.FloatField()
     embedding = HalfVectorField(dimensions=EMBEDDING_DIM)
+    # the recording's effective consent (`consent_bits`), kept in step by the consent and
+    # rights services in the same transaction (`catalog.services.consent_masks`)
+    consent_mask = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
@@ -357,6 +374,9 @@ class RecordingEmbedding(models.Model):
     encoder = models.ForeignKey(EncoderVersion, on_delete=models.PROTECT, related_name="+")
     window_count = models.PositiveIntegerField()
     embedding = HalfVectorField(dimensions=EMBEDDING_DIM)
+    # the recording's effective consent (`consent_bits`), kept in step by the consent and
+    # rights services in the same transaction (`catalog.services.consent_masks`)
+    consent_mask = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, QuerySet
 
 from catalog.models import (
+    CONSENT_BIT_NAMES,
     ConsentVersion,
     CurrentConsent,
     Distribution,
@@ -22,6 +23,7 @@ from catalog.models import (
     RightsHolderMembership,
     RightsShare,
     Use,
+    consent_bits,
 )
 from config.exceptions import InvalidInput, NotFound
 
@@ -67,6 +69,33 @@ def recordings_permitting(
     has_shares = RightsShare.objects.filter(recording=OuterRef("pk"))
     base = queryset if queryset is not None else Recording.objects.all()
     return base.filter(Exists(has_shares)).exclude(Exists(share_not_granting))
+
+
+@dataclass(frozen=True)
+class ConsentRequirement:
+    """What a search asks of each recording's effective consent: a use, and optionally a
+    distribution. `mask` is the bits a recording's embedding rows must all carry; `recordings`
+    is the same rule as one SQL query over the consent tables."""
+
+    use: Use
+    distribution: Distribution | None = None
+
+    @property
+    def mask(self) -> int:
+        names = [self.use.value] + ([self.distribution.value] if self.distribution else [])
+        return consent_bits(names)
+
+    def recordings(self) -> QuerySet[Recording]:
+        return recordings_permitting(use=self.use, distribution=self.distribution)
+
+
+def consent_requirement(
+    *, use: Use | str, distribution: Distribution | str | None = None
+) -> ConsentRequirement:
+    return ConsentRequirement(
+        use=parse_use(use),
+        distribution=parse_distribution(distribution) if distribution is not None else None,
+    )
 
 
 def recording_permits(
@@ -276,7 +305,7 @@ def recordings_rights_holders(*, recording_ids: Iterable[int]) -> dict[int, list
 
 # --- The rights-holder portal ---------------------------------------------------------------
 
-CONSENT_NAMES: tuple[str, ...] = (*Use.values, *Distribution.values)
+CONSENT_NAMES: tuple[str, ...] = CONSENT_BIT_NAMES
 
 # One line per use and distribution for the portal's toggles (seed 004, Tables 1 and 2).
 CONSENT_EXPLANATIONS: dict[str, str] = {

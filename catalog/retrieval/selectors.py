@@ -2,7 +2,8 @@
 
 Window hits aggregate to recordings by their best (maximum) similarity. Only recordings whose
 effective consent permits the requested level and distribution can appear: the consent filter
-is part of the vector query itself (`recordings_permitting`), not applied to results after.
+is part of the vector query itself (a bit test on each row's consent mask, evaluated inside the
+index scan), not applied to results after.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from catalog.models import (
 from catalog.retrieval.prompts import CategoryError, CategoryPrompt
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
 from catalog.retrieval.vector_search import recording_neighbours, window_neighbours
-from catalog.selectors import parse_distribution, recordings_permitting
+from catalog.selectors import ConsentRequirement, consent_requirement
 from config.exceptions import Conflict, InvalidInput, NotFound
 
 MAX_PROMPT_CHARS = 500
@@ -59,9 +60,8 @@ def _check_k(k: int) -> int:
     return k
 
 
-def _permitted(level: str, distribution: str):
-    use = use_for_level(level)
-    return recordings_permitting(use=use, distribution=parse_distribution(distribution))
+def _requirement(level: str, distribution: str) -> ConsentRequirement:
+    return consent_requirement(use=use_for_level(level), distribution=distribution)
 
 
 def _recordings_by_best_window(
@@ -69,7 +69,7 @@ def _recordings_by_best_window(
     queries: np.ndarray,
     encoder_version: EncoderVersion,
     k: int,
-    permitted,
+    consent: ConsentRequirement,
     exclude: set[int] = frozenset(),
 ) -> list[tuple[int, float, float]]:
     """Top-k (recording_id, similarity, window start) over one or more query vectors.
@@ -83,12 +83,14 @@ def _recordings_by_best_window(
         exhausted = True
         for query in queries:
             hits = window_neighbours(
-                query=query, encoder_id=encoder_version.pk, limit=limit, permitted=permitted
+                query=query,
+                encoder_id=encoder_version.pk,
+                limit=limit,
+                consent=consent,
+                exclude=exclude,
             )
             exhausted = exhausted and len(hits) < limit
             for hit in hits:
-                if hit.recording_id in exclude:
-                    continue
                 if hit.recording_id not in best or hit.similarity > best[hit.recording_id][0]:
                     best[hit.recording_id] = (hit.similarity, hit.start_seconds)
         if len(best) >= k or exhausted or limit >= 4096:
@@ -112,12 +114,10 @@ def retrieve_by_text(*, prompt: str, level: str, distribution: str, k: int = 10)
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidInput(f"the prompt is longer than {MAX_PROMPT_CHARS} characters")
     _check_k(k)
-    permitted = _permitted(level, distribution)
+    consent = _requirement(level, distribution)
     version = active_encoder_version()
     query = loaded_encoder(version).embed_texts([prompt])
-    rows = _recordings_by_best_window(
-        queries=query, encoder_version=version, k=k, permitted=permitted
-    )
+    rows = _recordings_by_best_window(queries=query, encoder_version=version, k=k, consent=consent)
     return RetrievalResult(version, prompt, _hits(rows))
 
 
@@ -142,11 +142,11 @@ def retrieve_by_audio_vectors(
 ) -> RetrievalResult:
     """Recordings nearest to any window of a query (an upload or a catalogue recording)."""
     _check_k(k)
-    permitted = _permitted(level, distribution)
+    consent = _requirement(level, distribution)
     version = active_encoder_version()
     exclude = {exclude_recording_id} if exclude_recording_id else set()
     rows = _recordings_by_best_window(
-        queries=vectors, encoder_version=version, k=k, permitted=permitted, exclude=exclude
+        queries=vectors, encoder_version=version, k=k, consent=consent, exclude=exclude
     )
     return RetrievalResult(version, description, _hits(rows))
 
@@ -204,7 +204,7 @@ def permitted_alternatives(
     recording = Recording.objects.select_related("artist").filter(pk=recording_id).first()
     if recording is None:
         raise NotFound(f"recording {recording_id} does not exist")
-    permitted = _permitted(level, distribution)
+    consent = _requirement(level, distribution)
     version = active_encoder_version()
     track = RecordingEmbedding.objects.filter(recording=recording, encoder=version).first()
     if track is None:
@@ -215,12 +215,13 @@ def permitted_alternatives(
     rows = recording_neighbours(
         query=np.asarray(track.embedding, dtype=np.float32),
         encoder_id=version.pk,
-        limit=k + 1,
-        permitted=permitted.exclude(pk=recording.pk),
-    )[:k]
+        limit=k,
+        consent=consent,
+        exclude={recording.pk},
+    )
     return AlternativesResult(
         recording=recording,
-        permitted=permitted.filter(pk=recording.pk).exists(),
+        permitted=consent.recordings().filter(pk=recording.pk).exists(),
         alternatives=RetrievalResult(
             version,
             f"alternatives to recording {recording.pk}",

@@ -3,19 +3,29 @@
 pgvector 0.8 iterative index scans keep scanning the HNSW graph until `limit` rows pass the
 WHERE clause, so a selective consent filter still returns enough neighbours. `relaxed_order`
 may return rows slightly out of order, so callers get them re-sorted by exact distance.
+
+The consent filter is a bit test on the row's own `consent_mask` (no join per scanned tuple).
+The recordings found are then checked once against the consent tables themselves: a row whose
+mask says more than its recording's consent (a revocation committed while the search ran, or
+a mask that drifted) is dropped, and drift is logged as an error.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
-from catalog.models import EMBEDDING_DIM, Recording, RecordingEmbedding, RecordingWindowEmbedding
+from catalog.models import EMBEDDING_DIM, RecordingEmbedding, RecordingWindowEmbedding
+from catalog.selectors import ConsentRequirement
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,23 +74,49 @@ def _apply_tuning(tuning: SearchTuning) -> None:
         )
 
 
+def _consent_filtered(
+    rows: QuerySet, consent: ConsentRequirement | None, exclude: Collection[int]
+) -> QuerySet:
+    if consent is not None:
+        mask = consent.mask
+        rows = rows.alias(consent_bits=F("consent_mask").bitand(mask)).filter(consent_bits=mask)
+    if exclude:
+        rows = rows.exclude(recording_id__in=list(exclude))
+    return rows
+
+
+def _still_permitted(rows: list[tuple], consent: ConsentRequirement | None) -> list[tuple]:
+    """Rows (recording id first) whose recording the consent tables permit right now."""
+    if consent is None or not rows:
+        return rows
+    found = {row[0] for row in rows}
+    allowed = set(consent.recordings().filter(pk__in=found).values_list("pk", flat=True))
+    if found - allowed:
+        logger.error(
+            "consent mask permits %s but consent does not (%s); dropped from the results",
+            sorted(found - allowed), consent,
+        )  # fmt: skip
+    return [row for row in rows if row[0] in allowed]
+
+
 def window_neighbours(
     *,
     query: np.ndarray,
     encoder_id: int,
     limit: int,
-    permitted: QuerySet[Recording] | None = None,
+    consent: ConsentRequirement | None = None,
+    exclude: Collection[int] = (),
     window_seconds: float | None = None,
     tuning: SearchTuning = DEFAULT_TUNING,
 ) -> list[WindowHit]:
-    """The `limit` windows nearest to `query`, only from `permitted` recordings if given."""
+    """The `limit` windows nearest to `query`, only of recordings whose consent meets
+    `consent` if given and not in `exclude`."""
     windows = RecordingWindowEmbedding.objects.filter(encoder_id=encoder_id)
     if window_seconds is not None:
         windows = windows.filter(window_seconds=window_seconds)
-    if permitted is not None:
-        windows = windows.filter(recording_id__in=permitted.values("pk"))
+    windows = _consent_filtered(windows, consent, exclude)
     windows = windows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = tuning.rows_to_fetch(limit, filtered=permitted is not None)
+    fetch = tuning.rows_to_fetch(limit, filtered=consent is not None)
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(
@@ -88,6 +124,7 @@ def window_neighbours(
                 :fetch
             ]
         )
+        rows = _still_permitted(rows, consent)
     rows.sort(key=lambda row: row[2])
     return [WindowHit(r, s, 1.0 - d) for r, s, d in rows[:limit]]
 
@@ -97,18 +134,20 @@ def recording_neighbours(
     query: np.ndarray,
     encoder_id: int,
     limit: int,
-    permitted: QuerySet[Recording] | None = None,
+    consent: ConsentRequirement | None = None,
+    exclude: Collection[int] = (),
     tuning: SearchTuning = DEFAULT_TUNING,
 ) -> list[tuple[int, float]]:
     """(recording_id, similarity) of the `limit` nearest track-level vectors."""
-    tracks = RecordingEmbedding.objects.filter(encoder_id=encoder_id)
-    if permitted is not None:
-        tracks = tracks.filter(recording_id__in=permitted.values("pk"))
+    tracks = _consent_filtered(
+        RecordingEmbedding.objects.filter(encoder_id=encoder_id), consent, exclude
+    )
     tracks = tracks.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = tuning.rows_to_fetch(limit, filtered=permitted is not None)
+    fetch = tuning.rows_to_fetch(limit, filtered=consent is not None)
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:fetch])
+        rows = _still_permitted(rows, consent)
     rows.sort(key=lambda row: row[1])
     return [(r, 1.0 - d) for r, d in rows[:limit]]
 

@@ -19,6 +19,7 @@ from catalog.models import (
     Use,
 )
 from catalog.selectors import CONSENT_NAMES, parse_distribution, parse_use, user_is_member
+from catalog.services.consent_masks import consent_masks_refresh
 from config.exceptions import Forbidden, InvalidInput
 
 
@@ -83,8 +84,10 @@ def _consent_change(
         raise Forbidden(f"only members of '{holder.name}' may change its consent")
 
     with transaction.atomic():
-        # Locking the holder's share serialises concurrent changes to this consent.
-        share = RightsShare.objects.select_for_update().filter(holder=holder, recording=recording)
+        # Locking the recording serialises every change to what it permits (any holder's
+        # consent, its shares, new embedding rows), so its consent mask sees them all.
+        Recording.objects.select_for_update().filter(pk=recording.pk).exists()
+        share = RightsShare.objects.filter(holder=holder, recording=recording)
         if not share.exists():
             raise InvalidInput(
                 f"'{holder.name}' holds no share in recording {recording.pk}",
@@ -119,6 +122,7 @@ def _consent_change(
             CurrentConsent.objects.create(recording=recording, holder=holder, version=version)
         else:
             CurrentConsent.objects.filter(pk=pointer.pk).update(version=version)
+        consent_masks_refresh(recording_ids=[recording.pk])
     return version
 
 

@@ -14,6 +14,7 @@ from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import AudioTextEncoder, EncoderError, WindowSpec, split_windows
 from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
+from catalog.services.consent_masks import consent_masks_refresh
 from config.exceptions import InvalidInput
 
 RETRIEVAL_WINDOWS = WindowSpec(window_seconds=10.0, hop_seconds=10.0, min_seconds=2.0)
@@ -56,6 +57,7 @@ def recording_embed(
         raise InvalidInput(f"recording {recording.pk} cannot be decoded: {exc}") from exc
     starts, vectors = audio_embed_windows(audio=audio, encoder=encoder)
     with transaction.atomic():
+        Recording.objects.select_for_update().filter(pk=recording.pk).exists()  # see consent
         RecordingWindowEmbedding.objects.filter(
             recording=recording,
             encoder=encoder_version,
@@ -71,12 +73,14 @@ def recording_embed(
             )
             for start, vector in zip(starts, vectors, strict=True)
         )
-        return RecordingEmbedding.objects.create(
+        track = RecordingEmbedding.objects.create(
             recording=recording,
             encoder=encoder_version,
             window_count=len(starts),
             embedding=track_vector(vectors),
         )
+        consent_masks_refresh(recording_ids=[recording.pk])
+        return track
 
 
 def catalogue_embed(

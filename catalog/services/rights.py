@@ -18,6 +18,7 @@ from catalog.models import (
     RightsHolderMembership,
     RightsShare,
 )
+from catalog.services.consent_masks import consent_masks_refresh
 from config.exceptions import Forbidden, InvalidInput
 
 
@@ -59,7 +60,9 @@ def rights_shares_set(
     with transaction.atomic():
         Recording.objects.select_for_update().filter(pk=recording.pk).exists()
         RightsShare.objects.filter(recording=recording).delete()
-        return RightsShare.objects.bulk_create(
+        created = RightsShare.objects.bulk_create(
             RightsShare(recording=recording, holder=holder, basis_points=basis_points)
             for holder, basis_points in shares.items()
         )
+        consent_masks_refresh(recording_ids=[recording.pk])  # a new holder has not consented
+        return created
