@@ -15,6 +15,8 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from catalog.models import (
     CONSENT_BIT_NAMES,
+    SEARCH_INDEX_DISTRIBUTIONS,
+    SEARCH_INDEX_USES,
     ConsentVersion,
     CurrentConsent,
     Distribution,
@@ -24,6 +26,7 @@ from catalog.models import (
     RightsShare,
     Use,
     consent_bits,
+    consent_masks_with,
 )
 from config.exceptions import InvalidInput, NotFound
 
@@ -84,6 +87,15 @@ class ConsentRequirement:
     def mask(self) -> int:
         names = [self.use.value] + ([self.distribution.value] if self.distribution else [])
         return consent_bits(names)
+
+    @property
+    def masks(self) -> list[int]:
+        return consent_masks_with(self.mask)
+
+    @property
+    def has_search_index(self) -> bool:
+        """Whether a partial vector index holds exactly the windows this permits."""
+        return self.use in SEARCH_INDEX_USES and self.distribution in SEARCH_INDEX_DISTRIBUTIONS
 
     def recordings(self) -> QuerySet[Recording]:
         return recordings_permitting(use=self.use, distribution=self.distribution)

@@ -4,28 +4,24 @@ pgvector 0.8 iterative index scans keep scanning the HNSW graph until `limit` ro
 WHERE clause, so a selective consent filter still returns enough neighbours. `relaxed_order`
 may return rows slightly out of order, so callers get them re-sorted by exact distance.
 
-The consent filter is a bit test on the row's own `consent_mask` (no join per scanned tuple).
-The recordings found are then checked once against the consent tables themselves: a row whose
-mask says more than its recording's consent (a revocation committed while the search ran, or
-a mask that drifted) is dropped, and drift is logged as an error.
+The consent filter tests the row's own `consent_mask` (no join per scanned tuple), which the
+consent services keep in step in the transaction that changes consent; a level's use at a
+distribution has its own partial index, so that search walks a graph of permitted rows only.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
 from catalog.models import EMBEDDING_DIM, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.selectors import ConsentRequirement
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,25 +74,16 @@ def _consent_filtered(
     rows: QuerySet, consent: ConsentRequirement | None, exclude: Collection[int]
 ) -> QuerySet:
     if consent is not None:
-        mask = consent.mask
-        rows = rows.alias(consent_bits=F("consent_mask").bitand(mask)).filter(consent_bits=mask)
+        rows = rows.filter(consent_mask__in=consent.masks)
     if exclude:
         rows = rows.exclude(recording_id__in=list(exclude))
     return rows
 
 
-def _still_permitted(rows: list[tuple], consent: ConsentRequirement | None) -> list[tuple]:
-    """Rows (recording id first) whose recording the consent tables permit right now."""
-    if consent is None or not rows:
-        return rows
-    found = {row[0] for row in rows}
-    allowed = set(consent.recordings().filter(pk__in=found).values_list("pk", flat=True))
-    if found - allowed:
-        logger.error(
-            "consent mask permits %s but consent does not (%s); dropped from the results",
-            sorted(found - allowed), consent,
-        )  # fmt: skip
-    return [row for row in rows if row[0] in allowed]
+def _filters_in_scan(consent: ConsentRequirement | None) -> bool:
+    """Whether the window scan filters rows out (no partial index holds just the permitted
+    ones), so more candidates are needed before exact re-sorting."""
+    return consent is not None and not consent.has_search_index
 
 
 def window_neighbours(
@@ -116,7 +103,7 @@ def window_neighbours(
         windows = windows.filter(window_seconds=window_seconds)
     windows = _consent_filtered(windows, consent, exclude)
     windows = windows.annotate(distance=CosineDistance("embedding", as_query_vector(query)))
-    fetch = tuning.rows_to_fetch(limit, filtered=consent is not None)
+    fetch = tuning.rows_to_fetch(limit, filtered=_filters_in_scan(consent))
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(
@@ -124,7 +111,6 @@ def window_neighbours(
                 :fetch
             ]
         )
-        rows = _still_permitted(rows, consent)
     rows.sort(key=lambda row: row[2])
     return [WindowHit(r, s, 1.0 - d) for r, s, d in rows[:limit]]
 
@@ -147,7 +133,6 @@ def recording_neighbours(
     with transaction.atomic():
         _apply_tuning(tuning)
         rows = list(tracks.order_by("distance").values_list("recording_id", "distance")[:fetch])
-        rows = _still_permitted(rows, consent)
     rows.sort(key=lambda row: row[1])
     return [(r, 1.0 - d) for r, d in rows[:limit]]
 

@@ -27,10 +27,9 @@ from catalog.models import (
 MASKED_TABLES = (RecordingWindowEmbedding._meta.db_table, RecordingEmbedding._meta.db_table)
 
 
-def _mask_sql(table: str, recordings: str) -> str:
-    """One UPDATE: the bitwise AND over the recording's shares of each holder's current
-    consent (no current version: 0), 0 for a recording without shares; rows whose mask is
-    already right are not rewritten."""
+def _masks_cte(recordings: str) -> str:
+    """WITH ... masks(recording_id, mask): the bitwise AND over each recording's shares of
+    each holder's current consent (no current version: 0), 0 for a recording without shares."""
     bits = " | ".join(f"(v.{name}::int << {bit})" for bit, name in enumerate(CONSENT_BIT_NAMES))
     return f"""
         WITH wanted AS ({recordings}),
@@ -47,25 +46,49 @@ def _mask_sql(table: str, recordings: str) -> str:
             FROM wanted w LEFT JOIN per_holder p ON p.recording_id = w.id
             GROUP BY w.id
         )
-        UPDATE {table} AS e SET consent_mask = m.mask
-        FROM masks m
-        WHERE e.recording_id = m.recording_id AND e.consent_mask IS DISTINCT FROM m.mask
     """
+
+
+def _recordings(recording_ids: Iterable[int] | None) -> tuple[str, list]:
+    if recording_ids is None:
+        return f"SELECT id FROM {Recording._meta.db_table}", []
+    return "SELECT unnest(%s::bigint[]) AS id", [sorted({int(r) for r in recording_ids})]
 
 
 def consent_masks_refresh(*, recording_ids: Iterable[int] | None = None) -> int:
     """Recompute the masks of these recordings' embedding rows (all recordings if None);
-    returns the number of rows rewritten. Call inside the transaction that changed them."""
-    if recording_ids is None:
-        recordings, params = f"SELECT id FROM {Recording._meta.db_table}", []
-    else:
-        recordings = "SELECT unnest(%s::bigint[]) AS id"
-        params = [sorted({int(r) for r in recording_ids})]
-        if not params[0]:
-            return 0
+    returns the number of rows rewritten (rows already right are left alone). Call inside the
+    transaction that changed what they permit."""
+    recordings, params = _recordings(recording_ids)
+    if params and not params[0]:
+        return 0
     changed = 0
     with connection.cursor() as cursor:
         for table in MASKED_TABLES:
-            cursor.execute(_mask_sql(table, recordings), params)
+            cursor.execute(
+                _masks_cte(recordings)
+                + f"""UPDATE {table} AS e SET consent_mask = m.mask FROM masks m
+                      WHERE e.recording_id = m.recording_id
+                        AND e.consent_mask IS DISTINCT FROM m.mask""",
+                params,
+            )
             changed += cursor.rowcount
     return changed
+
+
+def consent_masks_stale(*, recording_ids: Iterable[int] | None = None) -> list[int]:
+    """Recordings with an embedding row whose mask differs from their consent (a read: the
+    services never leave one; a write that bypassed them would)."""
+    recordings, params = _recordings(recording_ids)
+    stale: set[int] = set()
+    with connection.cursor() as cursor:
+        for table in MASKED_TABLES:
+            cursor.execute(
+                _masks_cte(recordings)
+                + f"""SELECT DISTINCT e.recording_id FROM {table} e
+                      JOIN masks m ON m.recording_id = e.recording_id
+                      WHERE e.consent_mask IS DISTINCT FROM m.mask""",
+                params,
+            )
+            stale.update(row[0] for row in cursor.fetchall())
+    return sorted(stale)

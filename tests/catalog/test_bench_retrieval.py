@@ -115,6 +115,7 @@ def test_run_size_on_tiny_catalogue():
     assert {"pass", "unfiltered_pass", "filtered_recall_pass", "applies"} <= result["goal"].keys()
     assert result["goal"]["applies"] is False
     assert result["hnsw_build"]["seconds"] > 0
+    assert result["consent_index_build"]["index_bytes"] > 0  # the filter's partial index
 
     # the product tables hold the vectors and the index is back with its migration definition
     assert RecordingWindowEmbedding.objects.count() == 300

@@ -1,15 +1,20 @@
 """The consent mask on embedding rows: every change to what a recording permits reaches the
-vector search in the same transaction, and a mask that says more than consent is caught."""
+vector search in the same transaction, and a mask written around the services is found."""
 
 import itertools
-import logging
 import random
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import transaction
+from django.db.models import Q
 
 from catalog.models import (
     CONSENT_BIT_NAMES,
+    SEARCH_INDEX_DISTRIBUTIONS,
+    SEARCH_INDEX_USES,
+    Distribution,
     RecordingEmbedding,
     RecordingWindowEmbedding,
     consent_bits,
@@ -17,7 +22,7 @@ from catalog.models import (
 from catalog.retrieval import selectors
 from catalog.selectors import consent_requirement, recording_effective_consent
 from catalog.services.consent import consent_grant, consent_revoke
-from catalog.services.consent_masks import consent_masks_refresh
+from catalog.services.consent_masks import consent_masks_refresh, consent_masks_stale
 from catalog.services.rights import rights_shares_set
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +60,19 @@ def test_bits_are_one_per_use_and_distribution_and_requirements_combine_them():
     requirement = consent_requirement(use="song_inference", distribution="commercial")
     assert requirement.mask == consent_bits(["song_inference", "commercial"])
     assert consent_requirement(use="training").mask == consent_bits(["training"])
+
+
+def test_each_levels_use_at_each_distribution_has_a_partial_index_with_its_predicate():
+    indexes = {i.name: i for i in RecordingWindowEmbedding._meta.indexes}
+    for level, distribution in itertools.product(["song", "parameter", "audio"], Distribution):
+        requirement = consent_requirement(
+            use=selectors.use_for_level(level), distribution=distribution
+        )
+        assert requirement.has_search_index
+        use_code = SEARCH_INDEX_USES[requirement.use]
+        index = indexes[f"window_hnsw_{use_code}_{SEARCH_INDEX_DISTRIBUTIONS[distribution]}"]
+        assert index.condition == Q(consent_mask__in=requirement.masks)
+    assert not consent_requirement(use="training").has_search_index
 
 
 def test_embedding_rows_carry_their_recordings_consent_from_the_start(embedded_catalogue):
@@ -124,14 +142,18 @@ def test_masks_follow_effective_consent_over_a_random_sequence_of_changes(embedd
         assert found(level, distribution) == permitted
 
 
-def test_a_mask_that_says_more_than_consent_is_dropped_and_logged(embedded_catalogue, caplog):
+def test_a_mask_written_around_the_services_is_found_and_repaired(embedded_catalogue):
     target = embedded_catalogue["recordings"][0]
     holder, member = embedded_catalogue["holder"], embedded_catalogue["member"]
     consent_revoke(actor=member, holder=holder, recording=target, uses=["song_inference"])
+    assert consent_masks_stale() == []
     RecordingWindowEmbedding.objects.filter(recording=target).update(consent_mask=0b1111111)
-    with caplog.at_level(logging.ERROR, logger="catalog.retrieval.vector_search"):
-        assert target.pk not in found()
-    assert any("consent mask permits" in r.getMessage() for r in caplog.records)
-    assert consent_masks_refresh(recording_ids=[target.pk]) == 2  # its two windows repaired
-    assert masks_of(target) == {expected_mask(target)}
-    assert consent_masks_refresh() == 0  # every other row was already right
+    assert consent_masks_stale() == [target.pk]
+    with pytest.raises(CommandError, match="1 recordings have stale consent masks"):
+        call_command("verify_consent_masks", stdout=StringIO())
+    out = StringIO()
+    call_command("verify_consent_masks", "--repair", stdout=out)
+    assert "repaired 2 embedding rows of 1 recordings" in out.getvalue()  # its two windows
+    assert masks_of(target) == {expected_mask(target)} and consent_masks_stale() == []
+    assert consent_masks_refresh() == 0  # nothing else was wrong
+    assert target.pk not in found()
