@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# --no-deps: musicnn's metadata pins TensorFlow 1.x and numpy<1.17; we only read its files
 	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
+	# --no-deps: aisfx pins librosa 0.9.2 and numpy 1.23; we only read its checkpoint
+	$(BIN)/python -m pip install --quiet --no-deps aisfx==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

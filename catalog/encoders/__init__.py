@@ -57,9 +57,11 @@ BUILTIN_ENCODERS = {
     "default-clap": "catalog.encoders.default_clap",
     "laion-clap": "catalog.encoders.laion",
     "musicnn": "catalog.encoders.musicnn_audit",  # audio only: for the similarity audit
+    "aisfx": "catalog.encoders.aisfx_audit",  # audio only: for the similarity audit
 }
 # The card that registers musicnn, the audit's default encoder (relative to the repository).
 MUSICNN_CARD = Path("catalog/encoders/pretrained/musicnn-mtt.json")
+AISFX_CARD = Path("catalog/encoders/pretrained/aisfx.json")
 
 
 def register_encoder(name: str) -> Callable[[Loader], Loader]:
