@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catalog.encoders import EMBEDDING_DIM, EncoderError, register_encoder
+from catalog.encoders import EncoderError, audio_rows, register_encoder, unit_rows
 
 NAME = "aisfx"
 SAMPLE_RATE = 44_100
@@ -152,20 +152,14 @@ class AisfxAuditEncoder:
         self.version = version
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 2:
-            raise EncoderError(f"expected (n, samples) windows, got shape {windows.shape}")
+        windows = audio_rows(windows)
         network = load_network(self.checkpoint)
-        rows = []
         with torch.inference_mode():
-            for window in windows:
-                batch = torch.from_numpy(blocks(log_mel(window)))
-                rows.append(network(batch).mean(dim=0).numpy())
-        vectors = np.stack(rows) if rows else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if np.any(norms == 0):
-            raise EncoderError("aisfx gave an all-zero embedding (silent clip?)")
-        return (vectors / norms).astype(np.float32)
+            rows = [
+                network(torch.from_numpy(blocks(log_mel(window)))).mean(dim=0).numpy()
+                for window in windows
+            ]
+        return unit_rows(rows, NAME)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise EncoderError(

@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catalog.encoders import EMBEDDING_DIM, EncoderError, register_encoder
+from catalog.encoders import (
+    EMBEDDING_DIM,
+    EncoderError,
+    audio_rows,
+    register_encoder,
+    unit_rows,
+)
 from catalog.encoders.musicnn import (
     LAYERS,
     MODELS,
@@ -55,23 +61,14 @@ class MusicnnAuditEncoder:
         self.version = version
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 2:
-            raise EncoderError(f"expected (n, samples) windows, got shape {windows.shape}")
-        per_window = [patches(log_mel(window, SAMPLE_RATE)) for window in windows]
+        per_window = [patches(log_mel(window, SAMPLE_RATE)) for window in audio_rows(windows)]
         network = load_network(self.config, self.package_dir)
         with torch.inference_mode():
             rows = [
                 network(torch.from_numpy(batch))[self.layer].float().mean(dim=0).numpy()
                 for batch in per_window
             ]
-        features = np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
-        vectors = np.zeros((len(features), EMBEDDING_DIM), dtype=np.float32)
-        vectors[:, : features.shape[1]] = features
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if np.any(norms == 0):
-            raise EncoderError("musicnn gave an all-zero embedding (silent clip?)")
-        return vectors / norms
+        return unit_rows(rows, NAME)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise EncoderError(
