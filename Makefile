@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
 	# --no-deps: aisfx pins librosa 0.9.2 and numpy 1.23; we only read its checkpoint
 	$(BIN)/python -m pip install --quiet --no-deps aisfx==0.1.2
+	# --no-deps: basic-pitch pulls TensorFlow on Linux; we run its ONNX model with onnxruntime
+	$(BIN)/python -m pip install --quiet --no-deps basic-pitch==0.4.0
 	touch $(STAMP)
 
 install: $(STAMP)

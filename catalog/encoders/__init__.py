@@ -80,10 +80,12 @@ BUILTIN_ENCODERS = {
     "laion-clap": "catalog.encoders.laion",
     "musicnn": "catalog.encoders.musicnn_audit",  # audio only: for the similarity audit
     "aisfx": "catalog.encoders.aisfx_audit",  # audio only: for the similarity audit
+    "melody": "catalog.encoders.melody",  # audio only: the audit's key-invariant melody signal
 }
 # The card that registers musicnn, the audit's default encoder (relative to the repository).
 MUSICNN_CARD = Path("catalog/encoders/pretrained/musicnn-mtt.json")
 AISFX_CARD = Path("catalog/encoders/pretrained/aisfx.json")
+MELODY_CARD = Path("catalog/encoders/pretrained/melody-basic-pitch.json")
 
 
 def register_encoder(name: str) -> Callable[[Loader], Loader]:
