@@ -76,6 +76,16 @@ def consent_masks_refresh(*, recording_ids: Iterable[int] | None = None) -> int:
     return changed
 
 
+def consent_mask_of(*, recording_id: int) -> int:
+    """The mask a new embedding row of this recording gets (so it is written once, into the
+    indexes it belongs to, rather than inserted with 0 and rewritten)."""
+    recordings, params = _recordings([recording_id])
+    with connection.cursor() as cursor:
+        cursor.execute(_masks_cte(recordings) + "SELECT mask FROM masks", params)
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def consent_masks_stale(*, recording_ids: Iterable[int] | None = None) -> list[int]:
     """Recordings with an embedding row whose mask differs from their consent (a read: the
     services never leave one; a write that bypassed them would)."""

@@ -14,7 +14,7 @@ from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import AudioTextEncoder, EncoderError, WindowSpec, split_windows
 from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
-from catalog.services.consent_masks import consent_masks_refresh
+from catalog.services.consent_masks import consent_mask_of
 from config.exceptions import InvalidInput
 
 RETRIEVAL_WINDOWS = WindowSpec(window_seconds=10.0, hop_seconds=10.0, min_seconds=2.0)
@@ -57,7 +57,9 @@ def recording_embed(
         raise InvalidInput(f"recording {recording.pk} cannot be decoded: {exc}") from exc
     starts, vectors = audio_embed_windows(audio=audio, encoder=encoder)
     with transaction.atomic():
-        Recording.objects.select_for_update().filter(pk=recording.pk).exists()  # see consent
+        # locked, so no consent change can land between reading the mask and the inserts
+        Recording.objects.select_for_update().filter(pk=recording.pk).exists()
+        mask = consent_mask_of(recording_id=recording.pk)
         RecordingWindowEmbedding.objects.filter(
             recording=recording,
             encoder=encoder_version,
@@ -70,17 +72,17 @@ def recording_embed(
                 window_seconds=RETRIEVAL_WINDOWS.window_seconds,
                 start_seconds=start,
                 embedding=vector,
+                consent_mask=mask,
             )
             for start, vector in zip(starts, vectors, strict=True)
         )
-        track = RecordingEmbedding.objects.create(
+        return RecordingEmbedding.objects.create(
             recording=recording,
             encoder=encoder_version,
             window_count=len(starts),
             embedding=track_vector(vectors),
+            consent_mask=mask,
         )
-        consent_masks_refresh(recording_ids=[recording.pk])
-        return track
 
 
 def catalogue_embed(

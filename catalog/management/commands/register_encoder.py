@@ -1,21 +1,22 @@
 """python manage.py register_encoder NAME CHECKPOINT: use a pretrained checkpoint (e.g. the
 LAION-CLAP music checkpoint) as an encoder version; --activate makes retrieval use it. The
-audio-only `musicnn` takes a card (catalog/encoders/pretrained/musicnn-mtt.json) and serves the
-similarity audit through AUDIT_ENCODER."""
+audio-only `musicnn`, `aisfx` and `melody` take a card (catalog/encoders/pretrained/) and serve
+the similarity audit through AUDIT_ENCODER."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.encoders import BUILTIN_ENCODERS
 from catalog.services.encoders import encoder_register
 from config.exceptions import DomainError
 
 
 class Command(BaseCommand):
-    help = "Register an encoder checkpoint (default-clap, laion-clap or musicnn) as a version."
+    help = "Register an encoder checkpoint (or an audio-only encoder's card) as a version."
 
     def add_arguments(self, parser):
-        parser.add_argument("name", choices=["default-clap", "laion-clap", "musicnn"])
+        parser.add_argument("name", choices=sorted(BUILTIN_ENCODERS))
         parser.add_argument("checkpoint", type=Path)
         parser.add_argument("--activate", action="store_true")
 
