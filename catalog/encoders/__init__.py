@@ -82,10 +82,11 @@ BUILTIN_ENCODERS = {
     "aisfx": "catalog.encoders.aisfx_audit",  # audio only: for the similarity audit
     "melody": "catalog.encoders.melody",  # audio only: the audit's key-invariant melody signal
 }
-# The card that registers musicnn, the audit's default encoder (relative to the repository).
+# The cards that register the audio-only audit encoders (relative to the repository).
 MUSICNN_CARD = Path("catalog/encoders/pretrained/musicnn-mtt.json")
 AISFX_CARD = Path("catalog/encoders/pretrained/aisfx.json")
 MELODY_CARD = Path("catalog/encoders/pretrained/melody-basic-pitch.json")
+AUDIO_ONLY_CARDS = {"musicnn": MUSICNN_CARD, "aisfx": AISFX_CARD, "melody": MELODY_CARD}
 
 
 def register_encoder(name: str) -> Callable[[Loader], Loader]:

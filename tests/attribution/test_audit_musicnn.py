@@ -101,3 +101,6 @@ def test_the_default_audit_encoder_says_how_to_register_it_when_missing(settings
         audit_encoder_version()
     version = encoder_register(name="musicnn", checkpoint_path=CARD)
     assert audit_encoder_version() == version
+    settings.AUDIT_ENCODER = "aisfx"  # the other pretrained candidate names its own card
+    with pytest.raises(NotFound, match="register_encoder aisfx catalog/encoders/pretrained/aisfx"):
+        audit_encoder_version()

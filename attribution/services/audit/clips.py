@@ -21,7 +21,7 @@ from attribution.audit import (
 )
 from attribution.models import ClipCalibration, ClipEmbedding
 from catalog.audio.decoding import AudioDecodeError, load_mono
-from catalog.encoders import MUSICNN_CARD, AudioTextEncoder, EncoderError
+from catalog.encoders import AUDIO_ONLY_CARDS, AudioTextEncoder, EncoderError
 from catalog.models import EncoderVersion, Recording
 from catalog.retrieval.runtime import active_encoder_version, loaded_encoder
 from config.exceptions import Conflict, InvalidInput, NotFound
@@ -75,11 +75,8 @@ def audit_encoder_version(name: str | None = None) -> EncoderVersion:
     if len(found) > 1:
         raise NotFound(f"encoder {name!r} is ambiguous; give name@version in AUDIT_ENCODER")
     if not found:
-        hint = (
-            f"; register it: manage.py register_encoder musicnn {MUSICNN_CARD}"
-            if encoder_name == "musicnn"
-            else ""
-        )
+        card = AUDIO_ONLY_CARDS.get(encoder_name)
+        hint = f"; register it: manage.py register_encoder {encoder_name} {card}" if card else ""
         raise NotFound(f"encoder {name!r} not found{hint}")
     return found[0]
 
