@@ -289,9 +289,10 @@ AUDIT_CLIP_HOP_SECONDS = float(os.environ.get("AUDIT_CLIP_HOP_SECONDS", "1.5"))
 # (and its payout hold) applies to every generation. A system check refuses a shorter value.
 GENERATION_MIN_SECONDS = float(os.environ.get("GENERATION_MIN_SECONDS", str(AUDIT_CLIP_SECONDS)))
 # Encoder version the audit embeds with ("name" when one version of it is registered, or
-# "name@version"); empty: retrieval's active encoder. Default: musicnn's pretrained tagger,
-# registered from catalog/encoders/pretrained/musicnn-mtt.json (docs/similarity-audit.md).
-AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "musicnn")
+# "name@version"); empty: retrieval's active encoder. Default: aisfx's pretrained embedding,
+# registered from catalog/encoders/pretrained/aisfx.json, the most robust one measured
+# (docs/similarity-audit.md); musicnn's tagger is the other candidate.
+AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "aisfx")
 # Recordings an audit stores (each with its best clip pair).
 AUDIT_TOP_K = int(os.environ.get("AUDIT_TOP_K", "10"))
 # The calibrated threshold a non-reference match must reach to flag an output: "random",

@@ -1,6 +1,6 @@
-"""musicnn's pretrained tagger as the similarity audit's encoder (issue 18, part 1): the audit
-code is the same, only AUDIT_ENCODER names another version; an audio-only encoder never
-becomes retrieval's encoder."""
+"""Pretrained audio-only encoders (musicnn's tagger, aisfx, the audit's default) in the similarity
+audit (issue 18, part 1): the audit code is the same, only AUDIT_ENCODER names another version;
+an audio-only encoder never becomes retrieval's encoder."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from attribution.services.audit import (
     clip_calibrate,
     similarity_audit_run_here,
 )
+from catalog.encoders import AUDIO_ONLY_CARDS, AudioTextEncoder, EncoderError, load_encoder
 from catalog.encoders import MUSICNN_CARD as CARD
-from catalog.encoders import AudioTextEncoder, EncoderError, load_encoder
 from catalog.models import EncoderVersion
 from catalog.services.encoders import encoder_activate, encoder_register
 from config.exceptions import InvalidInput, NotFound
@@ -71,12 +71,14 @@ def test_a_bad_card_is_refused_and_nothing_is_stored(tmp_path, card, message):
     assert not EncoderVersion.objects.exists()
 
 
-def test_musicnn_audits_an_output_and_flags_the_recording_it_copies(
+@pytest.mark.parametrize("name", ["musicnn", "aisfx"])
+def test_a_pretrained_encoder_audits_an_output_and_flags_the_recording_it_copies(
     studio,  # noqa: F811
     audit_settings,  # noqa: F811
     make_user,
+    name,
 ):
-    version = encoder_register(name="musicnn", checkpoint_path=CARD)
+    version = encoder_register(name=name, checkpoint_path=AUDIO_ONLY_CARDS[name])
     audit_settings.AUDIT_ENCODER = str(version)
     counts = catalogue_clips_embed()
     assert counts["embedded"] == len(studio["recordings"]) and counts["failed"] == 0
@@ -96,11 +98,11 @@ def test_musicnn_audits_an_output_and_flags_the_recording_it_copies(
 
 
 def test_the_default_audit_encoder_says_how_to_register_it_when_missing(settings):
-    settings.AUDIT_ENCODER = "musicnn"  # the product's default (config/settings/base.py)
-    with pytest.raises(NotFound, match="register_encoder musicnn catalog/encoders/pretrained"):
-        audit_encoder_version()
-    version = encoder_register(name="musicnn", checkpoint_path=CARD)
-    assert audit_encoder_version() == version
-    settings.AUDIT_ENCODER = "aisfx"  # the other pretrained candidate names its own card
+    settings.AUDIT_ENCODER = "aisfx"  # the product's default (config/settings/base.py)
     with pytest.raises(NotFound, match="register_encoder aisfx catalog/encoders/pretrained/aisfx"):
+        audit_encoder_version()
+    version = encoder_register(name="aisfx", checkpoint_path=AUDIO_ONLY_CARDS["aisfx"])
+    assert audit_encoder_version() == version
+    settings.AUDIT_ENCODER = "musicnn"  # the other pretrained candidate names its own card
+    with pytest.raises(NotFound, match="register_encoder musicnn catalog/encoders/pretrained"):
         audit_encoder_version()
