@@ -50,28 +50,6 @@ def is_audio_only(encoder: AudioTextEncoder) -> bool:
     return bool(getattr(encoder, "audio_only", False))
 
 
-def audio_rows(windows: np.ndarray) -> np.ndarray:
-    """`embed_audio`'s input as float32 (n, samples), or a clear error."""
-    windows = np.asarray(windows, dtype=np.float32)
-    if windows.ndim != 2:
-        raise EncoderError(f"expected (n, samples) windows, got shape {windows.shape}")
-    return windows
-
-
-def unit_rows(features: list[np.ndarray], encoder_name: str) -> np.ndarray:
-    """Feature rows zero-padded to EMBEDDING_DIM (cosines unchanged) and L2-normalised."""
-    width = features[0].shape[0] if features else EMBEDDING_DIM
-    if width > EMBEDDING_DIM:
-        raise EncoderError(f"{encoder_name} features are wider than {EMBEDDING_DIM}")
-    vectors = np.zeros((len(features), EMBEDDING_DIM), dtype=np.float32)
-    if features:
-        vectors[:, :width] = np.stack(features)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise EncoderError(f"{encoder_name} gave an all-zero embedding (silent clip?)")
-    return vectors / norms
-
-
 Loader = Callable[[Path], AudioTextEncoder]
 _LOADERS: dict[str, Loader] = {}
 # Modules that register the built-in encoders, imported only when one is asked for.

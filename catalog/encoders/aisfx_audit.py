@@ -18,10 +18,6 @@ embeddings are averaged and L2-normalised. Plain module: no Django imports.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,7 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catalog.encoders import EncoderError, audio_rows, register_encoder, unit_rows
+from catalog.encoders import EncoderError, register_encoder
+from catalog.encoders.audio_only import (
+    AudioOnlyEncoder,
+    audio_rows,
+    card_digest,
+    installed_package_dir,
+    read_card,
+    unit_rows,
+)
 
 NAME = "aisfx"
 SAMPLE_RATE = 44_100
@@ -75,13 +79,12 @@ class AisfxNetwork(nn.Module):
 
 
 def aisfx_checkpoint() -> Path:
-    spec = importlib.util.find_spec("aisfx")
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderError(
-            "aisfx is not installed; `make install` installs aisfx==0.1.2 (without its "
-            "dependencies: its metadata pins librosa 0.9.2 and numpy 1.23)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "checkpoint.pth"
+    package = installed_package_dir(
+        "aisfx",
+        "`make install` installs aisfx==0.1.2 (without its dependencies: its metadata pins "
+        "librosa 0.9.2 and numpy 1.23)",
+    )
+    path = package / "models" / "checkpoint.pth"
     if not path.is_file():
         raise EncoderError(f"aisfx's checkpoint is missing: {path}")
     return path
@@ -115,8 +118,6 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     """(frames, 96) normalised log-mel of peak-normalised 44.1-kHz mono audio."""
     audio = np.asarray(audio, dtype=np.float32)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if not np.isfinite(peak):
-        raise EncoderError("audio holds non-finite samples")
     audio = audio / peak if peak > 0 else audio
     power = librosa.feature.melspectrogram(
         y=audio, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, n_mels=MEL_BINS,
@@ -139,13 +140,12 @@ def blocks(spectrogram: np.ndarray) -> np.ndarray:
     return np.stack([spectrogram[s : s + BLOCK_FRAMES] for s in starts])
 
 
-class AisfxAuditEncoder:
+class AisfxAuditEncoder(AudioOnlyEncoder):
     """An `AudioTextEncoder` for audio only: clips in, 512-d unit vectors out."""
 
     name = NAME
     sample_rate = SAMPLE_RATE
     window_seconds = 3.0  # the audit's clip length: two overlapping blocks
-    audio_only = True
 
     def __init__(self, checkpoint: Path, version: str) -> None:
         self.checkpoint = checkpoint
@@ -161,22 +161,11 @@ class AisfxAuditEncoder:
             ]
         return unit_rows(rows, NAME)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        raise EncoderError(
-            "aisfx is audio-only and cannot embed text; it serves the similarity audit "
-            "(AUDIT_ENCODER), not retrieval"
-        )
-
 
 @register_encoder(NAME)
 def load(path: Path) -> AisfxAuditEncoder:
     """`path` is a card (`catalog/encoders/pretrained/aisfx.json`); the weights come from the
     installed wheel, and the version digests both."""
-    try:
-        json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot read aisfx card {path}: {exc}") from exc
+    read_card(path, NAME)
     checkpoint = aisfx_checkpoint()
-    digest = hashlib.sha256(Path(path).read_bytes())
-    digest.update(hashlib.sha256(checkpoint.read_bytes()).digest())
-    return AisfxAuditEncoder(checkpoint, f"aisfx-0.1.2-{digest.hexdigest()[:10]}")
+    return AisfxAuditEncoder(checkpoint, f"aisfx-0.1.2-{card_digest(path, [checkpoint])}")

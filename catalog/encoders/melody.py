@@ -17,16 +17,20 @@ Audio-only (`embed_texts` refuses). Plain module: no Django imports.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from catalog.encoders import EncoderError, audio_rows, register_encoder, unit_rows
+from catalog.encoders import EncoderError, register_encoder
+from catalog.encoders.audio_only import (
+    AudioOnlyEncoder,
+    audio_rows,
+    card_digest,
+    installed_package_dir,
+    read_card,
+    unit_rows,
+)
 
 NAME = "melody"
 SAMPLE_RATE = 22_050
@@ -39,13 +43,12 @@ MODEL_PATH = Path("saved_models/icassp_2022/nmp.onnx")
 
 
 def basic_pitch_model() -> Path:
-    spec = importlib.util.find_spec("basic_pitch")
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderError(
-            "basic-pitch is not installed; `make install` installs basic-pitch==0.4.0 (without "
-            "its dependencies: they pull TensorFlow; onnxruntime runs the model)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_PATH
+    package = installed_package_dir(
+        "basic_pitch",
+        "`make install` installs basic-pitch==0.4.0 (without its dependencies: they pull "
+        "TensorFlow; onnxruntime runs the model)",
+    )
+    path = package / MODEL_PATH
     if not path.is_file():
         raise EncoderError(f"basic-pitch's ONNX model is missing: {path}")
     return path
@@ -73,8 +76,6 @@ def note_posteriors(audio: np.ndarray, model: Path) -> np.ndarray:
             f"the melody signal needs at least {WINDOW_SAMPLES / SAMPLE_RATE:.2f} s of audio "
             f"per clip, got {audio.size / SAMPLE_RATE:.2f} s"
         )
-    if not np.all(np.isfinite(audio)):
-        raise EncoderError("audio holds non-finite samples")
     starts = list(range(0, audio.size - WINDOW_SAMPLES + 1, WINDOW_SAMPLES))
     if starts[-1] != audio.size - WINDOW_SAMPLES:
         starts.append(audio.size - WINDOW_SAMPLES)
@@ -110,13 +111,12 @@ def fingerprint(sequence: np.ndarray) -> np.ndarray:
     return (compressed - compressed.mean()).astype(np.float32)
 
 
-class MelodyAuditEncoder:
+class MelodyAuditEncoder(AudioOnlyEncoder):
     """An `AudioTextEncoder` for audio only: clips in, key-invariant melody fingerprints out."""
 
     name = NAME
     sample_rate = SAMPLE_RATE
     window_seconds = 3.0  # the audit's clip length
-    audio_only = True
 
     def __init__(self, model: Path, version: str) -> None:
         self.model = model
@@ -129,22 +129,11 @@ class MelodyAuditEncoder:
         ]
         return unit_rows(rows, "the melody signal")
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        raise EncoderError(
-            "the melody signal is audio-only and cannot embed text; it serves the similarity "
-            "audit, not retrieval"
-        )
-
 
 @register_encoder(NAME)
 def load(path: Path) -> MelodyAuditEncoder:
     """`path` is a card (`catalog/encoders/pretrained/melody-basic-pitch.json`); the model
     comes from the installed wheel, and the version digests both."""
-    try:
-        json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot read melody card {path}: {exc}") from exc
+    read_card(path, NAME)
     model = basic_pitch_model()
-    digest = hashlib.sha256(Path(path).read_bytes())
-    digest.update(hashlib.sha256(model.read_bytes()).digest())
-    return MelodyAuditEncoder(model, f"basic-pitch-0.4.0-2dftm-{digest.hexdigest()[:10]}")
+    return MelodyAuditEncoder(model, f"basic-pitch-0.4.0-2dftm-{card_digest(path, [model])}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import importlib.util
 import re
 import threading
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from catalog.encoders import EncoderError
+from catalog.encoders.audio_only import installed_package_dir
 from catalog.encoders.tf_checkpoint import read_checkpoint
 
 # musicnn/configuration.py (checked against the installed package when labels are read)
@@ -298,12 +298,7 @@ def load_tf_weights(network: nn.Module, variables: dict[str, np.ndarray]) -> Non
 
 def musicnn_package_dir() -> Path:
     """Where the installed musicnn package keeps its files (found, not imported)."""
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderError(
-            "the musicnn package is not installed: pip install --no-deps musicnn==0.1.0"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return installed_package_dir("musicnn", "pip install --no-deps musicnn==0.1.0")
 
 
 def read_configuration(package_dir: Path) -> dict[str, object]:

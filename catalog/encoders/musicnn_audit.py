@@ -16,19 +16,17 @@ L2-normalised. Plain module: no Django imports.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from catalog.encoders import (
-    EMBEDDING_DIM,
-    EncoderError,
+from catalog.encoders import EMBEDDING_DIM, EncoderError, register_encoder
+from catalog.encoders.audio_only import (
+    AudioOnlyEncoder,
     audio_rows,
-    register_encoder,
+    card_digest,
+    read_card,
     unit_rows,
 )
 from catalog.encoders.musicnn import (
@@ -46,13 +44,12 @@ LAYER_WIDTH = {("musicnn", "penultimate"): 200, ("musicnn", "max_pool"): 753,
                ("musicnn", "mean_pool"): 753, ("vgg", "penultimate"): 256}  # fmt: skip
 
 
-class MusicnnAuditEncoder:
+class MusicnnAuditEncoder(AudioOnlyEncoder):
     """An `AudioTextEncoder` for audio only: clips in, 512-d unit vectors out."""
 
     name = NAME
     sample_rate = SAMPLE_RATE
     window_seconds = 3.0  # the audit's clip length; a clip holds one 2.992-s patch
-    audio_only = True
 
     def __init__(self, model: str, layer: str, package_dir: Path, version: str) -> None:
         self.config = MODELS[model]
@@ -70,19 +67,10 @@ class MusicnnAuditEncoder:
             ]
         return unit_rows(rows, NAME)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        raise EncoderError(
-            "musicnn is audio-only and cannot embed text; it serves the similarity audit "
-            "(AUDIT_ENCODER), not retrieval"
-        )
 
-
-def read_card(path: Path) -> tuple[str, str]:
+def model_and_layer(path: Path) -> tuple[str, str]:
     """(model, layer) of a card such as `{"model": "MTT_musicnn", "layer": "penultimate"}`."""
-    try:
-        card = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot read musicnn card {path}: {exc}") from exc
+    card = read_card(path, NAME)
     model, layer = card.get("model"), card.get("layer", "penultimate")
     if model not in MODELS:
         raise EncoderError(f"unknown musicnn model {model!r}; known: {', '.join(MODELS)}")
@@ -96,13 +84,10 @@ def read_card(path: Path) -> tuple[str, str]:
 
 @register_encoder(NAME)
 def load(path: Path) -> MusicnnAuditEncoder:
-    model, layer = read_card(path)
+    model, layer = model_and_layer(path)
     package_dir = musicnn_package_dir()
     weights = sorted((package_dir / model).glob("*"))
     if not weights:
         raise EncoderError(f"musicnn weights of {model} not found in {package_dir}")
-    digest = hashlib.sha256(Path(path).read_bytes())
-    for file in weights:
-        digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
-    version = f"{model}-{layer}-{digest.hexdigest()[:10]}"
+    version = f"{model}-{layer}-{card_digest(path, weights)}"
     return MusicnnAuditEncoder(model, layer, package_dir, version)

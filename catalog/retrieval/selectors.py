@@ -2,7 +2,7 @@
 
 Window hits aggregate to recordings by their best (maximum) similarity. Only recordings whose
 effective consent permits the requested level and distribution can appear: the consent filter
-is part of the vector query itself (a bit test on each row's consent mask, evaluated inside the
+is part of the vector query itself (a test of each row's consent mask, evaluated inside the
 index scan), not applied to results after.
 """
 

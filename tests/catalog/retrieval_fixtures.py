@@ -53,6 +53,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+def theme_clip(name: str, offset: float, *, sample_rate: int, seconds: float = 3.0) -> np.ndarray:
+    """`seconds` of a pushover theme from `offset`, mono at `sample_rate` (an audit clip)."""
+    path = PUSHOVER / f"{name}.ogg"
+    require_real_audio(path)
+    audio = load_mono(path, sample_rate=sample_rate)
+    start = int(offset * sample_rate)
+    return audio[start : start + int(seconds * sample_rate)]
+
+
 def write_excerpt(source: Path, target: Path, *, seconds: float, offset: float = 5.0) -> Path:
     info = sf.info(str(source))
     data, rate = sf.read(

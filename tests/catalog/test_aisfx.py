@@ -1,14 +1,11 @@
 """aiSFX's pretrained embedding as an audit encoder: the port matches the package's network, the
 input follows its spectrogram, clips are cut into its training blocks, bad input is refused."""
 
-from pathlib import Path
-
 import librosa
 import numpy as np
 import pytest
 import torch
 
-from catalog.audio.decoding import load_mono
 from catalog.encoders import AISFX_CARD, EncoderError, is_audio_only, load_encoder
 from catalog.encoders.aisfx_audit import (
     BLOCK_FRAMES,
@@ -20,14 +17,11 @@ from catalog.encoders.aisfx_audit import (
     load_network,
     log_mel,
 )
+from tests.catalog.retrieval_fixtures import theme_clip
 
-THEMES = Path("/usr/share/pushover/themes")
 
-
-def clip(name: str, offset: float, seconds: float = 3.0) -> np.ndarray:
-    audio = load_mono(THEMES / f"{name}.ogg", sample_rate=SAMPLE_RATE)
-    start = int(offset * SAMPLE_RATE)
-    return audio[start : start + int(seconds * SAMPLE_RATE)]
+def clip(name: str, offset: float) -> np.ndarray:
+    return theme_clip(name, offset, sample_rate=SAMPLE_RATE)
 
 
 @pytest.fixture(scope="module")

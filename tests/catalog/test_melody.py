@@ -1,13 +1,10 @@
 """The audit's melody signal: basic-pitch note posteriors folded to pitch classes, a 2-D Fourier
 magnitude that ignores key and position, and clear errors for audio it cannot read."""
 
-from pathlib import Path
-
 import librosa
 import numpy as np
 import pytest
 
-from catalog.audio.decoding import load_mono
 from catalog.encoders import MELODY_CARD, EncoderError, is_audio_only, load_encoder
 from catalog.encoders.melody import (
     CHROMA_FRAMES,
@@ -18,14 +15,11 @@ from catalog.encoders.melody import (
     fingerprint,
     note_posteriors,
 )
+from tests.catalog.retrieval_fixtures import theme_clip
 
-THEMES = Path("/usr/share/pushover/themes")
 
-
-def clip(name: str, offset: float, seconds: float = 3.0) -> np.ndarray:
-    audio = load_mono(THEMES / f"{name}.ogg", sample_rate=SAMPLE_RATE)
-    start = int(offset * SAMPLE_RATE)
-    return audio[start : start + int(seconds * SAMPLE_RATE)]
+def clip(name: str, offset: float) -> np.ndarray:
+    return theme_clip(name, offset, sample_rate=SAMPLE_RATE)
 
 
 @pytest.fixture(scope="module")
