@@ -86,6 +86,10 @@ def config_text(examples: int, known: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# CPython 3.11 < 3.11.8 (gh-106905): ast.parse deep in Hypothesis's lambda descriptions can fail
+INTERPRETER_BUG = "SystemError: AST constructor recursion depth mismatch"
+
+
 def run_schemathesis(url: str, role: str, token: str | None, config: Path, reports: Path):
     phases = ROLES[role][1]
     command = [
@@ -135,6 +139,10 @@ def test_every_generated_request_is_answered_within_the_published_schema(
     config.write_text(config_text(ROLES[role][0], known))
 
     result = run_schemathesis(live_server.url, role, token, config, reports)
+    if result.returncode != 0 and INTERPRETER_BUG in result.stdout + result.stderr:
+        # the fuzzer itself crashed (Hypothesis building a strategy's repr hits a CPython 3.11.7
+        # AST bug), not a finding about the API: run it once more, judged the same way
+        result = run_schemathesis(live_server.url, role, token, config, reports)
 
     output = result.stdout + result.stderr
     (reports / f"{role}.txt").write_text(output)
