@@ -8,6 +8,7 @@ import pytest
 from generation.quality import (
     AudioClip,
     frechet_distance,
+    frechet_unbiased,
     frechet_with_error,
     loudness_range,
     measure_set,
@@ -56,6 +57,36 @@ def test_bootstrap_error_shrinks_with_more_clips():
     assert 0 < se_many < se_few
 
 
+def test_the_extrapolated_distance_removes_the_sample_size_bias():
+    """Sets of 120 and 240 clips (3 vectors each, 40-d): the distance at that size carries a
+    bias; the extrapolation to infinitely many clips recovers the population's distance."""
+    rng = np.random.default_rng(3)
+    mix = rng.standard_normal((40, 40)) / np.sqrt(40)
+
+    def clips(n, shift=0.0):
+        return [rng.standard_normal((3, 40)) @ mix + shift for _ in range(n)]
+
+    for shift in (0.0, 0.5):  # population distance: 40 * shift^2 = 0 and 10
+        truth = 40 * shift**2
+        a, b = clips(120), clips(240, shift)
+        finite = frechet_distance(np.concatenate(a), np.concatenate(b))
+        fit = frechet_unbiased(a, b, seed=1)
+        assert finite - truth > 0.8  # the bias the extrapolation exists for
+        assert abs(fit.distance - truth) < max(3 * fit.se, 0.3), (shift, fit)
+        assert abs(fit.distance - truth) < (finite - truth) / 2
+        assert fit.slope > 0 and fit.curve[-1][0] == 1.0
+        assert fit.curve[0][1] > fit.curve[-1][1]  # fewer clips, larger distance
+        assert set(fit.to_dict()) == {"distance", "se", "bias_at_full_size", "curve"}
+
+
+def test_the_extrapolated_distance_refuses_tiny_or_mismatched_sets():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="at least 4 clips"):
+        frechet_unbiased(rng.standard_normal((3, 2)), rng.standard_normal((50, 2)))
+    with pytest.raises(ValueError, match="same d"):
+        frechet_unbiased(rng.standard_normal((9, 2)), rng.standard_normal((9, 3)))
+
+
 def test_a_tone_is_harmonic_and_flat_noise_is_not():
     tone, noise = signal_measures(_tone(220.0), SR), signal_measures(_noise(), SR)
     assert tone.spectral_flatness < 0.01 < 0.3 < noise.spectral_flatness
@@ -83,7 +114,7 @@ def test_measure_set_puts_noise_farther_from_tones_than_other_tones():
         return np.concatenate(out)
 
     tones = [AudioClip(_tone(f), "tone") for f in (200, 230, 260, 290, 320, 350)]
-    reference = {"bands": mean_spectrum([c.audio for c in tones], SR)}
+    reference = {"bands": [mean_spectrum([c.audio], SR) for c in tones]}
     other_tones = [AudioClip(_tone(f), "tone") for f in (210, 240, 270, 300, 330, 360)]
     noises = [AudioClip(_noise(seed=s), "noise") for s in range(6)]
     embedders = {"bands": mean_spectrum}
@@ -92,5 +123,8 @@ def test_measure_set_puts_noise_farther_from_tones_than_other_tones():
     assert far.frechet["bands"]["distance"] > 3 * near.frechet["bands"]["distance"]
     assert near.signal["harmonic_share"] > far.signal["harmonic_share"]
     assert near.to_dict()["clips"] == 6
+    assert (
+        far.frechet["bands"]["unbiased"]["distance"] > near.frechet["bands"]["unbiased"]["distance"]
+    )
     with pytest.raises(ValueError, match="at least 2"):
         measure_set("one", noises[:1], SR, embedders=embedders, reference=reference)

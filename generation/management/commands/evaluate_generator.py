@@ -87,10 +87,18 @@ class Command(BaseCommand):
             self.stdout.write(f"report written to {options['json']}")
 
 
+def _unbiased(frechet: dict, digits: int) -> str:
+    fit = frechet.get("unbiased")
+    if not fit:
+        return f"{'-':>15}"
+    return f"{fit['distance']:>8.{digits}f}±{fit['se']:<6.{digits}f}"
+
+
 def format_table(report: dict) -> str:
     head = (
-        f"{'set':<46} {'FD musicnn':>15} {'FD CLAP':>15} {'flat':>6} {'harm':>5} "
-        f"{'onset':>5} {'LRA':>5} {'gap':>6} {'wins':>5} {'mem':>5} {'RTF':>5}"
+        f"{'set':<40} {'FD∞ musicnn':>15} {'FD musicnn':>15} {'FD∞ CLAP':>15} {'FD CLAP':>15} "
+        f"{'flat':>6} {'harm':>5} {'onset':>5} {'LRA':>5} {'gap':>6} {'wins':>7} {'mem':>5} "
+        f"{'RTF':>5}"
     )
     lines = [head, "-" * len(head)]
     for row in report["rows"]:
@@ -100,12 +108,14 @@ def format_table(report: dict) -> str:
         mem = (row.get("memorisation") or {}).get("rate")
         wins = f"{cond['closer_to_references']}/{cond['generations']}" if cond else "-"
         lines.append(
-            f"{row['name'][:46]:<46} "
+            f"{row['name'][:40]:<40} "
+            f"{_unbiased(fd['musicnn'], 2)}"
             f"{fd['musicnn']['distance']:>8.2f}±{fd['musicnn']['se']:<6.2f}"
+            f"{_unbiased(fd['clap'], 3)}"
             f"{fd['clap']['distance']:>8.3f}±{fd['clap']['se']:<6.3f}"
             f"{sig['spectral_flatness']:>6.3f} {sig['harmonic_share']:>5.2f} "
             f"{sig['onset_strength']:>5.2f} {sig['loudness_range_db']:>5.1f} "
-            f"{cond.get('gap', float('nan')):>6.3f} {wins:>5} "
+            f"{cond.get('gap', float('nan')):>6.3f} {wins:>7} "
             f"{'-' if mem is None else f'{mem:.2f}':>5} "
             f"{row.get('real_time_factor', float('nan')):>5.2f}"
         )
