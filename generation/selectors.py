@@ -127,6 +127,32 @@ def reference_embedding(
     return (mean / np.linalg.norm(mean)).astype(np.float32)
 
 
+def references_not_embedded(
+    *, references: list[tuple[int, bool]], encoder_version: EncoderVersion
+) -> list[int]:
+    """Recordings among (recording id, has a segment) pairs whose conditioning vector cannot be
+    read: no track vector (whole recording) or no stored windows (a segment). Unknown ids are
+    left to the caller's own check."""
+    ids = {rid for rid, _ in references}
+    tracks = set(
+        RecordingEmbedding.objects.filter(
+            recording_id__in=ids, encoder=encoder_version
+        ).values_list("recording_id", flat=True)
+    )
+    windows = set(
+        RecordingWindowEmbedding.objects.filter(recording_id__in=ids, encoder=encoder_version)
+        .values_list("recording_id", flat=True)
+        .distinct()
+    )
+    known = set(Recording.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [
+        rid
+        for rid, segment in references
+        if rid in known and rid not in (windows if segment else tracks)
+    ]
+    return sorted(set(missing))
+
+
 def _not_embedded(recording_id: int, encoder_version: EncoderVersion) -> Conflict:
     return Conflict(
         f"recording {recording_id} has not been embedded by {encoder_version} yet; "

@@ -29,7 +29,7 @@ from catalog.models import Distribution, Level, Recording
 from config.exceptions import Conflict, Forbidden, InvalidInput
 from generation.model.config import GeneratorConfig
 from generation.models import GenerationReference, GenerationRequest, ModelVersion
-from generation.selectors import servable_model_version
+from generation.selectors import references_not_embedded, servable_model_version
 from generation.verification import ReferenceSpec, Verification, references_verify
 
 AUDIO_LEVELS = {Level.AUDIO.value, Level.TEMPORAL.value}
@@ -250,6 +250,22 @@ def references_preview(
     return verification
 
 
+def _require_embeddings(ask: GenerationAsk, model_version: ModelVersion) -> None:
+    """Refuse before anything is queued a reference the worker could not condition on (not yet
+    embedded by the model's encoder), instead of failing the job later."""
+    missing = references_not_embedded(
+        references=[(r.recording_id, r.segment_start is not None) for r in ask.references],
+        encoder_version=model_version.encoder,
+    )
+    if missing:
+        raise Conflict(
+            f"recordings {missing} have not been embedded by {model_version.encoder} yet, so "
+            "the model cannot be conditioned on them; try again once the catalogue's embedding "
+            "job has run (`python manage.py embed_catalogue`)",
+            details={"recordings": missing},
+        )
+
+
 def _validate_distribution(distribution: str) -> None:
     if distribution not in Distribution.values:
         raise InvalidInput(
@@ -277,6 +293,7 @@ def generation_request_submit(
     model_version = servable_model_version()
     config = model_limits(model_version)
     _validate_references(ask, config)
+    _require_embeddings(ask, model_version)
     upload_path, upload_sha256, upload_seconds = _validate_upload(ask, upload, config)
     try:
         seconds = _seconds(ask, config, upload_seconds)

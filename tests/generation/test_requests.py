@@ -274,6 +274,42 @@ def test_bad_input_is_refused_with_nothing_queued(studio, maker, change, status,
     assert AttributionRecord.objects.count() == before
 
 
+def test_a_reference_the_model_cannot_be_conditioned_on_is_refused_before_queueing(
+    studio, maker
+):
+    """A recording without the model encoder's vectors (a track vector for the whole recording,
+    windows for a segment) is a 409 naming it; nothing is queued, logged or charged."""
+    from catalog.models import RecordingEmbedding, RecordingWindowEmbedding
+
+    encoder = studio["model_version"].encoder
+    references = two_references(studio)
+    whole, segmented = references[0]["recording"], references[1]["recording"]
+    RecordingEmbedding.objects.filter(recording_id=whole, encoder=encoder).delete()
+    RecordingWindowEmbedding.objects.filter(recording_id=segmented, encoder=encoder).delete()
+    references[1]["segment_start"], references[1]["segment_end"] = 0.0, 2.0
+    before = (AttributionRecord.objects.count(), LedgerTransaction.objects.count())
+    response = submit(
+        client_for(maker),
+        {"references": references, "distribution": "private", "seconds": 2.0},
+    )
+    assert response.status_code == 409, response.json()
+    error = response.json()["error"]
+    assert "not been embedded" in error["message"]
+    assert error["details"]["recordings"] == sorted([whole, segmented])
+    assert not GenerationRequest.objects.exists()
+    assert (AttributionRecord.objects.count(), LedgerTransaction.objects.count()) == before
+
+    # the segmented reference still has its track vector: without the segment only the other
+    # recording is missing
+    references[1].pop("segment_start"), references[1].pop("segment_end")
+    response = submit(
+        client_for(maker),
+        {"references": references, "distribution": "private", "seconds": 2.0},
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["details"]["recordings"] == [whole]
+
+
 def test_undecodable_upload_and_segment_outside_the_track(studio, maker, tmp_path):
     client = client_for(maker)
     junk = tmp_path / "junk.wav"
