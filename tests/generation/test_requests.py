@@ -274,9 +274,7 @@ def test_bad_input_is_refused_with_nothing_queued(studio, maker, change, status,
     assert AttributionRecord.objects.count() == before
 
 
-def test_a_reference_the_model_cannot_be_conditioned_on_is_refused_before_queueing(
-    studio, maker
-):
+def test_a_reference_the_model_cannot_be_conditioned_on_is_refused_before_queueing(studio, maker):
     """A recording without the model encoder's vectors (a track vector for the whole recording,
     windows for a segment) is a 409 naming it; nothing is queued, logged or charged."""
     from catalog.models import RecordingEmbedding, RecordingWindowEmbedding
