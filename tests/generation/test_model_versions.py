@@ -48,6 +48,45 @@ def test_train_generator_if_needed_reuses_an_up_to_date_model(studio, tmp_path):
     assert ModelVersion.objects.filter(is_active=True).get().training_manifest == manifest
 
 
+def test_a_changed_committed_checkpoint_replaces_the_version_installed_from_it(studio, tmp_path):
+    """Same training inputs, new file (here: another sampler setting): --if-needed installs it
+    as a new model version instead of calling the old one up to date."""
+    import torch
+
+    from generation.model.checkpoint import file_sha256, read_checkpoint
+    from generation.services.models import model_version_activate
+
+    export = tmp_path / "export" / "tiny.pt"
+    call_command("train_generator", "--tiny", "--steps", "20", "--export", str(export),
+                 stdout=io.StringIO())  # fmt: skip
+    model_version_activate(model_version=studio["model_version"])  # other inputs (40 steps)
+    args = ["train_generator", "--tiny", "--steps", "20", "--if-needed", "--committed", export]
+
+    def run() -> str:
+        out = io.StringIO()
+        call_command(*args, stdout=out)
+        return out.getvalue()
+
+    def resave(cfg_scale: float) -> None:
+        data = read_checkpoint(export)
+        data["config"]["sampler"]["cfg_scale"] = cfg_scale
+        torch.save(data, export)
+
+    resave(4.0)  # a file of its own, not the exported version's
+    assert "installed from tiny.pt" in run()
+    first = ModelVersion.objects.get(is_active=True)
+    assert first.checkpoint_sha256 == file_sha256(export)
+    assert "up to date" in run()
+
+    resave(5.0)
+    said = run()
+    assert "changed since" in said and "installed from tiny.pt" in said
+    second = ModelVersion.objects.get(is_active=True)
+    assert second.pk != first.pk and second.checkpoint_sha256 == file_sha256(export)
+    assert second.training_manifest["fingerprint"] == first.training_manifest["fingerprint"]
+    assert "up to date" in run()
+
+
 def test_revoked_training_consent_withdraws_the_model(studio, settings, make_user):
     version = studio["model_version"]
     revoked = studio["recordings"][0]

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from config.exceptions import DomainError
 from generation.model import GeneratorConfig, GeneratorError, TrainConfig
+from generation.model.checkpoint import file_sha256
 from generation.models import ModelVersion
 from generation.services.models import (
     generator_train,
@@ -134,8 +135,15 @@ class Command(BaseCommand):
         )
         active = ModelVersion.objects.filter(is_active=True).first()
         if active and active.training_manifest.get("fingerprint") == current:
-            self.stdout.write(f"Generator {active} is up to date with the consented catalogue.")
-            return True
+            superseded = (  # the committed file changed since it was installed (e.g. sampler)
+                active.training_manifest.get("committed_checkpoint") == committed.name
+                and committed.is_file()
+                and active.checkpoint_sha256 != file_sha256(committed)
+            )
+            if not superseded:
+                self.stdout.write(f"Generator {active} is up to date with the consented catalogue.")
+                return True
+            self.stdout.write(f"{committed.name} changed since {active} was installed from it.")
         installed = model_version_install_committed(
             checkpoint=committed, config=config, train=train
         )
