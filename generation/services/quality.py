@@ -116,7 +116,7 @@ def generator_evaluate(
                           seed=settings_.seed)  # fmt: skip
         row.extra.update(_model_extras(model_version, candidate, trials, track_vectors))
         rows.append(row)
-        if index == len(models) - 1:
+        if index == len(models) - 1 and store:  # a sweep keeps the stored report's samples
             samples = _write_samples(model_version, trials, rate)
     report = {
         "label": label,

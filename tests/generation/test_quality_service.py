@@ -85,6 +85,20 @@ def test_the_report_is_stored_separates_real_audio_from_the_model_and_refuses_ba
     evaluated["model_version"].refresh_from_db()
     assert evaluated["model_version"].quality == before
 
+    # a sweep (--no-store, other seeds) prints its table and leaves the stored report's
+    # listening samples as they are
+    sheet = folder / first["spectrograms"]
+    kept = sheet.read_bytes()
+    out = io.StringIO()
+    call_command(
+        "evaluate_generator", generations=3, seconds=3.0, others=3, seed=5, no_store=True,
+        stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+    assert "FD∞ musicnn" in out.getvalue() and "ceiling" in out.getvalue()
+    assert sheet.read_bytes() == kept
+    evaluated["model_version"].refresh_from_db()
+    assert evaluated["model_version"].quality == before
+
 
 def test_staff_see_the_table_and_samples_and_nobody_else(evaluated, staff, make_user):
     version = evaluated["model_version"]
