@@ -137,16 +137,29 @@ def frechet_with_error(
     b = np.asarray(b, dtype=np.float64)
     mean_b, cov_b = b.mean(axis=0), np.atleast_2d(np.cov(b, rowvar=False))
     root_b = _sqrtm_psd(cov_b)  # once: each resample then costs one symmetric eigensolve
+    clips = [np.asarray(c, np.float64) for c in a_by_clip]
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
-        picked = rng.integers(0, len(a_by_clip), len(a_by_clip))
-        a = np.concatenate([np.asarray(a_by_clip[i], np.float64) for i in picked])
-        cov_a = np.atleast_2d(np.cov(a, rowvar=False))
-        cross = np.linalg.eigvalsh(root_b @ cov_a @ root_b)
-        value = ((a.mean(axis=0) - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b)
-        draws.append(max(float(value - 2 * np.sqrt(np.clip(cross, 0, None)).sum()), 0.0))
+        mean_a, cov_a = _moments(clips, rng.integers(0, len(clips), len(clips)))
+        draws.append(max(_frechet_of_moments(mean_a, cov_a, mean_b, cov_b, root_b), 0.0))
     return point, float(np.std(draws, ddof=1))
+
+
+def _moments(clips: list[np.ndarray], picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the vectors of the picked clips."""
+    x = np.concatenate([clips[i] for i in picked])
+    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _frechet_of_moments(
+    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray, root_b: np.ndarray
+) -> float:
+    """The Frechet distance from both sets' moments, with root_b = cov_b^(1/2) computed by the
+    caller (once per b), unclipped: a fit of many draws must keep their negative noise."""
+    cross = np.linalg.eigvalsh(root_b @ cov_a @ root_b)
+    value = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b)
+    return float(value - 2 * np.sqrt(np.clip(cross, 0, None)).sum())
 
 
 # Fractions of both sets' clips drawn to fit FD(1/f); 1/f spans 1 to 2.5, where the sets keep
@@ -179,11 +192,6 @@ def _as_clips(vectors: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
     return [np.atleast_2d(np.asarray(v, np.float64)) for v in vectors]
 
 
-def _moments(clips: list[np.ndarray], picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.concatenate([clips[i] for i in picked])
-    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
-
-
 def _extrapolated(
     a: list[np.ndarray],
     b: list[np.ndarray],
@@ -196,12 +204,9 @@ def _extrapolated(
         n_a, n_b = max(2, round(fraction * len(a))), max(2, round(fraction * len(b)))
         values = []
         for _ in range(1 if fraction >= 1 else draws):
-            mu_a, c_a = _moments(a, rng.choice(len(a), n_a, replace=False))
-            mu_b, c_b = _moments(b, rng.choice(len(b), n_b, replace=False))
-            root_b = _sqrtm_psd(c_b)
-            cross = np.linalg.eigvalsh(root_b @ c_a @ root_b)
-            value = ((mu_a - mu_b) ** 2).sum() + np.trace(c_a) + np.trace(c_b)
-            values.append(float(value - 2 * np.sqrt(np.clip(cross, 0, None)).sum()))
+            mean_a, cov_a = _moments(a, rng.choice(len(a), n_a, replace=False))
+            mean_b, cov_b = _moments(b, rng.choice(len(b), n_b, replace=False))
+            values.append(_frechet_of_moments(mean_a, cov_a, mean_b, cov_b, _sqrtm_psd(cov_b)))
         xs.extend([1.0 / fraction] * len(values))
         ys.extend(values)
         curve.append((fraction, float(np.mean(values))))
@@ -277,7 +282,6 @@ def measure_set(
     embedders: dict[str, Embedder],
     reference: dict[str, Sequence[np.ndarray] | np.ndarray],
     seed: int = 0,
-    unbiased: bool = True,
 ) -> SetReport:
     """Frechet distance of the set to `reference` (real held-out vectors, per clip) in every
     embedder's space, at the set's size and extrapolated to infinitely many clips (when both
@@ -290,7 +294,7 @@ def measure_set(
         real = _as_clips(reference[space])
         value, error = frechet_with_error(per_clip, np.concatenate(real), seed=seed)
         report.frechet[space] = {"distance": round(value, 4), "se": round(error, 4)}
-        if unbiased and min(len(per_clip), len(real)) >= 4:
+        if min(len(per_clip), len(real)) >= 4:
             fit = frechet_unbiased(per_clip, real, seed=seed)
             report.frechet[space]["unbiased"] = fit.to_dict()
     measures = [signal_measures(c.audio, sample_rate).to_dict() for c in clips]
