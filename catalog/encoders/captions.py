@@ -1,7 +1,10 @@
 """Captions composed from catalogue metadata, the text side of the encoder's training pairs.
 
-Plain module. Only facts the catalogue holds go into a caption: genre and subgenre (from the
-source), moods, instruments, tempo and mode (measured from the audio at import).
+Plain module. Facts the catalogue holds go into a caption: genre and subgenre (from the
+source), moods, instruments, tempo and mode (measured from the audio at import). Sampled
+(training) captions may also carry `tags`: pseudo-labels a pretrained tagger heard in the
+recording (`pseudo_tags.py`), which teach the text side words such as "strings" or "techno"
+that catalogue facts rarely hold. The canonical caption, the evaluation query, stays facts only.
 """
 
 from __future__ import annotations
@@ -46,12 +49,15 @@ def caption_parts(metadata: Mapping[str, Any]) -> dict[str, str]:
         parts["tempo"] = f"{tempo}, around {round(metadata['tempo_bpm'])} BPM"
     if metadata.get("mode") in {"major", "minor"}:
         parts["mode"] = f"in a {metadata['mode']} key"
+    tags = [t for t in metadata.get("tags") or [] if t]
+    if tags:
+        parts["tags"] = _join(tags)
     return parts
 
 
 def canonical_caption(metadata: Mapping[str, Any]) -> str:
     """The fixed caption used for evaluation and for showing what the encoder was taught."""
-    parts = caption_parts(metadata)
+    parts = caption_parts({k: v for k, v in metadata.items() if k != "tags"})
     head = " ".join(p for p in (parts.get("mood"), parts.get("style")) if p)
     tail = [parts[k] for k in ("tempo", "mode", "instruments") if k in parts]
     return ", ".join([f"{head} music" if head else "music", *tail])
@@ -59,6 +65,9 @@ def canonical_caption(metadata: Mapping[str, Any]) -> str:
 
 _TEMPLATES = (
     "{mood} {style} music, {tempo}, {mode}, {instruments}",
+    "{tags} {style} music, {mood}, {instruments}",
+    "{mood} {tags}",
+    "{tags}, {tempo}, {mode}",
     "a {tempo} {style} piece {mode} {instruments}, feeling {mood}",
     "{style} track {instruments}; {mood}; {tempo}",
     "{mood} music in the style of {style}",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
 from catalog.encoders import EncoderError, is_audio_only, load_encoder
 from catalog.encoders.default_clap import NAME as DEFAULT_NAME
 from catalog.encoders.default_clap import DefaultClapConfig, FrozenSentenceEncoder, save_checkpoint
+from catalog.encoders.pseudo_tags import PseudoTagSettings, pseudo_tags
 from catalog.encoders.training import TrainingConfig, TrainingItem, train_default_clap
 from catalog.models import CurrentConsent, EncoderVersion, Recording, Use
 from catalog.selectors import recordings_permitting
@@ -36,6 +38,11 @@ def encoder_training_recordings() -> list[Recording]:
     )
 
 
+# Training settings added after checkpoints were committed: left out of the fingerprint while
+# off, so a checkpoint trained before they existed still matches the settings it was made with.
+_ADDED_LATER = ("augment", "pseudo_tags")
+
+
 def training_fingerprint(
     recordings: list[Recording], model_config: DefaultClapConfig, training_config: TrainingConfig
 ) -> str:
@@ -44,7 +51,9 @@ def training_fingerprint(
         "audio": sorted(r.content_sha256 for r in recordings),
         "model": model_config.to_dict(),
         "training": {
-            k: v for k, v in training_config.to_dict().items() if k != "time_budget_seconds"
+            k: v
+            for k, v in training_config.to_dict().items()
+            if k != "time_budget_seconds" and not (k in _ADDED_LATER and not v)
         },
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -84,6 +93,89 @@ def _metadata(recording: Recording) -> dict[str, Any]:
     }
 
 
+class _PseudoTags:
+    """Pseudo-tags of recordings' training parts, cached by audio hash (tagging 60 recordings
+    takes minutes; the audio, the holdout and the tagger settings fix the answer)."""
+
+    def __init__(self, holdout_fraction: float) -> None:
+        from catalog.encoders.musicnn import MusicnnEmbedder
+
+        self.holdout_fraction = holdout_fraction
+        self.settings = PseudoTagSettings()
+        self.tagger = MusicnnEmbedder(self.settings.model)
+        try:
+            self.tagger.labels  # noqa: B018 - finds the package and labels before any audio work
+        except EncoderError as exc:
+            raise InvalidInput(
+                f"pseudo-tags need musicnn's weights ({exc}); run `make install`, or train with "
+                "--no-pseudo-tags"
+            ) from exc
+        self.path = Path(settings.ENCODER_CHECKPOINT_DIR) / "pseudo-tags.json"
+        try:
+            self.cache = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.cache = {}
+        self.prefix = hashlib.sha256(
+            json.dumps([asdict(self.settings), holdout_fraction]).encode()
+        ).hexdigest()[:12]
+
+    def of(self, recording: Recording, audio, sample_rate: int) -> list[str]:
+        key = f"{self.prefix}:{recording.content_sha256}"
+        if key not in self.cache:  # heard on the training part only, never the held-out tail
+            trained = audio[: max(1, int(len(audio) * (1 - self.holdout_fraction)))]
+            self.cache[key] = pseudo_tags(trained, sample_rate, self.tagger, self.settings)
+        return list(self.cache[key])
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.cache, indent=0, sort_keys=True))
+
+
+def _training_items(
+    recordings: list[Recording],
+    sample_rate: int,
+    tags: _PseudoTags | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[TrainingItem]:
+    items = []
+    for n, recording in enumerate(recordings, 1):
+        try:
+            audio = load_mono(Path(recording.audio_file.path), sample_rate=sample_rate)
+        except AudioDecodeError as exc:
+            raise InvalidInput(f"recording {recording.pk} cannot be decoded: {exc}") from exc
+        metadata = _metadata(recording)
+        if tags is not None:
+            metadata["tags"] = tags.of(recording, audio, sample_rate)
+        items.append(TrainingItem(str(recording.pk), audio, metadata))
+        if on_progress:
+            on_progress("decode and tag" if tags else "decode", n, len(recordings))
+    if tags is not None:
+        tags.save()
+    return items
+
+
+def encoder_evaluate(
+    *, encoder_version: EncoderVersion, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """The held-out report of `train_encoder` for any default-clap version, on today's training
+    recordings with the default holdout: how encoders trained differently compare."""
+    from catalog.encoders.evaluation import held_out_quality
+
+    if encoder_version.name != DEFAULT_NAME:
+        raise InvalidInput(f"only {DEFAULT_NAME} versions have a held-out report to recompute")
+    try:
+        encoder = load_encoder(encoder_version.name, encoder_version.checkpoint_path)
+    except EncoderError as exc:
+        raise InvalidInput(str(exc)) from exc
+    recordings = encoder_training_recordings()
+    if len(recordings) < 4:
+        raise InvalidInput(f"only {len(recordings)} recordings are opted in to model training")
+    items = _training_items(recordings, encoder.config.sample_rate, on_progress=on_progress)
+    return held_out_quality(
+        encoder.audio_tower, encoder.text_projection, items, encoder.config, TrainingConfig()
+    )
+
+
 def encoder_train(
     *,
     model_config: DefaultClapConfig | None = None,
@@ -100,15 +192,8 @@ def encoder_train(
             f"only {len(recordings)} recordings are opted in to model training; need at least 4"
         )
     text_model_sha256 = FrozenSentenceEncoder().weights_sha256()  # fail before training, not after
-    items = []
-    for n, recording in enumerate(recordings, 1):
-        try:
-            audio = load_mono(Path(recording.audio_file.path), sample_rate=model_config.sample_rate)
-        except AudioDecodeError as exc:
-            raise InvalidInput(f"recording {recording.pk} cannot be decoded: {exc}") from exc
-        items.append(TrainingItem(str(recording.pk), audio, _metadata(recording)))
-        if on_progress:
-            on_progress("decode", n, len(recordings))
+    tags = _PseudoTags(training_config.holdout_fraction) if training_config.pseudo_tags else None
+    items = _training_items(recordings, model_config.sample_rate, tags, on_progress)
 
     def on_step(step: int, total: int, loss: float) -> None:
         if on_progress:
@@ -118,6 +203,9 @@ def encoder_train(
         items, model_config=model_config, training_config=training_config, on_step=on_step
     )
     manifest = training_manifest(recordings, model_config, training_config)
+    for entry, item in zip(manifest["recordings"], items, strict=True):
+        if "tags" in item.metadata:
+            entry["pseudo_tags"] = item.metadata["tags"]
     manifest["run"] = {
         "steps_done": result.steps_done,
         "seconds": round(result.seconds, 1),

@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -294,6 +294,18 @@ class _Batcher:
         return out
 
 
+def _parent_config(parent: Generator, config: GeneratorConfig) -> GeneratorConfig:
+    """The config to fine-tune under: `config`'s sampler, the parent's weights' settings."""
+    mine, theirs = config.to_dict(), parent.config.to_dict()
+    for key in ("dit", "mel"):
+        if mine[key] != theirs[key]:
+            raise GeneratorError(
+                f"the parent generator's {key} settings differ from this run's; fine-tuning "
+                "needs the same model (train from scratch instead)"
+            )
+    return replace(parent.config, sampler=config.sampler)
+
+
 def train_generator(
     items: Sequence[GeneratorTrainingItem],
     config: GeneratorConfig,
@@ -301,21 +313,28 @@ def train_generator(
     progress: StepCallback | None = None,
     *,
     keep_stats: bool = False,
+    parent: Generator | None = None,
 ) -> TrainingReport:
-    """Train a fresh DiT on `items`; returns the EMA generator and how each recording was used.
+    """Train a DiT on `items`; returns the EMA generator and how each recording was used.
 
     `config`'s normalisation stats are replaced by those of `items` unless `keep_stats` (models
     retrained on subsets for attribution's validation must see the data normalised alike);
-    `progress(step, total, loss)` is called after every step.
+    `progress(step, total, loss)` is called after every step. With `parent`, training starts
+    from its (EMA) weights and keeps its normalisation: the parent's model settings must equal
+    `config`'s, since the weights only mean something under them.
     """
     _check_items(items, config)
     started = time.monotonic()
-    if not keep_stats or config.mel_mean is None:
+    if parent is not None:
+        config = _parent_config(parent, config)
+    elif not keep_stats or config.mel_mean is None:
         config = config.with_stats(*fit_stats(items))
     device = pick_device() if train.device == "auto" else train.device
     rng = random.Random(train.seed)
     torch.manual_seed(train.seed)
     model = DiffusionTransformer(config.dit, config.mel.n_mels).to(device)
+    if parent is not None:
+        model.load_state_dict(parent.model.state_dict())
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():

@@ -43,7 +43,7 @@ from generation.model import (
     train_generator,
     window_layout,
 )
-from generation.model.checkpoint import read_checkpoint
+from generation.model.checkpoint import load_generator, read_checkpoint
 from generation.models import ModelVersion
 
 NAME = "default-dit"
@@ -205,8 +205,16 @@ def generator_train(
     train: TrainConfig | None = None,
     activate: bool = True,
     on_progress: ProgressCallback | None = None,
+    parent_checkpoint: Path | None = None,
 ) -> TrainingOutcome:
-    """Train a generator on every recording whose effective consent includes training."""
+    """Train a generator on every recording whose effective consent includes training.
+
+    With `parent_checkpoint` the run fine-tunes that checkpoint (e.g. onto a new encoder's
+    conditioning space) instead of starting from random weights. Its manifest must show it
+    learned only from recordings that are still consented to training; the new manifest names
+    it as the parent. The fingerprint does not include the parent: it says what the model was
+    trained on, and the parent was trained on a subset of the same consented audio.
+    """
     from catalog.retrieval.runtime import active_encoder_version
 
     config = config or GeneratorConfig()
@@ -217,6 +225,7 @@ def generator_train(
         raise InvalidInput(
             f"only {len(recordings)} recordings are opted in to model training; need at least 2"
         )
+    parent, lineage = _parent(parent_checkpoint, recordings) if parent_checkpoint else (None, None)
     items = training_items(
         recordings=recordings,
         encoder_version=encoder_version,
@@ -229,9 +238,14 @@ def generator_train(
             on_progress("train", step, total, f"loss {loss:.4f}")
 
     started = time.monotonic()
-    report = train_generator(items, config, train, progress=on_step)
+    try:
+        report = train_generator(items, config, train, progress=on_step, parent=parent)
+    except GeneratorError as exc:
+        raise InvalidInput(str(exc)) from exc
     seconds = time.monotonic() - started
     manifest = training_manifest(recordings, encoder_version, config, train, report.usage)
+    if lineage:
+        manifest["parent"] = lineage
     manifest["run"] = {
         "steps": report.steps_done,
         "seconds": round(seconds, 1),
@@ -254,6 +268,36 @@ def generator_train(
         activate=activate,
     )
     return TrainingOutcome(version, seconds, manifest["run"]["final_loss"])
+
+
+def _parent(checkpoint: Path, recordings: list[Recording]) -> tuple[Any, dict[str, Any]]:
+    """The parent generator and the lineage its child's manifest records; refuses a parent that
+    learned from audio no longer consented to training (or cannot say what it learned from)."""
+    manifest_path = checkpoint.with_suffix(".manifest.json")
+    if not checkpoint.is_file() or not manifest_path.is_file():
+        raise InvalidInput(f"{checkpoint} and its .manifest.json are needed to fine-tune from it")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        parent = load_generator(checkpoint, device="cpu")
+    except (GeneratorError, OSError, ValueError) as exc:
+        raise InvalidInput(f"{checkpoint} cannot be fine-tuned from: {exc}") from exc
+    consented = {r.content_sha256 for r in recordings}
+    learned = {r.get("content_sha256") for r in manifest.get("recordings", [])}
+    if not learned or not learned <= consented:
+        raise InvalidInput(
+            f"{checkpoint.name} learned from {len(learned - consented)} recordings not consented "
+            "to training today; train from scratch instead"
+        )
+    run = manifest.get("run", {})
+    lineage = {
+        "checkpoint": checkpoint.name,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "encoder": manifest.get("encoder", {}),
+        "steps": run.get("steps"),
+        "seconds": run.get("seconds"),
+        "parent": manifest.get("parent"),
+    }
+    return parent, lineage
 
 
 def model_version_register(

@@ -23,7 +23,7 @@ THEMES = ("electro", "castle", "dungeon", "greek", "japanese", "space")
 GENRES = ("Electronic", "Classical", "Soundtrack", "Classical", "Folk", "Electronic")
 
 TINY_MODEL = DefaultClapConfig(channels=(8, 16, 32), n_mels=32)
-TINY_TRAINING = TrainingConfig(steps=12, batch_size=6, captions_per_recording=4)
+TINY_TRAINING = TrainingConfig(steps=12, batch_size=6, captions_per_recording=4, pseudo_tags=True)
 
 
 def theme_paths() -> list[Path]:

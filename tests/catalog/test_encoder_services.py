@@ -1,10 +1,12 @@
 """Encoder versions: trained only on recordings opted in to training, manifest, reuse."""
 
+import dataclasses
+import io
 import json
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from catalog.models import CurrentConsent, EncoderVersion
 from catalog.services.consent import consent_grant, consent_revoke
@@ -13,7 +15,7 @@ from config.exceptions import InvalidInput
 from tests.catalog.retrieval_fixtures import TINY_MODEL, TINY_TRAINING
 
 pytestmark = pytest.mark.django_db
-FAST = TINY_TRAINING.__class__(**{**TINY_TRAINING.to_dict(), "steps": 3})
+FAST = dataclasses.replace(TINY_TRAINING, steps=3)
 
 
 def grant_training(catalogue, recordings):
@@ -26,7 +28,10 @@ def grant_training(catalogue, recordings):
         )
 
 
-def test_encoder_trains_only_on_recordings_opted_in_to_training(embedded_catalogue):
+def test_encoder_trains_only_on_recordings_opted_in_to_training(
+    embedded_catalogue, settings, tmp_path
+):
+    settings.ENCODER_CHECKPOINT_DIR = tmp_path
     recordings = embedded_catalogue["recordings"]
     with pytest.raises(InvalidInput, match="only 0 recordings"):
         encoder_train(model_config=TINY_MODEL, training_config=FAST)
@@ -40,6 +45,10 @@ def test_encoder_trains_only_on_recordings_opted_in_to_training(embedded_catalog
         current = CurrentConsent.objects.get(recording_id=entry["id"])
         assert entry["consent_version_ids"] == [current.version_id]
         assert current.version.training
+        assert isinstance(entry["pseudo_tags"], list)  # musicnn heard something, or nothing
+    assert any(entry["pseudo_tags"] for entry in manifest["recordings"])
+    cached = json.loads((Path(settings.ENCODER_CHECKPOINT_DIR) / "pseudo-tags.json").read_text())
+    assert len(cached) == 4  # the next run reads them instead of tagging again
     assert version.is_active and version.name == "default-clap"
     assert EncoderVersion.objects.filter(is_active=True).count() == 1
     assert manifest["run"]["steps_done"] == 3
@@ -89,3 +98,19 @@ def test_embed_catalogue_command_explains_a_missing_encoder():
 
     with pytest.raises(CommandError, match="no active encoder"):
         call_command("embed_catalogue")
+
+
+def test_evaluate_encoder_recomputes_the_held_out_report(embedded_catalogue, settings, tmp_path):
+    settings.ENCODER_CHECKPOINT_DIR = tmp_path
+    grant_training(embedded_catalogue, embedded_catalogue["recordings"][:4])
+    trained = encoder_train(
+        model_config=TINY_MODEL, training_config=dataclasses.replace(FAST, pseudo_tags=False)
+    )
+    out = io.StringIO()
+    call_command("evaluate_encoder", str(trained), "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    # the test catalogue's excerpts are short, so both say the same about their held-out tails
+    assert report == {k: v for k, v in trained.quality.items() if k in report}
+    assert set(report) == set(trained.quality) and report
+    with pytest.raises(CommandError, match="no encoder version default-clap@nope"):
+        call_command("evaluate_encoder", "default-clap@nope")

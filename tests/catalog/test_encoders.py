@@ -15,6 +15,7 @@ from catalog.encoders import (
 )
 from catalog.encoders.captions import canonical_caption, sampled_caption
 from catalog.encoders.default_clap import DefaultClapConfig, read_checkpoint
+from catalog.encoders.evaluation import PROMPT_PROBES
 from tests.catalog.retrieval_fixtures import TINY_MODEL
 
 
@@ -82,6 +83,9 @@ def test_training_reports_held_out_quality(tiny_checkpoint):
                 "clip_to_recording_recall_at_1"):  # fmt: skip
         assert 0.0 <= quality[key] <= 1.0
     assert quality["clip_to_recording_chance_at_1"] == pytest.approx(1 / 6)
+    # prompts the catalogue facts do not spell out, judged by the genre of the top 5 clips
+    assert set(quality["prompt_probes"]) == {prompt for prompt, _ in PROMPT_PROBES}
+    assert 0.0 <= quality["prompt_probe_precision_at_5"] <= 1.0
 
 
 def test_bad_checkpoints_and_inputs_are_refused(tmp_path, tiny_checkpoint):

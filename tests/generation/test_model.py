@@ -347,6 +347,16 @@ def test_training_lowers_the_loss(trained, tones):
         assert float(after) < 0.7 * float(before)
 
 
+def test_fine_tuning_needs_the_parents_model_settings(trained, tones):
+    other = dataclasses.replace(
+        CONFIG, dit=dataclasses.replace(CONFIG.dit, depth=CONFIG.dit.depth + 1)
+    )
+    with pytest.raises(GeneratorError, match="parent generator's dit settings differ"):
+        train_generator(tones, other, TrainConfig.tiny(steps=1), parent=trained.generator)
+    child = train_generator(tones, CONFIG, TrainConfig.tiny(steps=1), parent=trained.generator)
+    assert child.generator.config.mel_mean == trained.generator.config.mel_mean
+
+
 def test_conditioning_steers_the_output(trained, tones):
     generator = trained.generator
     peaks = [int(np.argmax(item.logmel.mean(axis=1))) for item in tones]

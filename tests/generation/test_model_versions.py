@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from catalog.services.consent import consent_revoke
@@ -112,3 +112,34 @@ def test_revoked_training_consent_withdraws_the_model(studio, settings, make_use
 
     settings.GENERATION_REFUSE_REVOKED_MODELS = False
     assert client.post("/api/generations/", body, format="json").status_code == 201
+
+
+def test_fine_tuning_starts_from_the_parent_and_records_its_lineage(studio, tmp_path):
+    """--parent: the run starts from the parent's weights, keeps its normalisation and names
+    it in the manifest; a parent that learned from audio no longer consented is refused."""
+    from generation.model.checkpoint import file_sha256, load_generator
+
+    parent = tmp_path / "export" / "parent.pt"
+    call_command("train_generator", "--tiny", "--steps", "40", "--export", str(parent),
+                 "--no-activate", stdout=io.StringIO())  # fmt: skip
+    out = io.StringIO()
+    call_command("train_generator", "--tiny", "--steps", "2", "--parent", str(parent), stdout=out)
+    child = ModelVersion.objects.get(is_active=True)
+    lineage = child.training_manifest["parent"]
+    assert lineage["checkpoint_sha256"] == file_sha256(parent) and lineage["steps"] == 40
+    before, after = load_generator(parent, "cpu"), load_generator(child.checkpoint_path, "cpu")
+    assert after.config.mel_mean == before.config.mel_mean  # the parent's normalisation
+    # two small steps from the parent's weights, not from a fresh initialisation
+    drift = max(
+        float((a - b).abs().max())
+        for a, b in zip(after.model.parameters(), before.model.parameters(), strict=True)
+    )
+    assert 0 < drift < 0.05
+
+    consent_revoke(actor=studio["member"], holder=studio["holder"],
+                   recording=studio["recordings"][0], uses=["training"])  # fmt: skip
+    versions = ModelVersion.objects.count()
+    with pytest.raises(CommandError, match="not consented to training today"):
+        call_command("train_generator", "--tiny", "--steps", "2", "--parent", str(parent),
+                     stdout=io.StringIO())  # fmt: skip
+    assert ModelVersion.objects.count() == versions

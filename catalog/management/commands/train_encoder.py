@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.encoders import EncoderError
+from catalog.encoders.augment import AugmentSettings
 from catalog.encoders.default_clap import NAME as DEFAULT_NAME
 from catalog.encoders.default_clap import DefaultClapConfig
 from catalog.encoders.training import TrainingConfig
@@ -41,6 +43,18 @@ class Command(BaseCommand):
             "--time-budget", type=float, default=13 * 60, help="seconds; stop early past it"
         )
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument(
+            "--augment",
+            action=argparse.BooleanOptionalAction,
+            default=defaults.augment is not None,
+            help="augmented second views (speed, stretch, noise, splice) in the audio-audio loss",
+        )
+        parser.add_argument(
+            "--pseudo-tags",
+            action=argparse.BooleanOptionalAction,
+            default=defaults.pseudo_tags,
+            help="musicnn's tags of each recording in its sampled training captions",
+        )
         parser.add_argument("--model-config", type=Path, help="JSON of DefaultClapConfig fields")
         parser.add_argument("--no-activate", action="store_true")
         parser.add_argument(
@@ -67,6 +81,8 @@ class Command(BaseCommand):
                 learning_rate=options["learning_rate"],
                 time_budget_seconds=options["time_budget"],
                 seed=options["seed"],
+                augment=AugmentSettings() if options["augment"] else None,
+                pseudo_tags=options["pseudo_tags"],
             )
         except (EncoderError, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
@@ -152,4 +168,8 @@ def quality_report(quality: dict) -> str:
         f"   (chance {q['text_to_audio_chance_at_10']:.3f})\n"
         f"  clip->recording recall@1 {q['clip_to_recording_recall_at_1']:.3f}"
         f" (chance {q['clip_to_recording_chance_at_1']:.3f})"
+        + "".join(
+            f"\n  prompt {prompt!r}: {share:.1f} of the top 5 fit"
+            for prompt, share in q.get("prompt_probes", {}).items()
+        )
     )

@@ -48,6 +48,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--tiny", action="store_true", help="tiny model and a few steps (tests, smoke runs)"
         )
+        parser.add_argument(
+            "--parent",
+            type=Path,
+            help="fine-tune this checkpoint (its .manifest.json beside it) instead of starting "
+            "from random weights, e.g. onto a new encoder's conditioning",
+        )
         parser.add_argument("--no-activate", action="store_true")
         parser.add_argument(
             "--export", type=Path, help="also copy checkpoint + manifest to this path (.pt)"
@@ -86,6 +92,7 @@ class Command(BaseCommand):
                 train=train,
                 activate=not options["no_activate"],
                 on_progress=on_progress,
+                parent_checkpoint=options["parent"],
             )
         except (DomainError, GeneratorError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
