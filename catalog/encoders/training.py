@@ -5,9 +5,12 @@ part to evaluation, so held-out clips come from recordings the index knows (clip
 recall) without having been seen in training. Batches hold distinct recordings; each item is
 two random 10-s crops plus a randomly phrased caption. The loss is laion-clap's `ClipLoss`
 between audio and caption, plus the same loss between the two crops (clips of one recording
-should land together, which is what retrieval and the similarity audit rely on). The second
-crop is usually an augmented view (`augment.py`: speed, stretch, noise, splice), so "the same
-recording" survives what the audit's robustness study does to it.
+should land together, which is what retrieval and the similarity audit rely on). With
+`augment` set, the second crop is often an augmented view (`augment.py`: speed, stretch, noise,
+splice), so "the same recording" survives what the audit's robustness study does to it; off by
+default, because it costs text recall (docs/retrieval.md). With `pseudo_tags`, the service adds
+musicnn's tags to each recording's facts (`pseudo_tags.py`). The held-out report is
+`evaluation.py`'s.
 """
 
 from __future__ import annotations
