@@ -19,7 +19,13 @@ import numpy as np
 
 from catalog.encoders.captions import canonical_caption
 from catalog.encoders.default_clap import DefaultClapConfig, FrozenSentenceEncoder, pick_device
-from catalog.encoders.training import TrainingConfig, TrainingItem, _logmels, _pad
+from catalog.encoders.training import (
+    TrainingConfig,
+    TrainingItem,
+    _logmels,
+    _pad,
+    training_ends,
+)
 
 
 def _embed_mels(audio_tower, windows: list) -> np.ndarray:
@@ -149,6 +155,18 @@ def prompt_probes(
     }
 
 
+def held_out_report(
+    audio_tower, text_projection, text_encoder, items, mels, train_end, model_config, tc
+) -> dict[str, Any]:
+    """Recall on the held-out tails plus the prompt probes: what a training run stores."""
+    quality = evaluate_held_out(
+        audio_tower, text_projection, text_encoder, items, mels, train_end, model_config, tc
+    )
+    quality.update(prompt_probes(audio_tower, text_projection, text_encoder, items, mels,
+                                 train_end, model_config))  # fmt: skip
+    return quality
+
+
 def held_out_quality(
     audio_tower, text_projection, items: Sequence[TrainingItem], model_config, tc: TrainingConfig
 ) -> dict[str, Any]:
@@ -156,12 +174,8 @@ def held_out_quality(
     audio_tower.eval()
     text_projection.eval()
     mels = _logmels(audio_tower, items, next(audio_tower.parameters()).device)
-    frames = model_config.window_frames
-    train_end = [max(frames, int(len(m) * (1 - tc.holdout_fraction))) for m in mels]
+    train_end = training_ends(mels, model_config.window_frames, tc.holdout_fraction)
     text_encoder = FrozenSentenceEncoder(pick_device())
-    quality = evaluate_held_out(
+    return held_out_report(
         audio_tower, text_projection, text_encoder, items, mels, train_end, model_config, tc
     )
-    quality.update(prompt_probes(audio_tower, text_projection, text_encoder, items, mels,
-                                 train_end, model_config))  # fmt: skip
-    return quality

@@ -125,7 +125,7 @@ def train_default_clap(
 
     mels = _logmels(audio_tower, items, device)  # per item (T, M) on device
     frames = model_config.window_frames
-    train_end = [max(frames, int(len(m) * (1 - tc.holdout_fraction))) for m in mels]
+    train_end = training_ends(mels, frames, tc.holdout_fraction)
     views = _AugmentedViews(audio_tower, items, mels, train_end, model_config, tc, rng, device)
 
     text_encoder = FrozenSentenceEncoder(device)
@@ -195,13 +195,11 @@ def train_default_clap(
 
     audio_tower.eval()
     text_projection.eval()
-    from catalog.encoders.evaluation import evaluate_held_out, prompt_probes
+    from catalog.encoders.evaluation import held_out_report
 
-    quality = evaluate_held_out(
+    quality = held_out_report(
         audio_tower, text_projection, text_encoder, items, mels, train_end, model_config, tc
     )
-    quality.update(prompt_probes(audio_tower, text_projection, text_encoder, items, mels,
-                                 train_end, model_config))  # fmt: skip
     return TrainingResult(
         audio_tower=audio_tower.cpu(),
         text_projection=text_projection.cpu(),
@@ -211,6 +209,11 @@ def train_default_clap(
         final_loss=loss_value,
         stopped_early=stopped_early,
     )
+
+
+def training_ends(mels: list, frames: int, holdout_fraction: float) -> list[int]:
+    """Frame where each recording's held-out tail starts (at least one window trains)."""
+    return [max(frames, int(len(m) * (1 - holdout_fraction))) for m in mels]
 
 
 def learning_rate_at(progress: float, peak: float, warmup: float = 0.08) -> float:
