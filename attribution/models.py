@@ -213,6 +213,10 @@ class SimilarityAudit(models.Model):
     reference_ids = models.JSONField(default=list, blank=True)
     # Each reference's best clip pair with the output (whether or not it is in the top k).
     reference_scores = models.JSONField(default=dict, blank=True)
+    # The second score (settings.AUDIT_MELODY_ENCODER): the melody signal's own top k, flags
+    # and reference scores against its own calibration; {} when off, {"error": ...} when it
+    # could not run (the audit above stands).
+    melody = models.JSONField(default=dict, blank=True)
     # Which recordings were searched: catalogue size, searched, and any that had no clips
     # and could not be embedded (named, never silently skipped).
     coverage = models.JSONField(default=dict, blank=True)

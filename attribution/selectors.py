@@ -80,6 +80,7 @@ class SimilarityAuditResult:
     output_clip_count: int
     matches: list[AuditMatch]
     reference_scores: dict[str, dict]
+    melody: dict  # the second score (AUDIT_MELODY_ENCODER); {} when off
     coverage: dict
     created_at: object
     finished_at: object
@@ -125,6 +126,7 @@ def _audit_result(audit: SimilarityAudit) -> SimilarityAuditResult:
             for m in matches
         ],
         reference_scores=dict(audit.reference_scores),
+        melody=dict(audit.melody),
         coverage=dict(audit.coverage),
         created_at=audit.created_at,
         finished_at=audit.finished_at,

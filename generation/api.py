@@ -140,6 +140,11 @@ class SimilarityAuditOutput(serializers.Serializer):
     output_clip_count = serializers.IntegerField()
     matches = AuditMatchOutput(many=True)
     reference_scores = serializers.DictField(child=serializers.DictField())
+    melody = serializers.DictField(
+        help_text="the second score: a key-invariant melody signal's encoder, threshold, top "
+        "matches (flagged ones flag the output too) and each reference's melody similarity "
+        "with its roles; empty when off, {'error': ...} when it could not run"
+    )
     finished_at = serializers.DateTimeField(allow_null=True)
 
 

@@ -107,7 +107,10 @@ def train_default_clap(
     model_config: DefaultClapConfig,
     training_config: TrainingConfig,
     on_step: StepCallback | None = None,
+    parent: tuple[Any, Any] | None = None,
 ) -> TrainingResult:
+    """`parent`: an (audio tower, text projection) pair of the same config to start from
+    (fine-tuning continues a run on the same data with a fresh schedule) instead of new weights."""
     import torch
     from laion_clap.clap_module.loss import ClipLoss
 
@@ -120,6 +123,9 @@ def train_default_clap(
     started = time.monotonic()
 
     audio_tower, text_projection = build_modules(model_config)
+    if parent is not None:
+        audio_tower.load_state_dict(parent[0].state_dict())
+        text_projection.load_state_dict(parent[1].state_dict())
     audio_tower.to(device)
     text_projection.to(device)
 

@@ -44,9 +44,13 @@ _ADDED_LATER = ("augment", "pseudo_tags")
 
 
 def training_fingerprint(
-    recordings: list[Recording], model_config: DefaultClapConfig, training_config: TrainingConfig
+    recordings: list[Recording],
+    model_config: DefaultClapConfig,
+    training_config: TrainingConfig,
+    parent_fingerprint: str | None = None,
 ) -> str:
-    """Identifies a training run's inputs: the audio (by content hash) and the configs."""
+    """Identifies a training run's inputs: the audio (by content hash), the configs and, for a
+    fine-tuning run, the fingerprint of the run it started from."""
     payload = {
         "audio": sorted(r.content_sha256 for r in recordings),
         "model": model_config.to_dict(),
@@ -56,17 +60,25 @@ def training_fingerprint(
             if k != "time_budget_seconds" and not (k in _ADDED_LATER and not v)
         },
     }
+    if parent_fingerprint:
+        payload["parent"] = parent_fingerprint
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def training_manifest(
-    recordings: list[Recording], model_config: DefaultClapConfig, training_config: TrainingConfig
+    recordings: list[Recording],
+    model_config: DefaultClapConfig,
+    training_config: TrainingConfig,
+    parent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """What a version learned from; `parent` is the lineage of a fine-tuning run's start."""
     consent_versions: dict[int, list[int]] = {}
     for pointer in CurrentConsent.objects.filter(recording__in=recordings).order_by("holder_id"):
         consent_versions.setdefault(pointer.recording_id, []).append(pointer.version_id)
-    return {
-        "fingerprint": training_fingerprint(recordings, model_config, training_config),
+    manifest = {
+        "fingerprint": training_fingerprint(
+            recordings, model_config, training_config, (parent or {}).get("fingerprint")
+        ),
         "model_config": model_config.to_dict(),
         "training_config": training_config.to_dict(),
         "recordings": [
@@ -80,6 +92,35 @@ def training_manifest(
             for r in recordings
         ],
     }
+    if parent:
+        manifest["parent"] = parent
+    return manifest
+
+
+def fits_consented_audio(
+    manifest: dict[str, Any],
+    recordings: list[Recording],
+    model_config: DefaultClapConfig,
+    training_config: TrainingConfig,
+) -> bool:
+    """Whether a checkpoint's manifest says it was trained on exactly `recordings` with these
+    settings: directly, or as one fine-tuning run (its own settings recorded) from a run that
+    was. A retrain after a consent change starts afresh with these settings."""
+    fingerprint = manifest.get("fingerprint")
+    if fingerprint == training_fingerprint(recordings, model_config, training_config):
+        return True
+    parent = manifest.get("parent") or {}
+    if parent.get("parent") or parent.get("fingerprint") != training_fingerprint(
+        recordings, model_config, training_config
+    ):
+        return False
+    try:
+        stage = TrainingConfig.from_dict(manifest.get("training_config", {}))
+    except (EncoderError, TypeError):
+        return False
+    return fingerprint == training_fingerprint(
+        recordings, model_config, stage, parent["fingerprint"]
+    )
 
 
 def _metadata(recording: Recording) -> dict[str, Any]:
@@ -182,8 +223,10 @@ def encoder_train(
     training_config: TrainingConfig | None = None,
     activate: bool = True,
     on_progress: ProgressCallback | None = None,
+    parent_checkpoint: Path | None = None,
 ) -> EncoderVersion:
-    """Train the default encoder on every recording whose consent allows training."""
+    """Train the default encoder on every recording whose consent allows training; from the
+    weights of `parent_checkpoint` (fine-tuning) when given."""
     model_config = model_config or DefaultClapConfig()
     training_config = training_config or TrainingConfig()
     recordings = encoder_training_recordings()
@@ -191,6 +234,9 @@ def encoder_train(
         raise InvalidInput(
             f"only {len(recordings)} recordings are opted in to model training; need at least 4"
         )
+    parent, lineage = (
+        _parent(parent_checkpoint, recordings, model_config) if parent_checkpoint else (None, None)
+    )
     text_model_sha256 = FrozenSentenceEncoder().weights_sha256()  # fail before training, not after
     tags = _PseudoTags(training_config.holdout_fraction) if training_config.pseudo_tags else None
     items = _training_items(recordings, model_config.sample_rate, tags, on_progress)
@@ -200,9 +246,13 @@ def encoder_train(
             on_progress(f"train (loss {loss:.3f})", step, total)
 
     result = train_default_clap(
-        items, model_config=model_config, training_config=training_config, on_step=on_step
+        items,
+        model_config=model_config,
+        training_config=training_config,
+        on_step=on_step,
+        parent=parent,
     )
-    manifest = training_manifest(recordings, model_config, training_config)
+    manifest = training_manifest(recordings, model_config, training_config, lineage)
     for entry, item in zip(manifest["recordings"], items, strict=True):
         if "tags" in item.metadata:
             entry["pseudo_tags"] = item.metadata["tags"]
@@ -233,6 +283,41 @@ def encoder_train(
         quality=result.quality,
         activate=activate,
     )
+
+
+def _parent(
+    checkpoint: Path, recordings: list[Recording], model_config: DefaultClapConfig
+) -> tuple[tuple[Any, Any], dict[str, Any]]:
+    """The parent encoder's towers and the lineage its child's manifest records; refuses a
+    parent of another config, or one that learned from audio no longer consented to training
+    (or cannot say what it learned from)."""
+    checkpoint = Path(checkpoint)
+    manifest_path = checkpoint.with_suffix(".manifest.json")
+    if not checkpoint.is_file() or not manifest_path.is_file():
+        raise InvalidInput(f"{checkpoint} and its .manifest.json are needed to fine-tune from it")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        encoder = load_encoder(DEFAULT_NAME, checkpoint)
+    except (EncoderError, OSError, ValueError) as exc:
+        raise InvalidInput(f"{checkpoint} cannot be fine-tuned from: {exc}") from exc
+    if encoder.config != model_config:
+        raise InvalidInput(f"{checkpoint.name} has another model config than this training run")
+    consented = {r.content_sha256 for r in recordings}
+    learned = {r.get("content_sha256") for r in manifest.get("recordings", [])}
+    if not learned or not learned <= consented:
+        raise InvalidInput(
+            f"{checkpoint.name} learned from {len(learned - consented)} recordings not consented "
+            "to training today; train from scratch instead"
+        )
+    lineage = {
+        "checkpoint": checkpoint.name,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "fingerprint": manifest.get("fingerprint"),
+        "steps": manifest.get("run", {}).get("steps_done"),
+        "seconds": manifest.get("run", {}).get("seconds"),
+        "parent": manifest.get("parent"),
+    }
+    return (encoder.audio_tower.cpu(), encoder.text_projection.cpu()), lineage
 
 
 AUDIO_ONLY = (
@@ -308,15 +393,17 @@ def encoder_install_committed(
         return None
     committed = json.loads(manifest_path.read_text())
     recordings = encoder_training_recordings()
-    if committed.get("fingerprint") != training_fingerprint(
-        recordings, model_config, training_config
-    ):
+    if not fits_consented_audio(committed, recordings, model_config, training_config):
         return None
     target = Path(settings.ENCODER_CHECKPOINT_DIR) / checkpoint.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or file_sha256(target) != file_sha256(checkpoint):
         shutil.copyfile(checkpoint, target)
-    manifest = training_manifest(recordings, model_config, training_config)
+    if committed.get("parent"):
+        stage = TrainingConfig.from_dict(committed["training_config"])
+        manifest = training_manifest(recordings, model_config, stage, committed["parent"])
+    else:
+        manifest = training_manifest(recordings, model_config, training_config)
     manifest["run"] = committed.get("run", {})
     manifest["committed_checkpoint"] = str(checkpoint.name)
     return encoder_register(

@@ -293,6 +293,10 @@ GENERATION_MIN_SECONDS = float(os.environ.get("GENERATION_MIN_SECONDS", str(AUDI
 # registered from catalog/encoders/pretrained/aisfx.json, the most robust one measured
 # (docs/similarity-audit.md); musicnn's tagger is the other candidate.
 AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "aisfx")
+# The audit's second score: a key-invariant melody signal (basic-pitch note posteriors,
+# catalog/encoders/melody.py) with its own clips and calibration, so a melody copied in another
+# key or timbre is flagged too; empty: off. Registered from its card by `make demo`.
+AUDIT_MELODY_ENCODER = os.environ.get("AUDIT_MELODY_ENCODER", "melody")
 # Recordings an audit stores (each with its best clip pair).
 AUDIT_TOP_K = int(os.environ.get("AUDIT_TOP_K", "10"))
 # The calibrated threshold a non-reference match must reach to flag an output: "random",

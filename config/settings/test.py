@@ -30,6 +30,7 @@ TDA_ON_GENERATION = False
 AUDIT_ON_GENERATION = False
 # The tiny tests audit with the tiny encoder they make active; the musicnn tests name musicnn.
 AUDIT_ENCODER = ""
+AUDIT_MELODY_ENCODER = ""  # needs 2-s clips; tests that use it set 3-s clips
 # The tiny test generator's context is 2 s: audit clips (and so the shortest output) scale down
 # with it. Tests of the product's 3-s clips set these back.
 AUDIT_CLIP_SECONDS = 1.5

@@ -7,7 +7,7 @@ The attribution app calls these; it never reads generation's tables itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -118,6 +118,7 @@ class GeneratedOutput:
     output_sha256: str
     reference_ids: tuple[int, ...]
     training_recording_ids: tuple[int, ...]
+    reference_roles: dict[int, tuple[str, ...]] = field(default_factory=dict)  # melody, mood ...
 
 
 def generated_output(*, generation_ref: str) -> GeneratedOutput:
@@ -144,7 +145,17 @@ def generated_output(*, generation_ref: str) -> GeneratedOutput:
             )
         ),
         training_recording_ids=tuple(generation.model_version.training_recording_ids),
+        reference_roles=_roles(generation),
     )
+
+
+def _roles(generation: GenerationRequest) -> dict[int, tuple[str, ...]]:
+    roles: dict[int, tuple[str, ...]] = {}
+    for recording_id, role in generation.references.order_by("position").values_list(
+        "recording_id", "role"
+    ):
+        roles[recording_id] = (*roles.get(recording_id, ()), role)
+    return roles
 
 
 def succeeded_generation_refs(

@@ -114,3 +114,53 @@ def test_evaluate_encoder_recomputes_the_held_out_report(embedded_catalogue, set
     assert set(report) == set(trained.quality) and report
     with pytest.raises(CommandError, match="no encoder version default-clap@nope"):
         call_command("evaluate_encoder", "default-clap@nope")
+
+
+def test_fine_tuning_an_encoder_starts_from_its_parent_and_records_the_lineage(
+    embedded_catalogue, settings, tmp_path
+):
+    """--parent: the run starts from the parent's weights and names it in the manifest; a
+    parent of another config, or one that learned from audio no longer consented, is refused."""
+    from catalog.encoders import load_encoder
+
+    settings.ENCODER_CHECKPOINT_DIR = tmp_path
+    recordings = embedded_catalogue["recordings"]
+    grant_training(embedded_catalogue, recordings[:4])
+    fast = dataclasses.replace(FAST, pseudo_tags=False)
+    parent = encoder_train(model_config=TINY_MODEL, training_config=fast)
+    parent_path = Path(parent.checkpoint_path)
+
+    # another seed than the parent's: a fresh start would initialise other weights
+    one_step = dataclasses.replace(fast, steps=1, learning_rate=1e-5, seed=1)
+    child = encoder_train(
+        model_config=TINY_MODEL, training_config=one_step, parent_checkpoint=parent_path
+    )
+    lineage = child.training_manifest["parent"]
+    assert lineage["checkpoint"] == parent_path.name and lineage["steps"] == 3
+
+    def weights(version) -> dict:  # parameters, not batch-norm statistics
+        tower = load_encoder("default-clap", Path(version.checkpoint_path)).audio_tower
+        return dict(tower.named_parameters())
+
+    before, after = weights(parent), weights(child)
+    drift = max(float((after[k] - before[k]).abs().max()) for k in before)
+    assert 0 < drift < 0.01  # one small step from the parent, not a fresh initialisation
+    fresh = weights(encoder_train(model_config=TINY_MODEL, training_config=one_step))
+    assert max(float((fresh[k] - before[k]).abs().max()) for k in before) > 0.05
+
+    versions = EncoderVersion.objects.count()
+    other = dataclasses.replace(TINY_MODEL, channels=(8, 16, 16))
+    with pytest.raises(InvalidInput, match="another model config"):
+        encoder_train(model_config=other, training_config=one_step, parent_checkpoint=parent_path)
+    consent_revoke(
+        actor=embedded_catalogue["member"],
+        holder=embedded_catalogue["holder"],
+        recording=recordings[0],
+        uses=["training"],
+    )
+    grant_training(embedded_catalogue, recordings[4:5])
+    with pytest.raises(InvalidInput, match="not consented to training today"):
+        encoder_train(
+            model_config=TINY_MODEL, training_config=one_step, parent_checkpoint=parent_path
+        )
+    assert EncoderVersion.objects.count() == versions

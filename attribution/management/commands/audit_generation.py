@@ -65,6 +65,26 @@ class Command(BaseCommand):
             )
         for rid, score in result.reference_scores.items():
             self.stdout.write(f"reference {rid}: best clip pair {score['similarity']:.3f}")
+        melody = result.melody
+        if melody.get("error"):
+            self.stdout.write(
+                f"melody signal ({melody['encoder']}) not available: {melody['error']}"
+            )
+        elif melody:
+            self.stdout.write(
+                f"melody signal {melody['encoder']}, threshold {melody['threshold_name']} = "
+                f"{melody['threshold_value']:.4f}"
+            )
+            for m in melody["matches"]:
+                marks = ("R" if m["is_reference"] else "-") + ("T" if m["in_training_set"] else "-")
+                marks += "!" if m["flagged"] else " "
+                self.stdout.write(
+                    f"{m['rank']:>4}  {m['similarity']:>6.3f}  {m['output_start_seconds']:>6.1f}  "
+                    f"{m['recording_start_seconds']:>6.1f}  {marks:<5}  {m['recording_id']}"
+                )
+            for rid, score in melody["reference_scores"].items():
+                roles = f" ({', '.join(score['roles'])})" if score["roles"] else ""
+                self.stdout.write(f"reference {rid}{roles}: melody {score['similarity']:.3f}")
         verdict = "FLAGGED" if result.flagged else "not flagged"
         held = " (payouts held for review)" if result.payouts_held else ""
         self.stdout.write(f"{verdict}{held}  [R reference, T training set, ! flagged]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -166,6 +167,109 @@ def _coverage(
     }
 
 
+@dataclass(frozen=True)
+class _Signal:
+    """One embedding's search of an output: its clips against the catalogue's, the top k and
+    the recordings that reach that encoder's own calibrated threshold."""
+
+    encoder_version: EncoderVersion
+    calibration: object
+    threshold: tuple[str, float]
+    clips: int
+    result: object
+    flags: set[int]
+    coverage: dict
+
+
+def _signal_search(audit, *, output, encoder_version, spec, k: int) -> _Signal:
+    calibration = current_calibration(encoder_version=encoder_version, spec=spec)
+    threshold_name = str(settings.AUDIT_FLAG_THRESHOLD)
+    try:
+        threshold = threshold_value(calibration.thresholds, threshold_name)
+    except AuditError as exc:
+        raise InvalidInput(f"settings.AUDIT_FLAG_THRESHOLD: {exc}") from exc
+    encoder = _encoder(encoder_version)
+    _stage(audit, SimilarityAudit.Stage.CLIPS)
+    try:
+        audio = load_mono(output.path, sample_rate=encoder.sample_rate)
+    except (AudioDecodeError, OSError) as exc:
+        raise InvalidInput(f"the output cannot be decoded: {exc}") from exc
+    starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
+    coverage = _coverage(
+        encoder_version=encoder_version,
+        spec=spec,
+        must_have={*output.reference_ids, *output.training_recording_ids},
+        audit=audit,
+    )
+    _stage(audit, SimilarityAudit.Stage.SEARCH)
+    result = clips_search(
+        starts=starts,
+        vectors=vectors,
+        encoder_version=encoder_version,
+        spec=spec,
+        k=k,
+        reference_ids=output.reference_ids,
+        training_ids=output.training_recording_ids,
+    )
+    flags = {m.recording_id for m in flagged_matches(result.matches, threshold=threshold)}
+    return _Signal(
+        encoder_version, calibration, (threshold_name, threshold), len(starts), result, flags,
+        coverage,
+    )  # fmt: skip
+
+
+def _melody_section(audit, *, output, spec, k: int) -> dict:
+    """The second score (issue 18): the melody signal's own search, calibration and flags,
+    with each reference's melody similarity (most telling for melody-role references). A
+    failure of this signal is recorded here and leaves the main audit standing."""
+    name = (settings.AUDIT_MELODY_ENCODER or "").strip()
+    if not name:
+        return {}
+    try:
+        signal = _signal_search(
+            audit, output=output, encoder_version=audit_encoder_version(name), spec=spec, k=k
+        )
+    except (DomainError, AuditError, EncoderError, OSError, ValueError) as exc:
+        reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        log.warning("melody signal of %s unavailable: %s", audit.generation_ref, reason)
+        return {"encoder": name, "error": reason}
+    roles = output.reference_roles
+    return {
+        "encoder": str(signal.encoder_version),
+        "calibration_id": signal.calibration.pk,
+        "threshold_name": signal.threshold[0],
+        "threshold_value": signal.threshold[1],
+        "output_clip_count": signal.clips,
+        "flagged": bool(signal.flags),
+        "matches": [
+            {**_match_fields(m), "rank": rank, "flagged": m.recording_id in signal.flags}
+            for rank, m in enumerate(signal.result.matches, 1)
+        ],
+        "reference_scores": {
+            str(rid): {**_pair_fields(m), "roles": list(roles.get(rid, ()))}
+            for rid, m in signal.result.references.items()
+        },
+        "coverage": signal.coverage,
+    }
+
+
+def _pair_fields(match) -> dict:
+    return {
+        "similarity": match.similarity,
+        "output_start_seconds": match.output_start,
+        "recording_start_seconds": match.recording_start,
+    }
+
+
+def _match_fields(match) -> dict:
+    return {
+        "recording_id": match.recording_id,
+        **_pair_fields(match),
+        "is_reference": match.is_reference,
+        "in_training_set": match.in_training_set,
+    }
+
+
 def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
     """Run one audit to the end (the task's and the command's path). Errors of the input or
     the setup fail the audit with their message; the generation is never touched."""
@@ -177,54 +281,14 @@ def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
     try:
         output = generated_output(generation_ref=audit.generation_ref)
         spec = audit_clip_spec()
-        encoder_version = audit_encoder_version()
-        calibration = current_calibration(encoder_version=encoder_version, spec=spec)
-        threshold_name = str(settings.AUDIT_FLAG_THRESHOLD)
-        try:
-            threshold = threshold_value(calibration.thresholds, threshold_name)
-        except AuditError as exc:
-            raise InvalidInput(f"settings.AUDIT_FLAG_THRESHOLD: {exc}") from exc
         k = int(settings.AUDIT_TOP_K)
         if not 1 <= k <= 100:
             raise InvalidInput(f"settings.AUDIT_TOP_K must be 1..100, not {k}")
-        encoder = _encoder(encoder_version)
-
-        _stage(audit, SimilarityAudit.Stage.CLIPS)
-        try:
-            audio = load_mono(output.path, sample_rate=encoder.sample_rate)
-        except (AudioDecodeError, OSError) as exc:
-            raise InvalidInput(f"the output cannot be decoded: {exc}") from exc
-        starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
-        coverage = _coverage(
-            encoder_version=encoder_version,
-            spec=spec,
-            must_have={*output.reference_ids, *output.training_recording_ids},
-            audit=audit,
+        signal = _signal_search(
+            audit, output=output, encoder_version=audit_encoder_version(), spec=spec, k=k
         )
-        _stage(audit, SimilarityAudit.Stage.SEARCH)
-        result = clips_search(
-            starts=starts,
-            vectors=vectors,
-            encoder_version=encoder_version,
-            spec=spec,
-            k=k,
-            reference_ids=output.reference_ids,
-            training_ids=output.training_recording_ids,
-        )
-        flags = {m.recording_id for m in flagged_matches(result.matches, threshold=threshold)}
-        _store(
-            audit,
-            output=output,
-            spec=spec,
-            encoder_version=encoder_version,
-            calibration=calibration,
-            threshold=(threshold_name, threshold),
-            k=k,
-            clips=len(starts),
-            result=result,
-            flags=flags,
-            coverage=coverage,
-        )
+        melody = _melody_section(audit, output=output, spec=spec, k=k)
+        _store(audit, output=output, spec=spec, k=k, signal=signal, melody=melody)
     except (DomainError, AuditError, EncoderError, OSError, ValueError) as exc:
         reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
         similarity_audit_fail(audit_id=audit.pk, reason=reason)
@@ -233,14 +297,29 @@ def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
     return audit
 
 
-def _store(
-    audit, *, output, spec, encoder_version, calibration, threshold, k, clips, result, flags,
-    coverage,
-) -> None:  # fmt: skip
+def _hold_reason(signal: _Signal, melody: dict) -> str:
+    name, value = signal.threshold
+    if signal.flags:
+        top = next(m for m in signal.result.matches if m.recording_id in signal.flags)
+        return (
+            f"similarity audit: recording {top.recording_id} (not a reference) "
+            f"at {top.similarity:.3f} >= {name} ({value:.3f})"
+        )
+    top = next(m for m in melody["matches"] if m["flagged"])
+    return (
+        f"similarity audit, melody signal: recording {top['recording_id']} (not a reference) "
+        f"at {top['similarity']:.3f} >= {melody['threshold_name']} "
+        f"({melody['threshold_value']:.3f})"
+    )
+
+
+def _store(audit, *, output, spec, k, signal: _Signal, melody: dict) -> None:
     """The result, its matches and (if flagged and so configured) the payout hold, together."""
     from royalties.services import generation_payouts_hold
 
-    threshold_name, threshold_value_ = threshold
+    threshold_name, threshold_value_ = signal.threshold
+    flagged = bool(signal.flags) or bool(melody.get("flagged"))
+    coverage = signal.coverage
     with transaction.atomic():
         SimilarityMatch.objects.filter(audit=audit).delete()
         SimilarityMatch.objects.bulk_create(
@@ -253,22 +332,16 @@ def _store(
                 recording_start_seconds=m.recording_start,
                 is_reference=m.is_reference,
                 in_training_set=m.in_training_set,
-                flagged=m.recording_id in flags,
+                flagged=m.recording_id in signal.flags,
             )
-            for rank, m in enumerate(result.matches, 1)
+            for rank, m in enumerate(signal.result.matches, 1)
         )
         held = False
-        if flags and settings.AUDIT_HOLD_PAYOUTS_ON_FLAG:
-            top = next(m for m in result.matches if m.recording_id in flags)
+        if flagged and settings.AUDIT_HOLD_PAYOUTS_ON_FLAG:
             try:
                 held = bool(
                     generation_payouts_hold(
-                        generation_ref=audit.generation_ref,
-                        reason=(
-                            f"similarity audit: recording {top.recording_id} (not a reference) "
-                            f"at {top.similarity:.3f} >= {threshold_name} "
-                            f"({threshold_value_:.3f})"
-                        ),
+                        generation_ref=audit.generation_ref, reason=_hold_reason(signal, melody)
                     )
                 )
             except (NotFound, Conflict) as exc:  # never charged, or the fee was reversed
@@ -277,31 +350,27 @@ def _store(
             status=SimilarityAudit.Status.DONE,
             stage="",
             failure_reason="",
-            encoder=encoder_version,
-            calibration=calibration,
+            encoder=signal.encoder_version,
+            calibration=signal.calibration,
             clip_seconds=spec.clip_seconds,
             hop_seconds=spec.hop_seconds,
             top_k=k,
             threshold_name=threshold_name,
             threshold_value=threshold_value_,
-            output_clip_count=clips,
+            output_clip_count=signal.clips,
             output_sha256=output.output_sha256,
             reference_ids=list(output.reference_ids),
             reference_scores={
-                str(rid): {
-                    "similarity": m.similarity,
-                    "output_start_seconds": m.output_start,
-                    "recording_start_seconds": m.recording_start,
-                }
-                for rid, m in result.references.items()
+                str(rid): _pair_fields(m) for rid, m in signal.result.references.items()
             },
+            melody=melody,
             coverage=coverage,
-            flagged=bool(flags),
+            flagged=flagged,
             payouts_held=held,
             finished_at=timezone.now(),
         )
     log.info(
-        "similarity audit of %s: %s", audit.generation_ref, "flagged" if flags else "not flagged"
+        "similarity audit of %s: %s", audit.generation_ref, "flagged" if flagged else "not flagged"
     )
 
 

@@ -19,7 +19,7 @@ from catalog.services.encoders import (
     encoder_install_committed,
     encoder_train,
     encoder_training_recordings,
-    training_fingerprint,
+    fits_consented_audio,
 )
 from config.exceptions import DomainError
 
@@ -57,6 +57,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--model-config", type=Path, help="JSON of DefaultClapConfig fields")
         parser.add_argument("--no-activate", action="store_true")
+        parser.add_argument(
+            "--parent",
+            type=Path,
+            help="fine-tune from this checkpoint (its .manifest.json beside it) instead of new "
+            "weights; the steps and learning rate are this run's",
+        )
         parser.add_argument(
             "--export", type=Path, help="also copy checkpoint + manifest to this path (.pt)"
         )
@@ -110,6 +116,7 @@ class Command(BaseCommand):
                 training_config=training_config,
                 activate=not options["no_activate"],
                 on_progress=on_progress,
+                parent_checkpoint=options["parent"],
             )
         except (DomainError, EncoderError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
@@ -136,9 +143,11 @@ class Command(BaseCommand):
             self.stdout.write(f"exported to {export}")
 
     def _reuse(self, model_config, training_config, committed: Path) -> bool:
-        current = training_fingerprint(encoder_training_recordings(), model_config, training_config)
+        recordings = encoder_training_recordings()
         active = EncoderVersion.objects.filter(is_active=True, name=DEFAULT_NAME).first()
-        if active and active.training_manifest.get("fingerprint") == current:
+        if active and fits_consented_audio(
+            active.training_manifest, recordings, model_config, training_config
+        ):
             self.stdout.write(f"Encoder {active} is up to date with the consented catalogue.")
             return True
         installed = encoder_install_committed(
