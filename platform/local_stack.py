@@ -170,6 +170,9 @@ def demo(host: str, port: int) -> int:
         manage("register_encoder", "aisfx", "catalog/encoders/pretrained/aisfx.json")
         step("3-s clips of the catalogue and the similarity audit's thresholds (seed 003)")
         manage("embed_clips", "--calibrate")
+        step("The audit's second score: melody fingerprints (basic-pitch), calibrated")
+        manage("register_encoder", "melody", "catalog/encoders/pretrained/melody-basic-pitch.json")
+        manage("embed_clips", "--encoder", "melody", "--calibrate")
         step("Generator (committed demo checkpoint, or trained if consent changed; <= 20 min)")
         manage("train_generator", "--if-needed")
 

@@ -10,7 +10,13 @@ from django.core.management import CommandError, call_command
 
 from catalog.models import CurrentConsent, EncoderVersion
 from catalog.services.consent import consent_grant, consent_revoke
-from catalog.services.encoders import encoder_install_committed, encoder_register, encoder_train
+from catalog.services.encoders import (
+    encoder_install_committed,
+    encoder_register,
+    encoder_train,
+    encoder_training_recordings,
+    fits_consented_audio,
+)
 from config.exceptions import InvalidInput
 from tests.catalog.retrieval_fixtures import TINY_MODEL, TINY_TRAINING
 
@@ -148,6 +154,17 @@ def test_fine_tuning_an_encoder_starts_from_its_parent_and_records_the_lineage(
     fresh = weights(encoder_train(model_config=TINY_MODEL, training_config=one_step))
     assert max(float((fresh[k] - before[k]).abs().max()) for k in before) > 0.05
 
+    # committed, the child counts as trained on today's audio with the parent's (default)
+    # settings, and installs with its lineage; with other settings it does not
+    consented = encoder_training_recordings()
+    assert fits_consented_audio(child.training_manifest, consented, TINY_MODEL, fast)
+    assert not fits_consented_audio(child.training_manifest, consented, TINY_MODEL, one_step)
+    installed = encoder_install_committed(
+        checkpoint=Path(child.checkpoint_path), model_config=TINY_MODEL, training_config=fast
+    )
+    assert installed.training_manifest["parent"]["checkpoint"] == parent_path.name
+    assert installed.training_manifest["fingerprint"] == child.training_manifest["fingerprint"]
+
     versions = EncoderVersion.objects.count()
     other = dataclasses.replace(TINY_MODEL, channels=(8, 16, 16))
     with pytest.raises(InvalidInput, match="another model config"):
@@ -164,3 +181,5 @@ def test_fine_tuning_an_encoder_starts_from_its_parent_and_records_the_lineage(
             model_config=TINY_MODEL, training_config=one_step, parent_checkpoint=parent_path
         )
     assert EncoderVersion.objects.count() == versions
+    consented = encoder_training_recordings()
+    assert not fits_consented_audio(child.training_manifest, consented, TINY_MODEL, fast)

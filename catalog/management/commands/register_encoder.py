@@ -25,6 +25,12 @@ class Command(BaseCommand):
             version = encoder_register(name=name, checkpoint_path=checkpoint, activate=activate)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+        if version.name == "melody":  # the audit's second score, not its main encoder
+            self.stdout.write(
+                f"{version} registered as the audit's melody signal (AUDIT_MELODY_ENCODER): run "
+                "`manage.py embed_clips --encoder melody --calibrate`"
+            )
+            return
         if version.config.get("audio_only"):
             self.stdout.write(
                 f"{version} registered for the similarity audit: set AUDIT_ENCODER={version} "
