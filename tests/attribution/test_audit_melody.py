@@ -5,11 +5,14 @@ leaves the main audit standing."""
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import librosa
 import pytest
 import soundfile as sf
+from django.core.management import call_command
+from django.test import Client
 
 from attribution.audit import CalibrationConfig
 from attribution.selectors import similarity_audit_for_generation
@@ -90,6 +93,14 @@ def test_a_melody_lifted_in_another_key_is_flagged_by_the_melody_signal(
     assert melody["reference_scores"][str(references[1].pk)]["roles"] == ["mood"]
     shown = client_for(maker).get(f"/api/generations/{generation.ref}/").json()
     assert shown["similarity_audit"]["melody"]["matches"][0]["recording_id"] == copied.pk
+    # staff see it on the audits page, and the command prints it
+    client = Client()
+    client.force_login(make_user("staff", staff=True))
+    page = client.get("/attribution/audits/?flagged=1").content.decode()
+    assert "Melody signal (key-invariant" in page and f"recording {references[1].pk} (mood)" in page
+    out = StringIO()
+    call_command("audit_generation", generation.ref, stdout=out)
+    assert f"reference {references[1].pk} (mood): melody" in out.getvalue()
 
 
 def test_an_uncalibrated_melody_signal_is_reported_and_the_main_audit_stands(
