@@ -10,6 +10,9 @@
   against every catalogue clip in pgvector; the top-k recordings are stored with their best clip
   pair; a recording that was not a reference at or above AUDIT_FLAG_THRESHOLD flags the output,
   and with AUDIT_HOLD_PAYOUTS_ON_FLAG its rights-holder payouts are held in the ledger.
+- The second score (`signals.melody_section`): the same search with AUDIT_MELODY_ENCODER (the
+  key-invariant melody signal), its own clips and calibration, stored in the audit's `melody`
+  section; its flags flag the output too.
 
 Bad input is refused with a reason: outputs shorter than one clip, an encoder version without
 calibration, recordings without clips when AUDIT_EMBED_MISSING is off. An audit failure never

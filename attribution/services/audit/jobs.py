@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from attribution.audit import (
-    AuditError,
-    ClipSpec,
-    flagged_matches,
-)
-from attribution.audit.calibration import threshold_value
+from attribution.audit import AuditError
 from attribution.models import SimilarityAudit, SimilarityMatch
-from attribution.services.audit.clips import (
-    ClipsMissing,
-    _encoder,
-    audio_clip_vectors,
-    audit_clip_spec,
-    audit_encoder_version,
-    catalogue_clips_embed,
-    current_calibration,
-    recordings_without_clips,
+from attribution.services.audit.clips import audit_clip_spec, audit_encoder_version
+from attribution.services.audit.signals import (
+    AuditProgress,
+    SignalResult,
+    melody_section,
+    pair_fields,
+    signal_search,
 )
-from attribution.services.audit.search import clips_search
-from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import EncoderError
-from catalog.models import EncoderVersion, Recording
 from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from jobs.lifecycle import JobKind, heartbeat, heartbeat_writer, job_claim
 
@@ -128,148 +116,6 @@ SIMILARITY_AUDIT_JOB = JobKind(
 )
 
 
-def _coverage(
-    *, encoder_version: EncoderVersion, spec: ClipSpec, must_have: Collection[int], audit
-) -> dict:
-    """Make sure the recordings the audit searches have clips (embedding them on demand when
-    AUDIT_EMBED_MISSING); the references and training set must, the rest are named if not."""
-    missing = list(
-        recordings_without_clips(encoder_version=encoder_version, spec=spec).values_list(
-            "pk", flat=True
-        )
-    )
-    errors: dict = {}
-    if missing and settings.AUDIT_EMBED_MISSING:
-        _stage(audit, SimilarityAudit.Stage.CATALOGUE)
-        beat = heartbeat_writer(SIMILARITY_AUDIT_JOB, audit.pk, interval=5.0)
-        counts = catalogue_clips_embed(
-            encoder_version=encoder_version,
-            spec=spec,
-            recording_ids=missing,
-            on_progress=lambda *progress: beat(),
-        )
-        errors = counts["errors"]
-        missing = sorted(errors)
-    essential = sorted(set(missing) & set(must_have))
-    if essential:
-        raise ClipsMissing(
-            f"recordings {essential} (references or training set) have no {spec.label} clips "
-            f"for encoder {encoder_version}"
-            + (": run `manage.py embed_clips`" if not settings.AUDIT_EMBED_MISSING else ""),
-            details={"errors": {str(k): v for k, v in errors.items()}},
-        )
-    total = Recording.objects.count()
-    return {
-        "catalogue_recordings": total,
-        "searched_recordings": total - len(missing),
-        "unsearched_recordings": missing,
-        "errors": {str(k): v for k, v in errors.items()},
-    }
-
-
-@dataclass(frozen=True)
-class _Signal:
-    """One embedding's search of an output: its clips against the catalogue's, the top k and
-    the recordings that reach that encoder's own calibrated threshold."""
-
-    encoder_version: EncoderVersion
-    calibration: object
-    threshold: tuple[str, float]
-    clips: int
-    result: object
-    flags: set[int]
-    coverage: dict
-
-
-def _signal_search(audit, *, output, encoder_version, spec, k: int) -> _Signal:
-    calibration = current_calibration(encoder_version=encoder_version, spec=spec)
-    threshold_name = str(settings.AUDIT_FLAG_THRESHOLD)
-    try:
-        threshold = threshold_value(calibration.thresholds, threshold_name)
-    except AuditError as exc:
-        raise InvalidInput(f"settings.AUDIT_FLAG_THRESHOLD: {exc}") from exc
-    encoder = _encoder(encoder_version)
-    _stage(audit, SimilarityAudit.Stage.CLIPS)
-    try:
-        audio = load_mono(output.path, sample_rate=encoder.sample_rate)
-    except (AudioDecodeError, OSError) as exc:
-        raise InvalidInput(f"the output cannot be decoded: {exc}") from exc
-    starts, vectors = audio_clip_vectors(audio=audio, encoder=encoder, spec=spec)
-    coverage = _coverage(
-        encoder_version=encoder_version,
-        spec=spec,
-        must_have={*output.reference_ids, *output.training_recording_ids},
-        audit=audit,
-    )
-    _stage(audit, SimilarityAudit.Stage.SEARCH)
-    result = clips_search(
-        starts=starts,
-        vectors=vectors,
-        encoder_version=encoder_version,
-        spec=spec,
-        k=k,
-        reference_ids=output.reference_ids,
-        training_ids=output.training_recording_ids,
-    )
-    flags = {m.recording_id for m in flagged_matches(result.matches, threshold=threshold)}
-    return _Signal(
-        encoder_version, calibration, (threshold_name, threshold), len(starts), result, flags,
-        coverage,
-    )  # fmt: skip
-
-
-def _melody_section(audit, *, output, spec, k: int) -> dict:
-    """The second score (issue 18): the melody signal's own search, calibration and flags,
-    with each reference's melody similarity (most telling for melody-role references). A
-    failure of this signal is recorded here and leaves the main audit standing."""
-    name = (settings.AUDIT_MELODY_ENCODER or "").strip()
-    if not name:
-        return {}
-    try:
-        signal = _signal_search(
-            audit, output=output, encoder_version=audit_encoder_version(name), spec=spec, k=k
-        )
-    except (DomainError, AuditError, EncoderError, OSError, ValueError) as exc:
-        reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
-        log.warning("melody signal of %s unavailable: %s", audit.generation_ref, reason)
-        return {"encoder": name, "error": reason}
-    roles = output.reference_roles
-    return {
-        "encoder": str(signal.encoder_version),
-        "calibration_id": signal.calibration.pk,
-        "threshold_name": signal.threshold[0],
-        "threshold_value": signal.threshold[1],
-        "output_clip_count": signal.clips,
-        "flagged": bool(signal.flags),
-        "matches": [
-            {**_match_fields(m), "rank": rank, "flagged": m.recording_id in signal.flags}
-            for rank, m in enumerate(signal.result.matches, 1)
-        ],
-        "reference_scores": {
-            str(rid): {**_pair_fields(m), "roles": list(roles.get(rid, ()))}
-            for rid, m in signal.result.references.items()
-        },
-        "coverage": signal.coverage,
-    }
-
-
-def _pair_fields(match) -> dict:
-    return {
-        "similarity": match.similarity,
-        "output_start_seconds": match.output_start,
-        "recording_start_seconds": match.recording_start,
-    }
-
-
-def _match_fields(match) -> dict:
-    return {
-        "recording_id": match.recording_id,
-        **_pair_fields(match),
-        "is_reference": match.is_reference,
-        "in_training_set": match.in_training_set,
-    }
-
-
 def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
     """Run one audit to the end (the task's and the command's path). Errors of the input or
     the setup fail the audit with their message; the generation is never touched."""
@@ -284,10 +130,18 @@ def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
         k = int(settings.AUDIT_TOP_K)
         if not 1 <= k <= 100:
             raise InvalidInput(f"settings.AUDIT_TOP_K must be 1..100, not {k}")
-        signal = _signal_search(
-            audit, output=output, encoder_version=audit_encoder_version(), spec=spec, k=k
+        progress = AuditProgress(
+            stage=lambda stage: _stage(audit, stage),
+            beat=heartbeat_writer(SIMILARITY_AUDIT_JOB, audit.pk, interval=5.0),
         )
-        melody = _melody_section(audit, output=output, spec=spec, k=k)
+        signal = signal_search(
+            output=output,
+            encoder_version=audit_encoder_version(),
+            spec=spec,
+            k=k,
+            progress=progress,
+        )
+        melody = melody_section(output=output, spec=spec, k=k, progress=progress)
         _store(audit, output=output, spec=spec, k=k, signal=signal, melody=melody)
     except (DomainError, AuditError, EncoderError, OSError, ValueError) as exc:
         reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
@@ -297,7 +151,7 @@ def similarity_audit_run(*, audit_id: int) -> SimilarityAudit:
     return audit
 
 
-def _hold_reason(signal: _Signal, melody: dict) -> str:
+def _hold_reason(signal: SignalResult, melody: dict) -> str:
     name, value = signal.threshold
     if signal.flags:
         top = next(m for m in signal.result.matches if m.recording_id in signal.flags)
@@ -313,7 +167,7 @@ def _hold_reason(signal: _Signal, melody: dict) -> str:
     )
 
 
-def _store(audit, *, output, spec, k, signal: _Signal, melody: dict) -> None:
+def _store(audit, *, output, spec, k, signal: SignalResult, melody: dict) -> None:
     """The result, its matches and (if flagged and so configured) the payout hold, together."""
     from royalties.services import generation_payouts_hold
 
@@ -361,7 +215,7 @@ def _store(audit, *, output, spec, k, signal: _Signal, melody: dict) -> None:
             output_sha256=output.output_sha256,
             reference_ids=list(output.reference_ids),
             reference_scores={
-                str(rid): _pair_fields(m) for rid, m in signal.result.references.items()
+                str(rid): pair_fields(m) for rid, m in signal.result.references.items()
             },
             melody=melody,
             coverage=coverage,
