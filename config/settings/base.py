@@ -297,6 +297,11 @@ AUDIT_ENCODER = os.environ.get("AUDIT_ENCODER", "aisfx")
 # catalog/encoders/melody.py) with its own clips and calibration, so a melody copied in another
 # key or timbre is flagged too; empty: off. Registered from its card by `make demo`.
 AUDIT_MELODY_ENCODER = os.environ.get("AUDIT_MELODY_ENCODER", "melody")
+# Whether the melody signal's flags flag the output (and hold its payouts) like the main
+# encoder's. Off: they are stored and shown for review only, because on 200 outputs of the demo
+# generator 11% reached the melody flag against a non-reference training recording, where the
+# main encoder flagged none (docs/similarity-audit.md).
+AUDIT_MELODY_HOLDS = os.environ.get("AUDIT_MELODY_HOLDS", "0") != "0"
 # Recordings an audit stores (each with its best clip pair).
 AUDIT_TOP_K = int(os.environ.get("AUDIT_TOP_K", "10"))
 # The calibrated threshold a non-reference match must reach to flag an output: "random",

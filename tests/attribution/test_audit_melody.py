@@ -66,8 +66,19 @@ def test_a_melody_lifted_in_another_key_is_flagged_by_the_melody_signal(
 ):
     audit_settings.AUDIT_MELODY_ENCODER = str(with_melody["melody"])
     maker = make_user("maker")
-    generation = generated(with_melody, maker)
     copied = with_melody["recordings"][0]  # in the training set, not a reference
+
+    # by default a melody flag is shown for review and holds nothing by itself
+    audit_settings.AUDIT_MELODY_HOLDS = False
+    shown_only = generated(with_melody, maker)
+    transposed_copy_into_output(shown_only, copied, offset=3.0, semitones=3)
+    audit = similarity_audit_run_here(generation_ref=shown_only.ref)
+    assert audit.melody["flagged"] and audit.melody["matches"][0]["recording_id"] == copied.pk
+    main_flagged = audit.matches.filter(flagged=True).exists()
+    assert audit.flagged == main_flagged and audit.payouts_held == main_flagged
+
+    audit_settings.AUDIT_MELODY_HOLDS = True
+    generation = generated(with_melody, maker)
     transposed_copy_into_output(generation, copied, offset=3.0, semitones=3)
     owed = holder_owed(generation.ref)
 

@@ -172,7 +172,9 @@ def _store(audit, *, output, spec, k, signal: SignalResult, melody: dict) -> Non
     from royalties.services import generation_payouts_hold
 
     threshold_name, threshold_value_ = signal.threshold
-    flagged = bool(signal.flags) or bool(melody.get("flagged"))
+    # the melody signal's flags are shown for review; they flag (and hold) the output only
+    # when AUDIT_MELODY_HOLDS: on generated outputs they fired for 11% (docs/similarity-audit.md)
+    flagged = bool(signal.flags) or bool(melody.get("flagged") and settings.AUDIT_MELODY_HOLDS)
     coverage = signal.coverage
     with transaction.atomic():
         SimilarityMatch.objects.filter(audit=audit).delete()
