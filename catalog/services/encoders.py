@@ -27,6 +27,7 @@ from catalog.encoders.pseudo_tags import PseudoTagSettings, pseudo_tags
 from catalog.encoders.training import TrainingConfig, TrainingItem, train_default_clap
 from catalog.models import CurrentConsent, EncoderVersion, Recording, Use
 from catalog.selectors import recordings_permitting
+from catalog.services.lineage import parent_manifest
 from config.exceptions import InvalidInput
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -107,12 +108,11 @@ def fits_consented_audio(
     settings: directly, or as one fine-tuning run (its own settings recorded) from a run that
     was. A retrain after a consent change starts afresh with these settings."""
     fingerprint = manifest.get("fingerprint")
-    if fingerprint == training_fingerprint(recordings, model_config, training_config):
+    default_run = training_fingerprint(recordings, model_config, training_config)
+    if fingerprint == default_run:
         return True
     parent = manifest.get("parent") or {}
-    if parent.get("parent") or parent.get("fingerprint") != training_fingerprint(
-        recordings, model_config, training_config
-    ):
+    if parent.get("parent") or parent.get("fingerprint") != default_run:
         return False
     try:
         stage = TrainingConfig.from_dict(manifest.get("training_config", {}))
@@ -292,23 +292,13 @@ def _parent(
     parent of another config, or one that learned from audio no longer consented to training
     (or cannot say what it learned from)."""
     checkpoint = Path(checkpoint)
-    manifest_path = checkpoint.with_suffix(".manifest.json")
-    if not checkpoint.is_file() or not manifest_path.is_file():
-        raise InvalidInput(f"{checkpoint} and its .manifest.json are needed to fine-tune from it")
+    manifest = parent_manifest(checkpoint, recordings)
     try:
-        manifest = json.loads(manifest_path.read_text())
         encoder = load_encoder(DEFAULT_NAME, checkpoint)
     except (EncoderError, OSError, ValueError) as exc:
         raise InvalidInput(f"{checkpoint} cannot be fine-tuned from: {exc}") from exc
     if encoder.config != model_config:
         raise InvalidInput(f"{checkpoint.name} has another model config than this training run")
-    consented = {r.content_sha256 for r in recordings}
-    learned = {r.get("content_sha256") for r in manifest.get("recordings", [])}
-    if not learned or not learned <= consented:
-        raise InvalidInput(
-            f"{checkpoint.name} learned from {len(learned - consented)} recordings not consented "
-            "to training today; train from scratch instead"
-        )
     lineage = {
         "checkpoint": checkpoint.name,
         "checkpoint_sha256": file_sha256(checkpoint),

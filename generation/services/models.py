@@ -32,6 +32,7 @@ from catalog.models import (
     Use,
 )
 from catalog.selectors import recordings_permitting
+from catalog.services.lineage import parent_manifest
 from config.exceptions import Conflict, InvalidInput
 from generation.model import (
     GeneratorConfig,
@@ -273,21 +274,11 @@ def generator_train(
 def _parent(checkpoint: Path, recordings: list[Recording]) -> tuple[Any, dict[str, Any]]:
     """The parent generator and the lineage its child's manifest records; refuses a parent that
     learned from audio no longer consented to training (or cannot say what it learned from)."""
-    manifest_path = checkpoint.with_suffix(".manifest.json")
-    if not checkpoint.is_file() or not manifest_path.is_file():
-        raise InvalidInput(f"{checkpoint} and its .manifest.json are needed to fine-tune from it")
+    manifest = parent_manifest(checkpoint, recordings)
     try:
-        manifest = json.loads(manifest_path.read_text())
         parent = load_generator(checkpoint, device="cpu")
     except (GeneratorError, OSError, ValueError) as exc:
         raise InvalidInput(f"{checkpoint} cannot be fine-tuned from: {exc}") from exc
-    consented = {r.content_sha256 for r in recordings}
-    learned = {r.get("content_sha256") for r in manifest.get("recordings", [])}
-    if not learned or not learned <= consented:
-        raise InvalidInput(
-            f"{checkpoint.name} learned from {len(learned - consented)} recordings not consented "
-            "to training today; train from scratch instead"
-        )
     run = manifest.get("run", {})
     lineage = {
         "checkpoint": checkpoint.name,

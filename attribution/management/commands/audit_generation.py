@@ -8,6 +8,8 @@ payouts a flag held, after review.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,6 +17,16 @@ from attribution.models import SimilarityAudit
 from attribution.selectors import similarity_audit_for_generation
 from attribution.services.audit import similarity_audit_release, similarity_audit_run_here
 from config.exceptions import DomainError
+
+
+def _match_row(m: dict) -> str:
+    """One match as a table row (either signal's: the same fields)."""
+    marks = ("R" if m["is_reference"] else "-") + ("T" if m["in_training_set"] else "-")
+    marks += "!" if m["flagged"] else " "
+    return (
+        f"{m['rank']:>4}  {m['similarity']:>6.3f}  {m['output_start_seconds']:>6.1f}  "
+        f"{m['recording_start_seconds']:>6.1f}  {marks:<5}  {m['recording_id']}"
+    )
 
 
 class Command(BaseCommand):
@@ -57,12 +69,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"{'rank':>4}  {'sim':>6}  {'out@s':>6}  {'rec@s':>6}  flags  recording")
         for m in result.matches:
-            marks = ("R" if m.is_reference else "-") + ("T" if m.in_training_set else "-")
-            marks += "!" if m.flagged else " "
-            self.stdout.write(
-                f"{m.rank:>4}  {m.similarity:>6.3f}  {m.output_start_seconds:>6.1f}  "
-                f"{m.recording_start_seconds:>6.1f}  {marks:<5}  {m.recording_id}: {m.title}"
-            )
+            self.stdout.write(_match_row(asdict(m)) + f": {m.title}")
         for rid, score in result.reference_scores.items():
             self.stdout.write(f"reference {rid}: best clip pair {score['similarity']:.3f}")
         melody = result.melody
@@ -76,12 +83,7 @@ class Command(BaseCommand):
                 f"{melody['threshold_value']:.4f}"
             )
             for m in melody["matches"]:
-                marks = ("R" if m["is_reference"] else "-") + ("T" if m["in_training_set"] else "-")
-                marks += "!" if m["flagged"] else " "
-                self.stdout.write(
-                    f"{m['rank']:>4}  {m['similarity']:>6.3f}  {m['output_start_seconds']:>6.1f}  "
-                    f"{m['recording_start_seconds']:>6.1f}  {marks:<5}  {m['recording_id']}"
-                )
+                self.stdout.write(_match_row(m))
             for rid, score in melody["reference_scores"].items():
                 roles = f" ({', '.join(score['roles'])})" if score["roles"] else ""
                 self.stdout.write(f"reference {rid}{roles}: melody {score['similarity']:.3f}")
