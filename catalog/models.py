@@ -7,6 +7,8 @@ recording and holder so that retrieval can filter by consent inside one SQL quer
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -28,6 +30,37 @@ isrc_validator = RegexValidator(
 ipi_validator = RegexValidator(
     IPI_PATTERN, "IPI name number must be 9 to 11 digits.", "invalid_ipi"
 )
+# ISWC (ISO 15707) stored without separators: T-034.524.680-1 -> T0345246801
+ISWC_PATTERN = r"^T[0-9]{10}$"
+
+
+def iswc_check_digit(nine_digits: str) -> int:
+    """ISO 15707: 1 + sum of each digit times its position (1-9), then (10 - sum mod 10) mod 10."""
+    total = 1 + sum(position * int(digit) for position, digit in enumerate(nine_digits, 1))
+    return (10 - total % 10) % 10
+
+
+def iswc_normalised(value: str) -> str:
+    """'T-034.524.680-1' or 't0345246801' -> 'T0345246801'; raises ValidationError when the
+    format or the check digit is wrong."""
+    from django.core.exceptions import ValidationError
+
+    compact = "".join(ch for ch in str(value).strip().upper() if ch not in "-. ")
+    if not re.fullmatch(ISWC_PATTERN, compact):
+        raise ValidationError(
+            f"ISWC must be 'T' and 10 digits (e.g. T-034.524.680-1), got {value!r}",
+            code="invalid_iswc",
+        )
+    if iswc_check_digit(compact[1:10]) != int(compact[10]):
+        raise ValidationError(
+            f"ISWC {value!r} has a wrong check digit (expected {iswc_check_digit(compact[1:10])})",
+            code="invalid_iswc",
+        )
+    return compact
+
+
+def iswc_validator(value: str) -> None:
+    iswc_normalised(value)
 
 
 class Use(models.TextChoices):
@@ -268,14 +301,101 @@ class RightsShare(models.Model):
         return f"{self.holder}: {self.basis_points} bp of recording {self.recording_id}"
 
 
+class Work(models.Model):
+    """A musical work (a composition): what writers and publishers hold, as a recording's
+    master holders hold the recording. Its shares sum to 10,000 (deferred trigger, migration
+    0008); the recordings that embody it are linked by `RecordingWork`."""
+
+    title = models.CharField(max_length=255)
+    iswc = models.CharField(
+        "ISWC", max_length=11, unique=True, null=True, blank=True, validators=[iswc_validator]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(iswc__isnull=True) | Q(iswc__regex=ISWC_PATTERN),
+                name="work_iswc_format",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class WorkShare(models.Model):
+    """A writer's or publisher's share of a work in basis points (the work's sum is 10,000)."""
+
+    class Role(models.TextChoices):
+        COMPOSER = "composer", "Composer"
+        LYRICIST = "lyricist", "Lyricist"
+        COMPOSER_LYRICIST = "composer_lyricist", "Composer and lyricist"
+        PUBLISHER = "publisher", "Publisher"
+
+    work = models.ForeignKey(Work, on_delete=models.PROTECT, related_name="shares")
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="work_shares")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    basis_points = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(TOTAL_BASIS_POINTS)]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["work", "holder"], name="work_share_unique"),
+            models.CheckConstraint(
+                condition=Q(basis_points__gte=1) & Q(basis_points__lte=TOTAL_BASIS_POINTS),
+                name="work_share_basis_points_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder} ({self.role}): {self.basis_points} bp of work {self.work_id}"
+
+
+class RecordingWork(models.Model):
+    """A recording embodies a work; a medley embodies several, and its publishing side is
+    divided over them by these basis points (sum 10,000 per recording, deferred trigger)."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="work_links")
+    work = models.ForeignKey(Work, on_delete=models.PROTECT, related_name="recording_links")
+    basis_points = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(TOTAL_BASIS_POINTS)]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "work"], name="recording_work_unique"),
+            models.CheckConstraint(
+                condition=Q(basis_points__gte=1) & Q(basis_points__lte=TOTAL_BASIS_POINTS),
+                name="recording_work_basis_points_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recording {self.recording_id} embodies work {self.work_id} ({self.basis_points})"
+
+
+# A consent row is about a recording (its master holders) or a work (its writers and
+# publishers), never both: one table keeps one id sequence, so the consent versions a
+# generation relied on are one list whichever side they came from.
+ONE_SUBJECT = Q(recording__isnull=False, work__isnull=True) | Q(
+    recording__isnull=True, work__isnull=False
+)
+
+
 class ConsentVersion(models.Model):
-    """One immutable state of a holder's consent for one recording.
+    """One immutable state of a holder's consent for one recording or one work.
 
     Field names equal the `Use` and `Distribution` values, so selectors can filter by them.
     """
 
     recording = models.ForeignKey(
-        Recording, on_delete=models.PROTECT, related_name="consent_versions"
+        Recording, on_delete=models.PROTECT, null=True, blank=True, related_name="consent_versions"
+    )
+    work = models.ForeignKey(
+        Work, on_delete=models.PROTECT, null=True, blank=True, related_name="consent_versions"
     )
     holder = models.ForeignKey(
         RightsHolder, on_delete=models.PROTECT, related_name="consent_versions"
@@ -303,30 +423,44 @@ class ConsentVersion(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["recording", "holder", "number"], name="consent_version_unique"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["work", "holder", "number"], name="work_consent_version_unique"
+            ),
+            models.CheckConstraint(condition=ONE_SUBJECT, name="consent_version_one_subject"),
         ]
 
     def __str__(self) -> str:
-        return f"consent v{self.number} of {self.holder} for recording {self.recording_id}"
+        subject = f"recording {self.recording_id}" if self.recording_id else f"work {self.work_id}"
+        return f"consent v{self.number} of {self.holder} for {subject}"
 
     def permits(self, name: str) -> bool:
         return bool(getattr(self, name))
 
 
 class CurrentConsent(models.Model):
-    """Pointer to the latest `ConsentVersion` per (recording, holder); written only by services."""
+    """Pointer to the latest `ConsentVersion` per (recording or work, holder); written only
+    by services."""
 
-    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="+")
+    recording = models.ForeignKey(
+        Recording, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    work = models.ForeignKey(
+        Work, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="+")
     version = models.OneToOneField(ConsentVersion, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["recording", "holder"], name="current_consent_unique")
+            models.UniqueConstraint(fields=["recording", "holder"], name="current_consent_unique"),
+            models.UniqueConstraint(fields=["work", "holder"], name="current_work_consent_unique"),
+            models.CheckConstraint(condition=ONE_SUBJECT, name="current_consent_one_subject"),
         ]
 
     def __str__(self) -> str:
-        return f"current consent of {self.holder} for recording {self.recording_id}"
+        subject = f"recording {self.recording_id}" if self.recording_id else f"work {self.work_id}"
+        return f"current consent of {self.holder} for {subject}"
 
 
 # --- Audio-text embeddings (retrieval, conditioning, similarity audit) -----------------------

@@ -1,17 +1,20 @@
 """Reads of the catalogue, rights and consent. Writes live in `catalog.services`.
 
-Effective consent is unanimous: a recording permits a use (and a distribution) only when it
-has rights shares and every holder with a share has granted that use (and distribution) in
-its latest consent version. No shares, or no consent version yet, means opted out.
+Effective consent is unanimous on both sides of a song: a recording permits a use (and a
+distribution) only when it has master rights shares, every holder with a master share has
+granted that use (and distribution) in its latest consent version for the recording, and
+every writer and publisher with a share in a work the recording embodies has granted it in
+its latest consent version for that work. No shares, or no consent version yet, means opted
+out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from catalog.models import (
     CONSENT_BIT_NAMES,
@@ -21,10 +24,12 @@ from catalog.models import (
     CurrentConsent,
     Distribution,
     Recording,
+    RecordingWork,
     RightsHolder,
     RightsHolderMembership,
     RightsShare,
     Use,
+    WorkShare,
     consent_bits,
     consent_masks_with,
 )
@@ -69,9 +74,19 @@ def recordings_permitting(
     share_not_granting = RightsShare.objects.filter(recording=OuterRef("pk")).exclude(
         Exists(granting_holder)
     )
+    granting_work_holder = CurrentConsent.objects.filter(
+        work=OuterRef("work"), holder=OuterRef("holder"), **required
+    )
+    work_share_not_granting = WorkShare.objects.filter(
+        work__recording_links__recording=OuterRef("pk")
+    ).exclude(Exists(granting_work_holder))
     has_shares = RightsShare.objects.filter(recording=OuterRef("pk"))
     base = queryset if queryset is not None else Recording.objects.all()
-    return base.filter(Exists(has_shares)).exclude(Exists(share_not_granting))
+    return (
+        base.filter(Exists(has_shares))
+        .exclude(Exists(share_not_granting))
+        .exclude(Exists(work_share_not_granting))
+    )
 
 
 @dataclass(frozen=True)
@@ -134,17 +149,12 @@ class EffectiveConsent:
 
 
 def recording_effective_consent(*, recording: Recording) -> EffectiveConsent:
-    holder_ids = set(
-        RightsShare.objects.filter(recording=recording).values_list("holder_id", flat=True)
-    )
-    current = {
-        c.holder_id: c.version
-        for c in CurrentConsent.objects.filter(recording=recording).select_related("version")
-    }
-    versions = [current.get(holder_id) for holder_id in holder_ids]
+    holders = recordings_consent_state(recording_ids=[recording.pk])[recording.pk]
+    has_master = any(h.work_id is None for h in holders)
+    versions = [h.version for h in holders]
 
     def unanimous(name: str) -> bool:
-        return bool(versions) and all(v is not None and v.permits(name) for v in versions)
+        return has_master and all(v is not None and v.permits(name) for v in versions)
 
     return EffectiveConsent(
         uses={use: unanimous(use) for use in Use.values},
@@ -261,35 +271,69 @@ def recordings_existing(*, recording_ids: Iterable[int]) -> set[int]:
 
 @dataclass(frozen=True)
 class HolderConsent:
-    """One holder's say on a recording: its latest consent version, or None (opted out)."""
+    """One holder's say on a recording: its latest consent version, or None (opted out).
+    A writer or publisher of a work the recording embodies speaks through its consent for
+    that work (`work_id` set)."""
 
     holder_id: int
     holder_name: str
     version: ConsentVersion | None
+    work_id: int | None = None
+    work_title: str = ""
+
+    @property
+    def label(self) -> str:
+        """'Label X' for a master holder, "Publisher Y (work 'Z')" for a work's holder."""
+        if self.work_id is None:
+            return self.holder_name
+        return f"{self.holder_name} (work '{self.work_title}')"
 
 
 def recordings_consent_state(*, recording_ids: Iterable[int]) -> dict[int, list[HolderConsent]]:
-    """{recording id: every share holder's latest consent} in two queries, for verification,
-    which must say which holder withholds what and record the versions it relied on."""
+    """{recording id: the latest consent of every master holder, then of every holder of each
+    work it embodies} in four queries, for verification, which must say which holder withholds
+    what and record the versions it relied on."""
     ids = list(dict.fromkeys(recording_ids))
     state: dict[int, list[HolderConsent]] = {rid: [] for rid in ids}
-    current = {
-        (c.recording_id, c.holder_id): c.version
-        for c in CurrentConsent.objects.filter(recording_id__in=ids).select_related("version")
-    }
     shares = (
         RightsShare.objects.filter(recording_id__in=ids)
         .select_related("holder")
         .order_by("recording_id", "holder_id")
     )
+    links = list(
+        RecordingWork.objects.filter(recording_id__in=ids)
+        .select_related("work")
+        .order_by("recording_id", "work_id")
+    )
+    work_ids = {link.work_id for link in links}
+    current = {
+        (c.recording_id, c.work_id, c.holder_id): c.version
+        for c in CurrentConsent.objects.filter(
+            Q(recording_id__in=ids) | Q(work_id__in=work_ids)
+        ).select_related("version")
+    }
     for share in shares:
         state[share.recording_id].append(
             HolderConsent(
                 share.holder_id,
                 share.holder.name,
-                current.get((share.recording_id, share.holder_id)),
+                current.get((share.recording_id, None, share.holder_id)),
             )
         )
+    work_shares: dict[int, list[WorkShare]] = {}
+    for share in WorkShare.objects.filter(work_id__in=work_ids).select_related("holder"):
+        work_shares.setdefault(share.work_id, []).append(share)
+    for link in links:
+        for share in sorted(work_shares.get(link.work_id, []), key=lambda s: s.holder_id):
+            state[link.recording_id].append(
+                HolderConsent(
+                    share.holder_id,
+                    share.holder.name,
+                    current.get((None, link.work_id, share.holder_id)),
+                    work_id=link.work_id,
+                    work_title=link.work.title,
+                )
+            )
     return state
 
 
@@ -411,6 +455,8 @@ class RecordingConsentOverview:
     holders: list[CoHolderShare]
     version: ConsentVersion | None
     toggles: list[ConsentToggle]
+    # writers and publishers of the works it embodies: their consent for the work counts too
+    work_holders: list[HolderConsent] = field(default_factory=list)
 
     @property
     def uses(self) -> list[ConsentToggle]:
@@ -477,13 +523,20 @@ def holder_consent_overview(
                 version=current.get((share.recording_id, share.holder_id)),
             )
         )
+    work_side = {
+        rid: [h for h in state if h.work_id is not None]
+        for rid, state in recordings_consent_state(recording_ids=ids).items()
+    }
     overview = []
     for recording in recordings:
         holders = shares[recording.pk]
         mine = current.get((recording.pk, holder.pk))
         toggles = []
         for name in CONSENT_NAMES:
-            withholding = [h for h in holders if h.version is None or not h.version.permits(name)]
+            withholding = [h for h in holders if not (h.version and h.version.permits(name))]
+            work_withholding = [
+                h for h in work_side[recording.pk] if not (h.version and h.version.permits(name))
+            ]
             toggles.append(
                 ConsentToggle(
                     name=name,
@@ -491,11 +544,14 @@ def holder_consent_overview(
                     explanation=CONSENT_EXPLANATIONS[name],
                     kind="use" if name in Use.values else "distribution",
                     mine=bool(mine and mine.permits(name)),
-                    effective=bool(holders) and not withholding,
-                    waiting_on=[h.name for h in withholding if not h.is_self],
+                    effective=bool(holders) and not withholding and not work_withholding,
+                    waiting_on=[h.name for h in withholding if not h.is_self]
+                    + [h.label for h in work_withholding],
                 )
             )
-        overview.append(RecordingConsentOverview(recording, holders, mine, toggles))
+        overview.append(
+            RecordingConsentOverview(recording, holders, mine, toggles, work_side[recording.pk])
+        )
     return overview
 
 

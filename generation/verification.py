@@ -72,18 +72,18 @@ class Verification:
 
 
 def _reasons(holders: list[HolderConsent], use: Use, distribution: Distribution) -> list[str]:
-    if not holders:
+    if not any(h.work_id is None for h in holders):
         return ["no rights holders are registered for this recording"]
     reasons = []
     for holder in holders:
         version = holder.version
         if version is None:
-            reasons.append(f"{holder.holder_name} has not given consent for any use")
+            reasons.append(f"{holder.label} has not given consent for any use")
             continue
         if not version.permits(use.value):
-            reasons.append(f"{holder.holder_name} has not opted in to {use.label.lower()}")
+            reasons.append(f"{holder.label} has not opted in to {use.label.lower()}")
         if not version.permits(distribution.value):
-            reasons.append(f"{holder.holder_name} does not permit {distribution.label.lower()}")
+            reasons.append(f"{holder.label} does not permit {distribution.label.lower()}")
     return reasons
 
 

@@ -1,5 +1,9 @@
 """Consent changes. Each change appends a new immutable `ConsentVersion`; nothing is updated
-or deleted. Only members of a holder may change that holder's consent (staff included)."""
+or deleted. Only members of a holder may change that holder's consent (staff included).
+
+A holder consents for a recording it holds a master share in, or for a work it holds a
+writer's or publisher's share in; a recording's effective consent needs both sides
+(`catalog.selectors.recordings_permitting`)."""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ from catalog.models import (
     RightsHolder,
     RightsShare,
     Use,
+    Work,
+    WorkShare,
 )
 from catalog.selectors import CONSENT_NAMES, parse_distribution, parse_use, user_is_member
 from catalog.services.consent_masks import consent_masks_refresh
+from catalog.services.works import work_recordings_lock
 from config.exceptions import Forbidden, InvalidInput
 
 
@@ -27,16 +34,17 @@ def consent_grant(
     *,
     actor: AbstractBaseUser,
     holder: RightsHolder,
-    recording: Recording,
+    recording: Recording | None = None,
+    work: Work | None = None,
     uses: Iterable[str] = (),
     distributions: Iterable[str] = (),
     note: str = "",
 ) -> ConsentVersion:
-    """Opt `recording` in for `uses` and `distributions` on behalf of `holder`."""
+    """Opt `recording` (or `work`) in for `uses` and `distributions` on behalf of `holder`."""
     return _consent_change(
         actor=actor,
         holder=holder,
-        recording=recording,
+        subject=_Subject.of(recording, work),
         uses=uses,
         distributions=distributions,
         note=note,
@@ -48,16 +56,18 @@ def consent_revoke(
     *,
     actor: AbstractBaseUser,
     holder: RightsHolder,
-    recording: Recording,
+    recording: Recording | None = None,
+    work: Work | None = None,
     uses: Iterable[str] = (),
     distributions: Iterable[str] = (),
     note: str = "",
 ) -> ConsentVersion:
-    """Opt `recording` out of `uses` and `distributions`; the earlier grant stays in history."""
+    """Opt `recording` (or `work`) out of `uses` and `distributions`; the earlier grant stays
+    in history."""
     return _consent_change(
         actor=actor,
         holder=holder,
-        recording=recording,
+        subject=_Subject.of(recording, work),
         uses=uses,
         distributions=distributions,
         note=note,
@@ -65,11 +75,45 @@ def consent_revoke(
     )
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """What a consent row is about: a recording or a work, never both."""
+
+    recording: Recording | None
+    work: Work | None
+
+    @classmethod
+    def of(cls, recording: Recording | None, work: Work | None) -> _Subject:
+        if (recording is None) == (work is None):
+            raise InvalidInput("consent is given for one recording or one work")
+        return cls(recording, work)
+
+    @property
+    def fields(self) -> dict[str, object]:
+        return {"recording": self.recording} if self.recording else {"work": self.work}
+
+    def describe(self) -> str:
+        return f"recording {self.recording.pk}" if self.recording else f"work {self.work.pk}"
+
+    def lock_affected_recordings(self) -> list[int]:
+        """Lock the recordings whose effective consent this subject decides (in id order, as
+        every consent writer does) and return their ids."""
+        if self.recording is not None:
+            Recording.objects.select_for_update().filter(pk=self.recording.pk).exists()
+            return [self.recording.pk]
+        return work_recordings_lock(self.work)
+
+    def held_by(self, holder: RightsHolder) -> bool:
+        if self.recording is not None:
+            return RightsShare.objects.filter(holder=holder, recording=self.recording).exists()
+        return WorkShare.objects.filter(holder=holder, work=self.work).exists()
+
+
 def _consent_change(
     *,
     actor: AbstractBaseUser,
     holder: RightsHolder,
-    recording: Recording,
+    subject: _Subject,
     uses: Iterable[str],
     distributions: Iterable[str],
     note: str,
@@ -84,19 +128,18 @@ def _consent_change(
         raise Forbidden(f"only members of '{holder.name}' may change its consent")
 
     with transaction.atomic():
-        # Locking the recording serialises every change to what it permits (any holder's
-        # consent, its shares, new embedding rows), so its consent mask sees them all.
-        Recording.objects.select_for_update().filter(pk=recording.pk).exists()
-        share = RightsShare.objects.filter(holder=holder, recording=recording)
-        if not share.exists():
+        # Locking the recordings serialises every change to what they permit (any holder's
+        # consent, shares, work links, new embedding rows), so their masks see them all.
+        affected = subject.lock_affected_recordings()
+        if not subject.held_by(holder):
             raise InvalidInput(
-                f"'{holder.name}' holds no share in recording {recording.pk}",
-                details={"recording": recording.pk, "holder": holder.pk},
+                f"'{holder.name}' holds no share in {subject.describe()}",
+                details={**{k: v.pk for k, v in subject.fields.items()}, "holder": holder.pk},
             )
         pointer = (
             CurrentConsent.objects.select_for_update()
             .select_related("version")
-            .filter(holder=holder, recording=recording)
+            .filter(holder=holder, **subject.fields)
             .first()
         )
         previous = pointer.version if pointer else None
@@ -109,7 +152,7 @@ def _consent_change(
             return previous  # nothing changes: no new version
         state.update({n: grant for n in changed})
         version = ConsentVersion.objects.create(
-            recording=recording,
+            **subject.fields,
             holder=holder,
             number=(previous.number + 1) if previous else 1,
             changed_by=actor,
@@ -119,10 +162,10 @@ def _consent_change(
             **state,
         )
         if pointer is None:
-            CurrentConsent.objects.create(recording=recording, holder=holder, version=version)
+            CurrentConsent.objects.create(**subject.fields, holder=holder, version=version)
         else:
             CurrentConsent.objects.filter(pk=pointer.pk).update(version=version)
-        consent_masks_refresh(recording_ids=[recording.pk])
+        consent_masks_refresh(recording_ids=affected)
     return version
 
 

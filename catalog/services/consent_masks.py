@@ -3,8 +3,9 @@
 Vector search filters by these bits inside the HNSW index scan; the unanimity join of
 `recordings_permitting` per scanned tuple made consent-filtered search 6-10x slower than
 unfiltered (docs/retrieval.md). The bits are derived data: every service that changes what a
-recording permits (a consent version, its shares, new embedding rows) recomputes them in its
-own transaction, after locking the recording row, so two holders changing consent at once
+recording permits (a consent version for it or for a work it embodies, its shares, its work
+links, new embedding rows) recomputes them in its own transaction, after locking the
+recording rows, so two holders changing consent at once
 cannot leave a mask computed from a state that was never committed.
 """
 
@@ -21,28 +22,40 @@ from catalog.models import (
     Recording,
     RecordingEmbedding,
     RecordingWindowEmbedding,
+    RecordingWork,
     RightsShare,
+    WorkShare,
 )
 
 MASKED_TABLES = (RecordingWindowEmbedding._meta.db_table, RecordingEmbedding._meta.db_table)
 
 
 def _masks_cte(recordings: str) -> str:
-    """WITH ... masks(recording_id, mask): the bitwise AND over each recording's shares of
-    each holder's current consent (no current version: 0), 0 for a recording without shares."""
+    """WITH ... masks(recording_id, mask): the bitwise AND, over each recording's master
+    shares and the shares of every work it embodies, of each holder's current consent for
+    that recording or work (no current version: 0); 0 for a recording without master shares."""
     bits = " | ".join(f"(v.{name}::int << {bit})" for bit, name in enumerate(CONSENT_BIT_NAMES))
     return f"""
         WITH wanted AS ({recordings}),
         per_holder AS (
-            SELECT s.recording_id, COALESCE({bits}, 0) AS bits
+            SELECT s.recording_id, TRUE AS master, COALESCE({bits}, 0) AS bits
             FROM {RightsShare._meta.db_table} s
             JOIN wanted w ON w.id = s.recording_id
             LEFT JOIN {CurrentConsent._meta.db_table} c
                    ON c.recording_id = s.recording_id AND c.holder_id = s.holder_id
             LEFT JOIN {ConsentVersion._meta.db_table} v ON v.id = c.version_id
+            UNION ALL
+            SELECT l.recording_id, FALSE AS master, COALESCE({bits}, 0) AS bits
+            FROM {RecordingWork._meta.db_table} l
+            JOIN wanted w ON w.id = l.recording_id
+            JOIN {WorkShare._meta.db_table} s ON s.work_id = l.work_id
+            LEFT JOIN {CurrentConsent._meta.db_table} c
+                   ON c.work_id = s.work_id AND c.holder_id = s.holder_id
+            LEFT JOIN {ConsentVersion._meta.db_table} v ON v.id = c.version_id
         ),
         masks AS (
-            SELECT w.id AS recording_id, COALESCE(bit_and(p.bits), 0) AS mask
+            SELECT w.id AS recording_id,
+                   CASE WHEN bool_or(p.master) THEN bit_and(p.bits) ELSE 0 END AS mask
             FROM wanted w LEFT JOIN per_holder p ON p.recording_id = w.id
             GROUP BY w.id
         )

@@ -45,18 +45,7 @@ def rights_shares_set(
         raise Forbidden("only the platform's rights team (staff) may set rights shares")
     if not shares:
         raise InvalidInput("a recording needs at least one rights share")
-    for holder, basis_points in shares.items():
-        if not isinstance(basis_points, int) or not 1 <= basis_points <= TOTAL_BASIS_POINTS:
-            raise InvalidInput(
-                f"share of '{holder.name}' must be a whole number of basis points "
-                f"between 1 and {TOTAL_BASIS_POINTS}, got {basis_points!r}"
-            )
-    total = sum(shares.values())
-    if total != TOTAL_BASIS_POINTS:
-        raise InvalidInput(
-            f"shares must sum to exactly {TOTAL_BASIS_POINTS} basis points, got {total}",
-            details={"total": total},
-        )
+    basis_points_check({holder.name: bp for holder, bp in shares.items()}, "share")
     with transaction.atomic():
         Recording.objects.select_for_update().filter(pk=recording.pk).exists()
         RightsShare.objects.filter(recording=recording).delete()
@@ -66,3 +55,23 @@ def rights_shares_set(
         )
         consent_masks_refresh(recording_ids=[recording.pk])  # a new holder has not consented
         return created
+
+
+def basis_points_check(parts: Mapping[str, object], what: str) -> None:
+    """Every part a whole number in [1, 10,000], and all of them summing to exactly 10,000."""
+    for name, basis_points in parts.items():
+        if (
+            isinstance(basis_points, bool)
+            or not isinstance(basis_points, int)
+            or not 1 <= basis_points <= TOTAL_BASIS_POINTS
+        ):
+            raise InvalidInput(
+                f"{what} of '{name}' must be a whole number of basis points between 1 and "
+                f"{TOTAL_BASIS_POINTS}, got {basis_points!r}"
+            )
+    total = sum(parts.values())  # type: ignore[arg-type]
+    if total != TOTAL_BASIS_POINTS:
+        raise InvalidInput(
+            f"{what}s must sum to exactly {TOTAL_BASIS_POINTS} basis points, got {total}",
+            details={"total": total},
+        )
