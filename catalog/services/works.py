@@ -65,10 +65,10 @@ def _check_work_shares(shares: list[WorkShareSpec]) -> None:
             raise InvalidInput(
                 f"role of '{spec.holder.name}' must be one of {', '.join(roles)}, got {spec.role!r}"
             )
-        if not spec.holder.ipi:
+        if spec.role == WorkShare.Role.PUBLISHER and not spec.holder.ipi:
             raise InvalidInput(
-                f"'{spec.holder.name}' has no IPI name number; writers and publishers are "
-                "identified by it in works",
+                f"publisher '{spec.holder.name}' has no IPI name number; societies match "
+                "publishers' shares by it",
                 details={"holder": spec.holder.pk},
             )
     basis_points_check({spec.holder.name: spec.basis_points for spec in shares}, "work share")

@@ -118,12 +118,15 @@ def test_bad_works_are_refused_and_nothing_is_stored(
     assert not Work.objects.exists() and not WorkShare.objects.exists()
 
 
-def test_writers_need_an_ipi_staff_register_works_and_an_iswc_is_registered_once(
+def test_publishers_need_an_ipi_staff_register_works_and_an_iswc_is_registered_once(
     staff, make_holder, make_user, work, writer_and_publisher
 ):
-    no_ipi = make_holder("No IPI Writer")
+    no_ipi = make_holder("No IPI Publisher")
     with pytest.raises(InvalidInput, match="IPI"):
-        work_create(actor=staff, title="X", shares=[WorkShareSpec(no_ipi, "composer", 10_000)])
+        work_create(actor=staff, title="X", shares=[WorkShareSpec(no_ipi, "publisher", 10_000)])
+    assert work_create(  # a writer's IPI is optional (not every songwriter has one yet)
+        actor=staff, title="Self-published", shares=[WorkShareSpec(no_ipi, "composer", 10_000)]
+    ).iswc is None
     writer = writer_and_publisher["writer"]
     with pytest.raises(Forbidden):
         work_create(
@@ -134,7 +137,7 @@ def test_writers_need_an_ipi_staff_register_works_and_an_iswc_is_registered_once
             actor=staff, title="Again", iswc="T0345246801",
             shares=[WorkShareSpec(writer, "composer", 10_000)],
         )  # fmt: skip
-    assert Work.objects.count() == 1
+    assert Work.objects.count() == 2
 
 
 def test_the_database_refuses_work_shares_or_links_that_do_not_sum_to_10000(
