@@ -7,7 +7,7 @@ at its own database first; tests use the test database) and returns JSON-ready f
 How the ledger is built: a synthetic catalogue (holders, recordings with 1-3 holders each, one
 label co-holding a share of every recording, as in the demo) and generations with 1-3
 weighted references each. Every generation's entries come from the product's own allocation
-(`allocate_fee`, `split_by_rights_shares`) and are written with COPY; a sample of generations
+(`allocate_fee`, `split_recording_rights`) and are written with COPY; a sample of generations
 also goes through `generation_fee_post` itself, and both must agree. TDA pools are settled
 for a fraction of generations. Bookings spread over `months` months.
 """
@@ -31,9 +31,10 @@ from catalog.models import Artist, Recording, RightsHolder, RightsHolderMembersh
 from royalties import selectors
 from royalties.allocation import (
     FeeSplit,
+    RecordingRights,
     allocate_fee,
-    split_by_rights_shares,
     split_largest_remainder,
+    split_recording_rights,
 )
 from royalties.models import Account, Component, LedgerTransaction
 from royalties.services import (
@@ -54,6 +55,7 @@ PRICES = {  # cents; level x (private, non-commercial, commercial)
     "temporal": (250, 750, 2500),
 }
 SPLIT = FeeSplit(direct_bp=6000, tda_pool_bp=2000, auxiliary_bp=1000, platform_bp=1000)
+PUBLISHING_BP = 5_000  # the default master/publishing parity
 
 
 @dataclass(frozen=True)
@@ -164,16 +166,22 @@ class _LedgerWriter:
         self.transactions.append(row)
         return _Posting(self.tx_id, ref, booked_at, level)
 
-    def add(self, p: _Posting, kind: str, amount: int, component: str, holder=None, rec=None):
+    def add(
+        self, p: _Posting, kind: str, amount: int, component: str, holder=None, rec=None, side=""
+    ):
         if amount:
             self.entries.append(
                 (p.tx_id, self.account(kind, holder), amount, "EUR", component, holder, rec,
-                 p.ref, p.level, "commercial", p.booked_at)
+                 side, p.ref, p.level, "commercial", p.booked_at)
             )  # fmt: skip
 
     def credit(self, p: _Posting, amount: int, rec: int, shares: dict, component: str) -> None:
-        for holder, part in split_by_rights_shares(amount, shares).items():
-            self.add(p, "holder_payable", -part, component, holder, rec)
+        """Both sides of the recording: its master holders, and (no works registered in the
+        benchmark catalogue) its publishing part unallocated, as the product posts them."""
+        rights = RecordingRights(master=shares, works={})
+        for part in split_recording_rights(amount, rights, PUBLISHING_BP):
+            kind = "holder_payable" if part.holder_id else "unallocated"
+            self.add(p, kind, -part.amount, component, part.holder_id, rec, part.side)
 
     def flush(self) -> None:
         with connection.cursor() as cursor:
@@ -185,7 +193,7 @@ class _LedgerWriter:
                     copy.write_row(row)
             with cursor.cursor.copy(
                 "COPY royalties_ledgerentry (transaction_id, account_id, amount_minor, "
-                "currency, component, holder_id, recording_id, generation_ref, level, "
+                "currency, component, holder_id, recording_id, side, generation_ref, level, "
                 "distribution, booked_at) FROM STDIN"
             ) as copy:
                 for row in self.entries:
@@ -269,12 +277,12 @@ def _service_cross_check(config: RoyaltyBenchConfig, rng: random.Random, catalog
         )
         got = sorted(
             tx.entries.values_list("account_id", "amount_minor", "component", "holder_id",
-                                   "recording_id")
+                                   "recording_id", "side")
         )  # fmt: skip
         writer.entries.clear()
         p = _Posting(0, tx.generation_ref, tx.booked_at, level)
         _fee_entries(writer, p, PRICES[level][2], weights, training, catalogue["shares"])
-        expected = sorted((e[1], e[2], e[4], e[5], e[6]) for e in writer.entries)
+        expected = sorted((e[1], e[2], e[4], e[5], e[6], e[7]) for e in writer.entries)
         mismatches += got != expected
     return {"generations": config.service_sample, "mismatches": mismatches}
 
@@ -289,7 +297,9 @@ def run_benchmark(config: RoyaltyBenchConfig, log: Log) -> dict:
         tiers={(lv, di): PRICES[lv][n] for lv in LEVELS for n, di in enumerate(DISTRIBUTIONS)},
         effective_from=since,
     )
-    split_policy_publish(actor=staff, effective_from=since, **asdict(SPLIT))
+    split_policy_publish(
+        actor=staff, effective_from=since, publishing_bp=PUBLISHING_BP, **asdict(SPLIT)
+    )
     cross_check = _service_cross_check(config, rng, catalogue)
     log(f"service cross-check: {cross_check}")
     log(f"building {config.entries:,} ledger entries from real allocations (COPY)")

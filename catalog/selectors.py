@@ -265,6 +265,27 @@ def recording_rights_shares(*, recording_ids: Iterable[int]) -> dict[int, dict[i
     return shares
 
 
+def recordings_work_shares(
+    *, recording_ids: Iterable[int]
+) -> dict[int, dict[int, tuple[int, dict[int, int]]]]:
+    """{recording id: {work id: (link basis points, {holder id: basis points of the work})}},
+    the publishing side of each recording; {} for a recording that embodies no registered work.
+    Two queries."""
+    ids = list(dict.fromkeys(recording_ids))
+    works: dict[int, dict[int, tuple[int, dict[int, int]]]] = {rid: {} for rid in ids}
+    links = RecordingWork.objects.filter(recording_id__in=ids).order_by("recording_id", "work_id")
+    link_rows = list(links.values_list("recording_id", "work_id", "basis_points"))
+    holders: dict[int, dict[int, int]] = {}
+    shares = WorkShare.objects.filter(work_id__in={w for _, w, _ in link_rows}).order_by(
+        "work_id", "holder_id"
+    )
+    for work_id, holder_id, bp in shares.values_list("work_id", "holder_id", "basis_points"):
+        holders.setdefault(work_id, {})[holder_id] = bp
+    for rid, work_id, bp in link_rows:
+        works[rid][work_id] = (bp, holders.get(work_id, {}))
+    return works
+
+
 def recordings_existing(*, recording_ids: Iterable[int]) -> set[int]:
     return set(Recording.objects.filter(pk__in=list(recording_ids)).values_list("pk", flat=True))
 

@@ -143,3 +143,64 @@ def split_by_rights_shares(amount: int, shares: Mapping[int, int]) -> dict[int, 
     if sum(shares.values()) != TOTAL_BASIS_POINTS:
         raise AllocationError(f"rights shares sum to {sum(shares.values())}, not 10000")
     return split_largest_remainder(amount, dict(sorted(shares.items())))
+
+
+# --- master and publishing sides ---------------------------------------------------------------
+
+MASTER, PUBLISHING = "master", "publishing"
+
+
+@dataclass(frozen=True)
+class RecordingRights:
+    """Who is paid for a recording: its master holders (holder id -> basis points) and, for
+    the publishing side, each work it embodies (work id -> (link basis points, holder id ->
+    basis points of the work))."""
+
+    master: Mapping[int, int]
+    works: Mapping[int, tuple[int, Mapping[int, int]]]
+
+
+@dataclass(frozen=True)
+class RightsPart:
+    """Part of a recording's amount: to a holder (or to nobody yet, holder None), on a side,
+    through a work on the publishing side."""
+
+    side: str
+    holder_id: int | None
+    amount: int
+    work_id: int | None = None
+
+
+def split_recording_rights(
+    amount: int, rights: RecordingRights, publishing_bp: int
+) -> list[RightsPart]:
+    """A recording's amount over both sides of the song: the publishing part (`publishing_bp`
+    of 10,000) over the works it embodies by their links, then over each work's writers and
+    publishers by share; the master part over the master holders by share. A side with nobody
+    to pay (no master shares, no registered work) is one part with holder None (unallocated,
+    kept against the recording until someone claims it). The parts sum to `amount` exactly."""
+    if isinstance(publishing_bp, bool) or not 0 <= publishing_bp <= TOTAL_BASIS_POINTS:
+        raise AllocationError(f"publishing part must be 0..10000 basis points: {publishing_bp!r}")
+    sides = split_largest_remainder(
+        amount, {MASTER: TOTAL_BASIS_POINTS - publishing_bp, PUBLISHING: publishing_bp}
+    )
+    parts: list[RightsPart] = []
+    by_holder = split_by_rights_shares(sides[MASTER], rights.master)
+    if by_holder:
+        parts += [RightsPart(MASTER, h, a) for h, a in by_holder.items()]
+    else:
+        parts.append(RightsPart(MASTER, None, sides[MASTER]))
+    if not rights.works:
+        parts.append(RightsPart(PUBLISHING, None, sides[PUBLISHING]))
+    else:
+        links = {work_id: link_bp for work_id, (link_bp, _) in sorted(rights.works.items())}
+        if sum(links.values()) != TOTAL_BASIS_POINTS:
+            raise AllocationError(f"work links sum to {sum(links.values())}, not 10000")
+        for work_id, work_amount in split_largest_remainder(sides[PUBLISHING], links).items():
+            holders = split_by_rights_shares(work_amount, rights.works[work_id][1])
+            if not holders:
+                parts.append(RightsPart(PUBLISHING, None, work_amount, work_id))
+            parts += [RightsPart(PUBLISHING, h, a, work_id) for h, a in holders.items()]
+    if sum(p.amount for p in parts) != amount:  # never post a split that does not add up
+        raise AllocationError(f"rights parts sum to {sum(p.amount for p in parts)}, not {amount}")
+    return parts

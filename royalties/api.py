@@ -63,7 +63,8 @@ class StatementOutput(serializers.ModelSerializer):
         model = Statement
         fields = [
             "id", "holder", "period", "currency", "ita_minor", "tda_minor", "auxiliary_minor",
-            "total_minor", "entry_count", "entries_sha256", "closed_at",
+            "total_minor", "master_minor", "publishing_minor", "entry_count", "entries_sha256",
+            "closed_at",
         ]  # fmt: skip
 
 
@@ -77,6 +78,10 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
         tda_minor = serializers.IntegerField()
         auxiliary_minor = serializers.IntegerField()
         total_minor = serializers.IntegerField()
+        master_minor = serializers.IntegerField(help_text="of the total: as a master holder")
+        publishing_minor = serializers.IntegerField(
+            help_text="of the total: as a writer or publisher of works"
+        )
         total = serializers.CharField(help_text="total in major units, exact")
         generations = serializers.IntegerField()
         statement = StatementOutput(allow_null=True)
@@ -97,6 +102,8 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
                     "tda_minor": totals.tda,
                     "auxiliary_minor": totals.auxiliary,
                     "total_minor": totals.total,
+                    "master_minor": totals.master,
+                    "publishing_minor": totals.publishing,
                     "total": selectors.format_minor(totals.total, currency),
                     "generations": totals.generations,
                     "statement": statement,
@@ -118,6 +125,8 @@ class PayoutByRecordingApi(_HolderPeriod, generics.ListAPIView):
         tda_minor = serializers.IntegerField(source="tda")
         auxiliary_minor = serializers.IntegerField(source="auxiliary")
         total_minor = serializers.IntegerField(source="total")
+        master_minor = serializers.IntegerField(source="master")
+        publishing_minor = serializers.IntegerField(source="publishing")
         generations = serializers.IntegerField(
             help_text="generations that referenced the recording, net of reversals"
         )
@@ -155,6 +164,8 @@ class PayoutByGenerationApi(_HolderPeriod, generics.ListAPIView):
         tda_minor = serializers.IntegerField(source="tda")
         auxiliary_minor = serializers.IntegerField(source="auxiliary")
         total_minor = serializers.IntegerField(source="total")
+        master_minor = serializers.IntegerField(source="master")
+        publishing_minor = serializers.IntegerField(source="publishing")
         recordings = serializers.IntegerField()
 
     class Query(HolderPeriodQuery):
@@ -269,7 +280,7 @@ class SplitPolicyApi(generics.ListAPIView):
             model = SplitPolicy
             fields = [
                 "id", "effective_from", "direct_bp", "tda_pool_bp", "auxiliary_bp",
-                "platform_bp", "note",
+                "platform_bp", "publishing_bp", "note",
             ]  # fmt: skip
 
     class Input(serializers.Serializer):
@@ -278,6 +289,10 @@ class SplitPolicyApi(generics.ListAPIView):
         tda_pool_bp = serializers.IntegerField()
         auxiliary_bp = serializers.IntegerField()
         platform_bp = serializers.IntegerField()
+        publishing_bp = serializers.IntegerField(
+            required=False, help_text="the writers' and publishers' side of what each "
+            "recording earns, in basis points (default 5000: 50/50 with the masters)",
+        )  # fmt: skip
         note = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
     serializer_class = Output

@@ -18,7 +18,8 @@ DEMO_PRICES = {
     Level.AUDIO: (100, 400, 2000),
     Level.TEMPORAL: (125, 500, 2500),
 }
-DEMO_SPLIT = {"direct_bp": 6000, "tda_pool_bp": 2000, "auxiliary_bp": 500, "platform_bp": 1500}
+DEMO_SPLIT = {"direct_bp": 6000, "tda_pool_bp": 2000, "auxiliary_bp": 500, "platform_bp": 1500,
+              "publishing_bp": 5000}  # fmt: skip
 DEMO_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -37,9 +38,15 @@ def demo_pricing_seed(*, staff: AbstractBaseUser) -> dict[str, bool]:
             note="demo prices",
         )
         created["price_list"] = True
-    if not SplitPolicy.objects.exists():
+    latest = SplitPolicy.objects.order_by("-effective_from").first()
+    if latest is None:
         split_policy_publish(
             actor=staff, effective_from=DEMO_START, note="demo split", **DEMO_SPLIT
+        )
+        created["split_policy"] = True
+    elif latest.publishing_bp == 0:  # a demo database from before the publishing side
+        split_policy_publish(
+            actor=staff, note="demo split with the publishing side (50/50)", **DEMO_SPLIT
         )
         created["split_policy"] = True
     return created

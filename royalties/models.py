@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from catalog.models import Distribution, Level, Recording, RightsHolder
+from catalog.models import Distribution, Level, Recording, RightsHolder, Work
 
 
 class PriceList(models.Model):
@@ -58,13 +58,17 @@ class PriceTier(models.Model):
 
 
 class SplitPolicy(models.Model):
-    """How each fee is divided, in basis points (sum 10,000), from `effective_from` on."""
+    """How each fee is divided, in basis points (sum 10,000), from `effective_from` on; and
+    how what a recording earns is divided between its master holders and the writers and
+    publishers of the works it embodies (`publishing_bp`; the master side gets the rest).
+    Policies published before the publishing side existed keep 0 (masters took it all)."""
 
     effective_from = models.DateTimeField(unique=True)
     direct_bp = models.PositiveIntegerField()
     tda_pool_bp = models.PositiveIntegerField()
     auxiliary_bp = models.PositiveIntegerField()
     platform_bp = models.PositiveIntegerField()
+    publishing_bp = models.PositiveIntegerField(default=5_000)
     note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -88,12 +92,17 @@ class SplitPolicy(models.Model):
                 ),
                 name="split_policy_sums_to_10000",
             ),
+            models.CheckConstraint(
+                condition=Q(publishing_bp__gte=0, publishing_bp__lte=10_000),
+                name="split_policy_publishing_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return (
             f"split from {self.effective_from:%Y-%m-%d}: direct {self.direct_bp}, "
-            f"TDA {self.tda_pool_bp}, auxiliary {self.auxiliary_bp}, platform {self.platform_bp}"
+            f"TDA {self.tda_pool_bp}, auxiliary {self.auxiliary_bp}, platform {self.platform_bp}; "
+            f"publishing side {self.publishing_bp}"
         )
 
 
@@ -103,7 +112,10 @@ class Account(models.Model):
         PLATFORM_REVENUE = "platform_revenue", "Platform revenue"
         HOLDER_PAYABLE = "holder_payable", "Payable to a rights holder"
         PENDING_TDA_POOL = "pending_tda_pool", "TDA pool awaiting attribution"
-        UNALLOCATED = "unallocated", "Unallocated (no rights shares or no training set)"
+        UNALLOCATED = (
+            "unallocated",
+            ("Unallocated (no rights shares, no registered work or no training set)"),
+        )
         PAYOUTS_HELD = "payouts_held", "Payouts held for review (similarity audit flag)"
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -176,9 +188,17 @@ class Component(models.TextChoices):
     UNALLOCATED = "unallocated", "Unallocated"
 
 
+class Side(models.TextChoices):
+    """Which rights in a song money pays: the recording (master) or the composition."""
+
+    MASTER = "master", "Master (recording)"
+    PUBLISHING = "publishing", "Publishing (composition)"
+
+
 class LedgerEntry(models.Model):
     """One side of a transaction: positive debits, negative credits (payables are credited).
-    Holder, recording, generation and booking time are copied in for the payout reports."""
+    Holder, recording, work, side, generation and booking time are copied in for the payout
+    reports."""
 
     transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
@@ -192,6 +212,10 @@ class LedgerEntry(models.Model):
     )
     recording = models.ForeignKey(
         Recording, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    side = models.CharField(max_length=16, choices=Side.choices, blank=True)
+    work = models.ForeignKey(
+        Work, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     generation_ref = models.CharField(max_length=64, blank=True)
     level = models.CharField(max_length=16, choices=Level.choices, blank=True)
@@ -225,6 +249,9 @@ class Statement(models.Model):
     tda_minor = models.BigIntegerField()
     auxiliary_minor = models.BigIntegerField()
     total_minor = models.BigIntegerField()
+    # the same total by side; None on statements closed before the publishing side existed
+    master_minor = models.BigIntegerField(null=True, blank=True)
+    publishing_minor = models.BigIntegerField(null=True, blank=True)
     entry_count = models.PositiveIntegerField()
     entries_sha256 = models.CharField(max_length=64)
     closed_at = models.DateTimeField(auto_now_add=True)
@@ -243,6 +270,11 @@ class Statement(models.Model):
                     + models.F("auxiliary_minor")
                 ),
                 name="statement_total_is_sum",
+            ),
+            models.CheckConstraint(
+                condition=Q(master_minor__isnull=True, publishing_minor__isnull=True)
+                | Q(total_minor=models.F("master_minor") + models.F("publishing_minor")),
+                name="statement_sides_sum_to_total",
             ),
         ]
 

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 
 from catalog.models import Recording, RightsHolder
 from config.exceptions import InvalidInput
-from royalties.models import Component, LedgerEntry, PriceList, SplitPolicy, Statement
+from royalties.models import Component, LedgerEntry, PriceList, Side, SplitPolicy, Statement
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 HOLDER_COMPONENTS = (Component.ITA, Component.TDA, Component.AUXILIARY)
@@ -68,9 +68,17 @@ def _holder_entries(*, holder: RightsHolder, period: date, currency: str) -> Que
     )
 
 
-def _owed(component: str | None = None) -> Coalesce:
+def _owed(component: str | None = None, *, side: str | None = None) -> Coalesce:
     condition = Q(component=component) if component else Q()
+    if side == Side.MASTER:  # entries from before the publishing side paid masters only
+        condition &= ~Q(side=Side.PUBLISHING)
+    elif side is not None:
+        condition &= Q(side=side)
     return Coalesce(-Sum("amount_minor", filter=condition), Value(0))
+
+
+def _by_side() -> dict[str, Coalesce]:
+    return {"master": _owed(side=Side.MASTER), "publishing": _owed(side=Side.PUBLISHING)}
 
 
 def _net_usages(component: str | None = None) -> Count:
@@ -88,6 +96,8 @@ class PeriodTotals:
     tda: int
     auxiliary: int
     total: int
+    master: int
+    publishing: int
     entry_count: int
     generations: int
     entries_sha256: str
@@ -103,6 +113,7 @@ def holder_period_totals(
         tda=_owed(Component.TDA),
         auxiliary=_owed(Component.AUXILIARY),
         total=_owed(),
+        **_by_side(),
         entry_count=Count("pk"),
         generations=Count("generation_ref", distinct=True),
     )
@@ -135,6 +146,7 @@ def holder_payouts_by_recording(
             tda=_owed(Component.TDA),
             auxiliary=_owed(Component.AUXILIARY),
             total=_owed(),
+            **_by_side(),
             generations=_net_usages(Component.ITA),
         )
         .order_by("-total", "recording_id")
@@ -167,6 +179,7 @@ def holder_payouts_by_generation(
             tda=_owed(Component.TDA),
             auxiliary=_owed(Component.AUXILIARY),
             total=_owed(),
+            **_by_side(),
             recordings=Count("recording_id", distinct=True),
         )
         .order_by("-total", "generation_ref")
@@ -178,6 +191,8 @@ CSV_COLUMNS = [
     "Title",
     "Artist",
     "UseType",
+    "RightsType",
+    "ISWC",
     "CommercialModel",
     "Usages",
     "Amount",
@@ -191,14 +206,18 @@ USE_TYPES = {
 }
 
 
+# the side a line pays; lines from before the publishing side paid the master
+RIGHTS_TYPES = {Side.MASTER: "Master", Side.PUBLISHING: "Publishing", "": "Master"}
+
+
 def holder_payout_csv_rows(*, holder: RightsHolder, period: date, currency: str) -> list[list]:
     """DDEX-DSR-like lines: one per recording, use type and distribution. Amount in major
     units with the currency's decimals, exactly (from integer minor units)."""
     rows = (
         _holder_entries(holder=holder, period=period, currency=currency)
-        .values("recording_id", "component", "distribution")
+        .values("recording_id", "component", "side", "work__iswc", "distribution")
         .annotate(usages=_net_usages(), amount=_owed())
-        .order_by("recording_id", "component", "distribution")
+        .order_by("recording_id", "component", "side", "work__iswc", "distribution")
     )
     return [
         [
@@ -206,6 +225,8 @@ def holder_payout_csv_rows(*, holder: RightsHolder, period: date, currency: str)
             row["title"],
             row["artist"],
             USE_TYPES.get(row["component"], row["component"]),
+            RIGHTS_TYPES[row["side"]],
+            row["work__iswc"] or "",
             row["distribution"],
             row["usages"],
             format_minor(row["amount"], currency),
@@ -278,6 +299,8 @@ class MonthTotals:
     tda: int
     auxiliary: int
     total: int
+    master: int = 0
+    publishing: int = 0
 
 
 def holder_monthly_totals(
@@ -298,11 +321,20 @@ def holder_monthly_totals(
             tda=_owed(Component.TDA),
             auxiliary=_owed(Component.AUXILIARY),
             total=_owed(),
+            **_by_side(),
         )
         .order_by("month")
     )
     return [
-        MonthTotals(row["month"].date(), row["ita"], row["tda"], row["auxiliary"], row["total"])
+        MonthTotals(
+            row["month"].date(),
+            row["ita"],
+            row["tda"],
+            row["auxiliary"],
+            row["total"],
+            row["master"],
+            row["publishing"],
+        )  # fmt: skip
         for row in rows
     ]
 

@@ -56,12 +56,16 @@ def hold_posting(source: LedgerTransaction, *, reason: str) -> LedgerTransaction
             entry.component,
             holder_id=entry.holder_id,
             recording_id=entry.recording_id,
+            side=entry.side,
+            work_id=entry.work_id,
         )
         posting.add(
             Account.Kind.PAYOUTS_HELD,
             entry.amount_minor,
             entry.component,
             recording_id=entry.recording_id,
+            side=entry.side,
+            work_id=entry.work_id,
         )
     posting.save()
     return tx
@@ -155,6 +159,8 @@ def transaction_reverse(
             component=e.component,
             holder_id=e.holder_id,
             recording_id=e.recording_id,
+            side=e.side,
+            work_id=e.work_id,
             generation_ref=e.generation_ref,
             level=e.level,
             distribution=e.distribution,

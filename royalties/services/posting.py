@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from royalties.allocation import (
-    split_by_rights_shares,
-)
+from royalties.allocation import RecordingRights, split_recording_rights
 from royalties.models import (
     Account,
     LedgerEntry,
@@ -32,6 +28,8 @@ class Posting:
         *,
         holder_id: int | None = None,
         recording_id: int | None = None,
+        side: str = "",
+        work_id: int | None = None,
     ) -> None:
         if amount == 0:
             return
@@ -50,6 +48,8 @@ class Posting:
                 component=component,
                 holder_id=holder_id,
                 recording_id=recording_id,
+                side=side,
+                work_id=work_id,
                 generation_ref=self.tx.generation_ref,
                 level=self.level,
                 distribution=self.distribution,
@@ -57,20 +57,26 @@ class Posting:
             )
         )
 
-    def credit_holders(
-        self, amount: int, recording_id: int, shares: Mapping[int, int], component: str
+    def credit_recording(
+        self,
+        amount: int,
+        recording_id: int,
+        rights: RecordingRights,
+        publishing_bp: int,
+        component: str,
     ) -> None:
-        """Credit a recording's amount to its holders, or to unallocated without shares."""
-        by_holder = split_by_rights_shares(amount, shares)
-        if not by_holder:
-            self.add(Account.Kind.UNALLOCATED, -amount, component, recording_id=recording_id)
-        for holder_id, part in by_holder.items():
+        """Credit a recording's amount to the holders of both sides of the song (masters;
+        writers and publishers of its works); a side with nobody to pay goes to unallocated,
+        against the recording."""
+        for part in split_recording_rights(amount, rights, publishing_bp):
             self.add(
-                Account.Kind.HOLDER_PAYABLE,
-                -part,
+                Account.Kind.HOLDER_PAYABLE if part.holder_id else Account.Kind.UNALLOCATED,
+                -part.amount,
                 component,
-                holder_id=holder_id,
+                holder_id=part.holder_id,
                 recording_id=recording_id,
+                side=part.side,
+                work_id=part.work_id,
             )
 
     def save(self) -> None:

@@ -12,12 +12,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import Distribution
-from catalog.selectors import recording_rights_shares, recordings_existing
+from catalog.selectors import (
+    recording_rights_shares,
+    recordings_existing,
+    recordings_work_shares,
+)
 from config.exceptions import Conflict, InvalidInput, NotFound
 from royalties import selectors
 from royalties.allocation import (
     AllocationError,
     FeeSplit,
+    RecordingRights,
     allocate_fee,
     split_largest_remainder,
 )
@@ -96,7 +101,7 @@ def generation_fee_post(
         {rid: w for rid, w in weights.items() if w > 0},
         training_recording_ids,
     )
-    shares = recording_rights_shares(recording_ids=[*allocation.direct, *allocation.auxiliary])
+    rights = recordings_rights(recording_ids=[*allocation.direct, *allocation.auxiliary])
     try:
         with transaction.atomic():
             tx = LedgerTransaction.objects.create(
@@ -113,9 +118,13 @@ def generation_fee_post(
             posting = Posting(tx, level=level, distribution=distribution)
             posting.add(Account.Kind.RECEIVABLE, amount, Component.FEE)
             for rid, part in allocation.direct.items():
-                posting.credit_holders(part, rid, shares[rid], Component.ITA)
+                posting.credit_recording(
+                    part, rid, rights[rid], policy.publishing_bp, Component.ITA
+                )
             for rid, part in allocation.auxiliary.items():
-                posting.credit_holders(part, rid, shares[rid], Component.AUXILIARY)
+                posting.credit_recording(
+                    part, rid, rights[rid], policy.publishing_bp, Component.AUXILIARY
+                )
             posting.add(Account.Kind.PENDING_TDA_POOL, -allocation.tda_pool, Component.TDA_POOL)
             posting.add(Account.Kind.PLATFORM_REVENUE, -allocation.platform, Component.PLATFORM)
             posting.add(Account.Kind.UNALLOCATED, -allocation.unallocated, Component.UNALLOCATED)
@@ -126,6 +135,14 @@ def generation_fee_post(
             raise
         return existing
     return tx
+
+
+def recordings_rights(*, recording_ids) -> dict[int, RecordingRights]:
+    """Both sides of each recording's rights, as the allocation needs them (three queries)."""
+    ids = list(dict.fromkeys(recording_ids))
+    master = recording_rights_shares(recording_ids=ids)
+    works = recordings_work_shares(recording_ids=ids)
+    return {rid: RecordingRights(master=master[rid], works=works[rid]) for rid in ids}
 
 
 def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> LedgerTransaction:
@@ -162,7 +179,8 @@ def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> Ledg
         by_recording = split_largest_remainder(pool, shares)
     except AllocationError as exc:
         raise InvalidInput(f"TDA shares cannot be used: {exc}") from exc
-    rights = recording_rights_shares(recording_ids=by_recording)
+    rights = recordings_rights(recording_ids=by_recording)
+    publishing_bp = fee.split_policy.publishing_bp if fee.split_policy else 0
     with transaction.atomic():
         tx = LedgerTransaction.objects.create(
             key=key,
@@ -180,7 +198,7 @@ def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> Ledg
         )
         posting.add(Account.Kind.PENDING_TDA_POOL, pool, Component.TDA_POOL)
         for rid, part in by_recording.items():
-            posting.credit_holders(part, rid, rights[rid], Component.TDA)
+            posting.credit_recording(part, rid, rights[rid], publishing_bp, Component.TDA)
         posting.save()
         if live_holds(generation_ref).exists():  # held for review: so is what arrives later
             hold_posting(tx, reason="the generation's payouts are held for review")

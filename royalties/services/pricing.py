@@ -23,6 +23,8 @@ from royalties.models import (
 )
 from royalties.services.inputs import _aware, _require_staff, currency_checked
 
+DEFAULT_PUBLISHING_BP = 5_000
+
 # --- prices and splits ------------------------------------------------------------------------
 
 
@@ -77,15 +79,28 @@ def split_policy_publish(
     tda_pool_bp: int,
     auxiliary_bp: int,
     platform_bp: int,
+    publishing_bp: int = DEFAULT_PUBLISHING_BP,
     effective_from: datetime | None = None,
     note: str = "",
 ) -> SplitPolicy:
+    """A new fee split, and the division of what each recording earns between its master
+    holders and the holders of the works it embodies (`publishing_bp`, default 50/50, the
+    master/publishing parity of licensed generators and collective AI licences)."""
     _require_staff(actor, "change the fee split")
     effective_from = _aware(effective_from or timezone.now(), "effective_from")
     try:
         FeeSplit(direct_bp, tda_pool_bp, auxiliary_bp, platform_bp)
     except AllocationError as exc:
         raise InvalidInput(str(exc)) from exc
+    if (
+        isinstance(publishing_bp, bool)
+        or not isinstance(publishing_bp, int)
+        or not 0 <= publishing_bp <= 10_000
+    ):
+        raise InvalidInput(
+            f"the publishing side must be 0 to 10000 basis points, got {publishing_bp!r}",
+            details={"publishing_bp": publishing_bp},
+        )
     if SplitPolicy.objects.filter(effective_from=effective_from).exists():
         raise Conflict(f"a split policy already starts at {effective_from.isoformat()}")
     return SplitPolicy.objects.create(
@@ -94,6 +109,7 @@ def split_policy_publish(
         tda_pool_bp=tda_pool_bp,
         auxiliary_bp=auxiliary_bp,
         platform_bp=platform_bp,
+        publishing_bp=publishing_bp,
         note=note,
         created_by=actor,
     )

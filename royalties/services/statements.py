@@ -44,6 +44,8 @@ def statement_close(
         tda_minor=summary.tda,
         auxiliary_minor=summary.auxiliary,
         total_minor=summary.total,
+        master_minor=summary.master,
+        publishing_minor=summary.publishing,
         entry_count=summary.entry_count,
         entries_sha256=summary.entries_sha256,
         closed_by=actor,

@@ -36,6 +36,9 @@ def pricing(staff):
             tda_pool_bp=2000,
             auxiliary_bp=1000,
             platform_bp=1000,
+            # masters only: these fixtures test the fee's way to master holders; the
+            # publishing side has its own tests (test_publishing_side.py)
+            publishing_bp=0,
             effective_from=since,
         ),
         "since": since,
