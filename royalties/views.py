@@ -1,6 +1,7 @@
 """Payout pages of the rights-holder portal (HTML). Thin: selectors read.
 
-A holder's month: totals direct (ITA) vs TDA vs auxiliary, the statement if the month is
+A holder's month: totals direct (ITA) vs TDA vs auxiliary, and as master holder vs as writer or
+publisher of works, the statement if the month is
 closed, a chart of the last twelve months and one per recording, and the CSV download (the
 REST API's CSV, which accepts the signed-in session).
 """
@@ -81,6 +82,8 @@ def holder_payouts(request: HttpRequest, holder_id: int) -> HttpResponse:
                 "tda": money(totals.tda),
                 "auxiliary": money(totals.auxiliary),
                 "total": money(totals.total),
+                "master": money(totals.master),
+                "publishing": money(totals.publishing),
             },
             "statement": statement,
             "months": [

@@ -262,3 +262,11 @@ def test_the_publishing_part_of_a_policy_is_validated(staff):
     )  # fmt: skip
     assert response.status_code == 201, response.json()
     assert response.json()["publishing_bp"] == 3000
+
+
+@pytest.mark.django_db
+def test_the_payout_page_shows_what_a_holder_earned_on_each_side(song, client):
+    charge(song)
+    client.force_login(song["writer_member"])
+    html = client.get(f"/portal/holders/{song['writer'].pk}/payouts/").content.decode()
+    assert 'data-side="publishing">2.10<' in html and 'data-side="master">0.00<' in html
