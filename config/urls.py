@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from attribution import views as attribution_views
 from config.views import home
+from royalties.quote_api import GenerationQuoteApi
 
 urlpatterns = [
     path("", home, name="home"),
@@ -29,6 +30,8 @@ urlpatterns = [
     path("api/catalogue/", include("catalog.urls")),
     path("api/retrieval/", include("catalog.retrieval.urls")),
     path("api/royalties/", include(("royalties.urls", "royalties"))),
+    # the quote is royalties' (prices, floors, split) at the generations' address
+    path("api/generations/quote/", GenerationQuoteApi.as_view(), name="generation-quote"),
     path("api/generations/", include(("generation.urls", "generation"))),
     path("api/attribution/", include(("attribution.urls", "attribution"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -60,7 +60,8 @@ class ReferencesField(serializers.ListField):
         return super().to_internal_value(data)
 
 
-def _specs(references: list[dict]) -> list[ReferenceSpec]:
+def reference_specs(references: list[dict]) -> list[ReferenceSpec]:
+    """The references of a request as verification and the worker take them."""
     return [
         ReferenceSpec(
             recording_id=r["recording"],
@@ -103,7 +104,7 @@ class VerifyApi(APIView):
         data = validated_input(self.Input, request.data)
         verification = references_preview(
             user=request.user,
-            references=_specs(data["references"]),
+            references=reference_specs(data["references"]),
             distribution=data["distribution"],
         )
         return Response(self.Output(verification).data)
@@ -263,7 +264,7 @@ class GenerationListCreateApi(generics.ListAPIView):
                 f"the upload is larger than {settings.GENERATION_MAX_UPLOAD_BYTES} bytes"
             )
         ask = GenerationAsk(
-            references=_specs(data["references"]),
+            references=reference_specs(data["references"]),
             distribution=data["distribution"],
             seconds=data["seconds"],
             prompt=data["prompt"],

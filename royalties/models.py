@@ -57,6 +57,39 @@ class PriceTier(models.Model):
         return f"{self.level}/{self.distribution}: {self.amount_minor}"
 
 
+class PriceFloor(models.Model):
+    """A holder's least price for a generation that uses its recording at a level and
+    distribution: for one recording, or (recording empty) the holder's default for all of
+    them. Append-only: the latest row per holder, recording, level, distribution and currency
+    is in force from its `created_at`; an amount of 0 lifts the floor."""
+
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="price_floors")
+    recording = models.ForeignKey(
+        Recording, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    level = models.CharField(max_length=16, choices=Level.choices)
+    distribution = models.CharField(max_length=16, choices=Distribution.choices)
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["holder", "recording", "level", "distribution", "-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gte=0), name="price_floor_amount_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"recording {self.recording_id}" if self.recording_id else "all recordings"
+        return (
+            f"floor of {self.holder} for {scope}, {self.level}/{self.distribution}: "
+            f"{self.amount_minor} {self.currency}"
+        )
+
+
 class SplitPolicy(models.Model):
     """How each fee is divided, in basis points (sum 10,000), from `effective_from` on; and
     how what a recording earns is divided between its master holders and the writers and

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -18,8 +19,17 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 
 from catalog.models import Recording, RightsHolder
+from catalog.selectors import recording_rights_shares, recordings_work_shares
 from config.exceptions import InvalidInput
-from royalties.models import Component, LedgerEntry, PriceList, Side, SplitPolicy, Statement
+from royalties.models import (
+    Component,
+    LedgerEntry,
+    PriceFloor,
+    PriceList,
+    Side,
+    SplitPolicy,
+    Statement,
+)
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 HOLDER_COMPONENTS = (Component.ITA, Component.TDA, Component.AUXILIARY)
@@ -348,3 +358,72 @@ def months_back(period: date, count: int) -> date:
     """The first day of the month `count - 1` months before `period` (a window of `count`)."""
     index = period.year * 12 + period.month - 1 - (count - 1)
     return date(index // 12, index % 12 + 1, 1)
+
+
+# --- Holder-set price floors ------------------------------------------------------------------
+
+
+def recordings_holder_ids(*, recording_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Every holder with a say in each recording: its master holders and the writers and
+    publishers of the works it embodies."""
+    ids = list(dict.fromkeys(recording_ids))
+    masters = recording_rights_shares(recording_ids=ids)
+    works = recordings_work_shares(recording_ids=ids)
+    return {
+        rid: set(masters[rid]) | {h for _, holders in works[rid].values() for h in holders}
+        for rid in ids
+    }
+
+
+@dataclass(frozen=True)
+class ReferenceFloor:
+    """The highest floor in force on one reference, and whose it is."""
+
+    recording_id: int
+    holder_id: int
+    amount_minor: int
+
+
+def reference_floors(
+    *, references: Iterable[tuple[int, str]], distribution: str, currency: str, at: datetime
+) -> list[ReferenceFloor]:
+    """Per (recording, level) reference, the highest floor its holders have in force at `at`
+    for that level and distribution: a holder's floor for the recording if it set one, else
+    its default. References without a floor are left out."""
+    references = list(dict.fromkeys(references))
+    holders = recordings_holder_ids(recording_ids=[rid for rid, _ in references])
+    rows = PriceFloor.objects.filter(
+        holder_id__in={h for ids in holders.values() for h in ids},
+        distribution=distribution,
+        currency=currency,
+        created_at__lte=at,
+        level__in={level for _, level in references},
+    ).filter(Q(recording_id__in=list(holders)) | Q(recording__isnull=True))
+    latest: dict[tuple[int, int | None, str], int] = {}
+    for row in rows.order_by("created_at", "pk"):
+        latest[(row.holder_id, row.recording_id, row.level)] = row.amount_minor
+    floors = []
+    for rid, level in references:
+        best: ReferenceFloor | None = None
+        for holder_id in sorted(holders[rid]):
+            own = latest.get((holder_id, rid, level))
+            amount = own if own is not None else latest.get((holder_id, None, level), 0)
+            if amount and (best is None or amount > best.amount_minor):
+                best = ReferenceFloor(rid, holder_id, amount)
+        if best is not None:
+            floors.append(best)
+    return floors
+
+
+def holder_price_floors(*, holder: RightsHolder) -> list[PriceFloor]:
+    """The holder's floors in force now (lifted ones left out), defaults first."""
+    latest: dict[tuple, PriceFloor] = {}
+    for row in PriceFloor.objects.filter(holder=holder).order_by("created_at", "pk"):
+        latest[(row.recording_id, row.level, row.distribution, row.currency)] = row
+    in_force = [row for row in latest.values() if row.amount_minor]
+    return sorted(in_force, key=lambda r: (r.recording_id is not None, r.recording_id or 0,
+                                           r.level, r.distribution))  # fmt: skip
+
+
+def holders_names(*, holder_ids: Iterable[int]) -> dict[int, str]:
+    return dict(RightsHolder.objects.filter(pk__in=list(holder_ids)).values_list("pk", "name"))

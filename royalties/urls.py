@@ -1,6 +1,6 @@
 from django.urls import path
 
-from royalties import api
+from royalties import api, quote_api
 
 urlpatterns = [
     path("holders/<int:holder_id>/payouts/", api.PayoutSummaryApi.as_view(), name="payouts"),
@@ -20,6 +20,7 @@ urlpatterns = [
         api.StatementCloseApi.as_view(),
         name="statement-close",
     ),
+    path("holders/<int:holder_id>/floors/", quote_api.PriceFloorApi.as_view(), name="price-floors"),
     path("price-lists/", api.PriceListApi.as_view(), name="price-lists"),
     path("split-policies/", api.SplitPolicyApi.as_view(), name="split-policies"),
     path(

@@ -8,19 +8,24 @@ generation's training-time attribution arrives (`tda_pool_settle`). Posting is i
 generation and stage; corrections are reversals.
 """
 
+from royalties.services.fees import ChargedReference, FeePlan, fee_plan
+from royalties.services.floors import price_floor_set
 from royalties.services.holds import (
     generation_payouts_hold,
     generation_payouts_release,
     transaction_reverse,
 )
 from royalties.services.inputs import LEVEL_ORDER, currency_checked
-from royalties.services.postings import ChargedReference, generation_fee_post, tda_pool_settle
+from royalties.services.postings import generation_fee_post, tda_pool_settle
 from royalties.services.pricing import price_list_publish, split_policy_publish
 from royalties.services.statements import statement_close
 
 __all__ = [
     "LEVEL_ORDER",
     "ChargedReference",
+    "FeePlan",
+    "fee_plan",
+    "price_floor_set",
     "currency_checked",
     "generation_fee_post",
     "generation_payouts_hold",

@@ -3,27 +3,18 @@ training-time attribution settles. Idempotent per generation and stage."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import Distribution
 from catalog.selectors import (
-    recording_rights_shares,
     recordings_existing,
-    recordings_work_shares,
 )
 from config.exceptions import Conflict, InvalidInput, NotFound
-from royalties import selectors
 from royalties.allocation import (
     AllocationError,
-    FeeSplit,
-    RecordingRights,
-    allocate_fee,
     split_largest_remainder,
 )
 from royalties.models import (
@@ -31,37 +22,11 @@ from royalties.models import (
     Component,
     LedgerTransaction,
 )
+from royalties.services.fees import ChargedReference, fee_plan, recordings_rights
 from royalties.services.holds import hold_posting, live_holds
-from royalties.services.inputs import LEVEL_ORDER, _aware, currency_checked
 from royalties.services.posting import Posting
 
 # --- postings -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChargedReference:
-    """A reference of a completed generation as the ledger needs it."""
-
-    recording_id: int
-    level: str
-    weight: float
-
-
-def _validate_references(references: Sequence[ChargedReference]) -> None:
-    if not references:
-        raise InvalidInput("a charged generation needs at least one reference")
-    problems = {}
-    for n, ref in enumerate(references):
-        if ref.level not in LEVEL_ORDER:
-            problems[str(n)] = f"unknown level '{ref.level}'"
-        elif not isinstance(ref.weight, int | float) or not math.isfinite(ref.weight):
-            problems[str(n)] = f"weight {ref.weight!r} is not a finite number"
-        elif ref.weight < 0:
-            problems[str(n)] = f"weight {ref.weight} is negative"
-    if not problems and sum(ref.weight for ref in references) <= 0:
-        problems["weights"] = "all reference weights are zero"
-    if problems:
-        raise InvalidInput("references cannot be charged", details=problems)
 
 
 def generation_fee_post(
@@ -78,40 +43,30 @@ def generation_fee_post(
     existing = LedgerTransaction.objects.filter(key=key).first()
     if existing:
         return existing
-    currency = currency_checked(currency)
-    verified_at = _aware(verified_at, "verified_at")
-    if distribution not in Distribution.values:
-        raise InvalidInput(f"unknown distribution '{distribution}'")
-    _validate_references(references)
-    recording_ids = [ref.recording_id for ref in references]
-    unknown = set(recording_ids) - recordings_existing(recording_ids=recording_ids)
-    if unknown:
-        raise InvalidInput("unknown recordings", details={"recording_ids": sorted(unknown)})
-    level = max((ref.level for ref in references), key=LEVEL_ORDER.index)
-    price_list = selectors.price_list_in_force(currency=currency, at=verified_at)
-    amount = price_list.tiers.get(level=level, distribution=distribution).amount_minor
-    policy = selectors.split_policy_in_force(at=verified_at)
-
-    weights: dict[int, float] = {}
-    for ref in references:  # a recording referenced twice is paid for its summed weight
-        weights[ref.recording_id] = weights.get(ref.recording_id, 0) + ref.weight
-    allocation = allocate_fee(
-        amount,
-        FeeSplit(policy.direct_bp, policy.tda_pool_bp, policy.auxiliary_bp, policy.platform_bp),
-        {rid: w for rid, w in weights.items() if w > 0},
-        training_recording_ids,
+    plan = fee_plan(
+        at=verified_at,
+        distribution=distribution,
+        references=references,
+        training_recording_ids=training_recording_ids,
+        currency=currency,
     )
-    rights = recordings_rights(recording_ids=[*allocation.direct, *allocation.auxiliary])
+    allocation, policy, level, amount = plan.allocation, plan.policy, plan.level, plan.amount
+    memo = f"{level}-level generation, {distribution}, verified {verified_at:%Y-%m-%d}"
+    if plan.floor:
+        memo += (
+            f"; floor {plan.floor.amount_minor} of holder {plan.floor.holder_id} on recording "
+            f"{plan.floor.recording_id} (tier {plan.tier_minor})"
+        )
     try:
         with transaction.atomic():
             tx = LedgerTransaction.objects.create(
                 key=key,
                 kind=LedgerTransaction.Kind.GENERATION_FEE,
                 generation_ref=generation_ref,
-                currency=currency,
+                currency=plan.currency,
                 booked_at=timezone.now(),
-                memo=f"{level}-level generation, {distribution}, verified {verified_at:%Y-%m-%d}",
-                price_list=price_list,
+                memo=memo[:500],
+                price_list=plan.price_list,
                 split_policy=policy,
                 training_recording_ids=list(dict.fromkeys(training_recording_ids)),
             )
@@ -119,11 +74,11 @@ def generation_fee_post(
             posting.add(Account.Kind.RECEIVABLE, amount, Component.FEE)
             for rid, part in allocation.direct.items():
                 posting.credit_recording(
-                    part, rid, rights[rid], policy.publishing_bp, Component.ITA
+                    part, rid, plan.rights[rid], policy.publishing_bp, Component.ITA
                 )
             for rid, part in allocation.auxiliary.items():
                 posting.credit_recording(
-                    part, rid, rights[rid], policy.publishing_bp, Component.AUXILIARY
+                    part, rid, plan.rights[rid], policy.publishing_bp, Component.AUXILIARY
                 )
             posting.add(Account.Kind.PENDING_TDA_POOL, -allocation.tda_pool, Component.TDA_POOL)
             posting.add(Account.Kind.PLATFORM_REVENUE, -allocation.platform, Component.PLATFORM)
@@ -135,14 +90,6 @@ def generation_fee_post(
             raise
         return existing
     return tx
-
-
-def recordings_rights(*, recording_ids) -> dict[int, RecordingRights]:
-    """Both sides of each recording's rights, as the allocation needs them (three queries)."""
-    ids = list(dict.fromkeys(recording_ids))
-    master = recording_rights_shares(recording_ids=ids)
-    works = recordings_work_shares(recording_ids=ids)
-    return {rid: RecordingRights(master=master[rid], works=works[rid]) for rid in ids}
 
 
 def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> LedgerTransaction:
