@@ -45,6 +45,7 @@ class GenerationQuoteApi(APIView):
             side = serializers.CharField()
             work = serializers.IntegerField(source="work_id", allow_null=True)
             amount_minor = serializers.IntegerField()
+            amount = serializers.CharField(help_text="major units, exact")
 
         currency = serializers.CharField()
         amount_minor = serializers.IntegerField(help_text="what the generation will be charged")
@@ -52,6 +53,7 @@ class GenerationQuoteApi(APIView):
         level = serializers.CharField(help_text="the most intrusive level, which is priced")
         distribution = serializers.CharField()
         tier_minor = serializers.IntegerField(help_text="the price tier in force")
+        tier = serializers.CharField(help_text="the same in major units, exact")
         floor = FloorOutput(allow_null=True, help_text="the holder floor that set the price")
         parts = serializers.DictField(child=serializers.IntegerField())
         holders = HolderOutput(many=True, help_text="direct payouts, per holder and side")
@@ -85,13 +87,18 @@ class GenerationQuoteApi(APIView):
             currency=data.get("currency"),
         )
         allocation = plan.allocation
+
+        def money(minor: int) -> str:
+            return selectors.format_minor(minor, plan.currency)
+
         body = {
             "currency": plan.currency,
             "amount_minor": plan.amount,
-            "amount": selectors.format_minor(plan.amount, plan.currency),
+            "amount": money(plan.amount),
             "level": plan.level,
             "distribution": plan.distribution,
             "tier_minor": plan.tier_minor,
+            "tier": money(plan.tier_minor),
             "floor": plan.floor,
             "parts": {
                 "direct": sum(allocation.direct.values()),
@@ -100,7 +107,10 @@ class GenerationQuoteApi(APIView):
                 "platform": allocation.platform,
                 "unallocated": allocation.unallocated,
             },
-            "holders": direct_shares_quoted(plan),
+            "holders": [
+                {**vars(share), "amount": money(share.amount_minor)}
+                for share in direct_shares_quoted(plan)
+            ],
             "price_list": plan.price_list.pk,
             "split_policy": plan.policy.pk,
         }

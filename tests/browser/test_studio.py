@@ -15,6 +15,7 @@ from attribution.models import TrainingAttribution
 from attribution.services.training import training_attribution_run_here
 from catalog.services.consent import consent_revoke
 from generation.models import GenerationRequest
+from royalties.models import LedgerEntry
 from royalties.selectors import format_minor, holder_period_totals
 from tests.attribution.test_training_attribution import TINY_TDA
 from tests.generation.conftest import TRAINED
@@ -63,6 +64,11 @@ def test_maker_generates_from_a_prompt_and_the_holder_sees_the_payout(
     expect(page.locator("#verification")).to_contain_text("All references are permitted")
     expect(selected.locator(".badge.ok")).to_have_count(2)
     page.get_by_label("Duration (seconds)").fill("2")
+    # the price next to Generate is the quote the ledger will charge
+    quote = page.locator("#quote")
+    expect(quote).to_have_text(re.compile(r"^Price: [0-9]+\.[0-9]{2} EUR$"))
+    quoted_minor = int(quote.get_attribute("data-amount-minor"))
+    expect(page.locator("#quote-details tbody tr")).not_to_have_count(0)
     shots(page, "selection-verified")
 
     page.get_by_role("button", name="Generate").click()
@@ -84,6 +90,8 @@ def test_maker_generates_from_a_prompt_and_the_holder_sees_the_payout(
 
     generation = GenerationRequest.objects.get(requested_by=maker)
     assert generation.status == GenerationRequest.Status.SUCCEEDED
+    fee = LedgerEntry.objects.get(generation_ref=generation.ref, account__kind="receivable")
+    assert fee.amount_minor == quoted_minor
     assert [r.recording.title for r in generation.references.order_by("position")] == titles
     assert [r.weight for r in generation.references.order_by("position")] == [1.0, 0.5]
     references = page.locator("#references tbody tr")

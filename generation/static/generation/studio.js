@@ -223,6 +223,7 @@
     list.insertBefore(node, list.children[at] || null);
     selection.splice(at, 0, entry);
     refreshSelection();
+    refreshQuote();
   }
 
   function removeReference(entry) {
@@ -230,6 +231,7 @@
     if (index >= 0) selection.splice(index, 1);
     entry.node.remove();
     refreshSelection();
+    refreshQuote();
     return index;
   }
 
@@ -309,6 +311,42 @@
   }
   $("#verify-button").addEventListener("click", verify);
 
+  // --- the price, next to Generate (the quote equals the charge) ------------------------------
+  let quoteTimer = null;
+  let quoteSerial = 0;
+  function refreshQuote() {
+    clearTimeout(quoteTimer);
+    quoteTimer = setTimeout(showQuote, 250);
+  }
+
+  async function showQuote() {
+    const box = $("#quote");
+    const details = $("#quote-details");
+    const serial = ++quoteSerial;
+    if (!selection.length) {
+      box.textContent = "Price: add a reference to see it.";
+      details.hidden = true;
+      return;
+    }
+    try {
+      const quote = await api("POST", "/api/generations/quote/", { references: referencesPayload(), distribution: distribution() });
+      if (serial !== quoteSerial) return; // a newer selection is being priced
+      const why = quote.floor ? ` (a rights holder's minimum for this use; the tier is ${quote.tier})` : "";
+      box.textContent = `Price: ${quote.amount} ${quote.currency}${why}`;
+      box.dataset.amountMinor = quote.amount_minor;
+      $("tbody", details).replaceChildren(...quote.holders.map((h) => el("tr", {},
+        el("td", {}, h.name), el("td", {}, h.side === "publishing" ? "composition" : "recording"),
+        el("td", { class: "num" }, h.amount))));
+      details.hidden = !quote.holders.length;
+    } catch (error) {
+      if (serial !== quoteSerial) return;
+      box.textContent = `No price yet: ${error instanceof ApiError ? error.describe() : String(error)}`;
+      delete box.dataset.amountMinor;
+      details.hidden = true;
+    }
+  }
+  $("#selection").addEventListener("change", refreshQuote);
+
   // --- submit -----------------------------------------------------------------------------
   $("#generate-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -345,5 +383,6 @@
   document.querySelectorAll("input[name=distribution]").forEach((radio) => radio.addEventListener("change", () => {
     document.querySelectorAll(".ref-verdict").forEach((box) => box.replaceChildren());
     $("#verification").replaceChildren();
+    refreshQuote();
   }));
 })();
