@@ -167,21 +167,24 @@ class _LedgerWriter:
         return _Posting(self.tx_id, ref, booked_at, level)
 
     def add(
-        self, p: _Posting, kind: str, amount: int, component: str, holder=None, rec=None, side=""
-    ):
+        self, p: _Posting, kind: str, amount: int, component: str, holder=None, rec=None, side="",
+        module="",
+    ):  # fmt: skip
         if amount:
             self.entries.append(
                 (p.tx_id, self.account(kind, holder), amount, "EUR", component, holder, rec,
-                 side, p.ref, p.level, "commercial", p.booked_at)
+                 side, module, p.ref, p.level, "commercial", p.booked_at)
             )  # fmt: skip
 
-    def credit(self, p: _Posting, amount: int, rec: int, shares: dict, component: str) -> None:
+    def credit(
+        self, p: _Posting, amount: int, rec: int, shares: dict, component: str, module: str = ""
+    ) -> None:
         """Both sides of the recording: its master holders, and (no works registered in the
         benchmark catalogue) its publishing part unallocated, as the product posts them."""
         rights = RecordingRights(master=shares, works={})
         for part in split_recording_rights(amount, rights, PUBLISHING_BP):
             kind = "holder_payable" if part.holder_id else "unallocated"
-            self.add(p, kind, -part.amount, component, part.holder_id, rec, part.side)
+            self.add(p, kind, -part.amount, component, part.holder_id, rec, part.side, module)
 
     def flush(self) -> None:
         with connection.cursor() as cursor:
@@ -193,8 +196,8 @@ class _LedgerWriter:
                     copy.write_row(row)
             with cursor.cursor.copy(
                 "COPY royalties_ledgerentry (transaction_id, account_id, amount_minor, "
-                "currency, component, holder_id, recording_id, side, generation_ref, level, "
-                "distribution, booked_at) FROM STDIN"
+                "currency, component, holder_id, recording_id, side, module, generation_ref, "
+                "level, distribution, booked_at) FROM STDIN"
             ) as copy:
                 for row in self.entries:
                     copy.write_row(row)
@@ -252,8 +255,8 @@ def _fee_entries(writer: _LedgerWriter, p: _Posting, fee: int, weights, training
     writer.add(p, "receivable", fee, Component.FEE)
     for rid, part in allocation.direct.items():
         writer.credit(p, part, rid, shares[rid], Component.ITA)
-    for rid, part in allocation.auxiliary.items():
-        writer.credit(p, part, rid, shares[rid], Component.AUXILIARY)
+    for rid, part in allocation.auxiliary.items():  # one module: the generator
+        writer.credit(p, part, rid, shares[rid], Component.AUXILIARY, module="generator")
     writer.add(p, "pending_tda_pool", -allocation.tda_pool, Component.TDA_POOL)
     writer.add(p, "platform_revenue", -allocation.platform, Component.PLATFORM)
     return allocation
@@ -277,12 +280,12 @@ def _service_cross_check(config: RoyaltyBenchConfig, rng: random.Random, catalog
         )
         got = sorted(
             tx.entries.values_list("account_id", "amount_minor", "component", "holder_id",
-                                   "recording_id", "side")
+                                   "recording_id", "side", "module")
         )  # fmt: skip
         writer.entries.clear()
         p = _Posting(0, tx.generation_ref, tx.booked_at, level)
         _fee_entries(writer, p, PRICES[level][2], weights, training, catalogue["shares"])
-        expected = sorted((e[1], e[2], e[4], e[5], e[6], e[7]) for e in writer.entries)
+        expected = sorted((e[1], e[2], e[4], e[5], e[6], e[7], e[8]) for e in writer.entries)
         mismatches += got != expected
     return {"generations": config.service_sample, "mismatches": mismatches}
 

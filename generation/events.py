@@ -27,6 +27,18 @@ class CompletedReference:
 
 
 @dataclass(frozen=True)
+class UsedModule:
+    """A learned module a generation used, with the recordings it was trained on (empty and
+    `external` for a module trained outside the platform), so the auxiliary pool can pay
+    the creators of its data."""
+
+    label: str
+    kind: str  # generator | conditioning_encoder | text_tower
+    training_recording_ids: tuple[int, ...] = ()
+    external: bool = False
+
+
+@dataclass(frozen=True)
 class GenerationCompleted:
     generation_ref: str
     requested_by_id: int
@@ -36,6 +48,7 @@ class GenerationCompleted:
     distribution: str
     references: tuple[CompletedReference, ...]
     training_recording_ids: tuple[int, ...]
+    modules: tuple[UsedModule, ...] = ()
 
 
 Receiver = Callable[[GenerationCompleted], object]

@@ -14,6 +14,7 @@ from catalog.models import EncoderVersion, Recording, RecordingEmbedding, Record
 from catalog.models import Use as CatalogUse
 from catalog.selectors import recordings_permitting, recordings_rights_holders
 from config.exceptions import Conflict, NotFound
+from generation.events import UsedModule
 from generation.models import GenerationRequest, ModelVersion
 
 
@@ -227,3 +228,26 @@ def generation_receipt_references(*, generation: GenerationRequest) -> list[Rece
         )
         for ref in sorted(references, key=lambda r: r.position)
     ]
+
+
+def generation_modules(*, model_version: ModelVersion, prompt: str = "") -> tuple[UsedModule, ...]:
+    """The learned modules a generation on `model_version` uses: the generator; the encoder
+    that embedded its references (and prompt), trained on its own manifest or, without one,
+    outside the platform; and, when there is a prompt, the encoder's pretrained text model."""
+    encoder = model_version.encoder
+    manifest = encoder.training_manifest or {}
+    modules = [
+        UsedModule(
+            f"generator {model_version}", "generator", tuple(model_version.training_recording_ids)
+        ),
+        UsedModule(
+            f"encoder {encoder}",
+            "conditioning_encoder",
+            tuple(r["id"] for r in manifest.get("recordings", [])),
+            external="recordings" not in manifest,
+        ),
+    ]
+    text_model = (encoder.config or {}).get("text_model")
+    if prompt.strip() and text_model:
+        modules.append(UsedModule(f"text model {text_model}", "text_tower", (), external=True))
+    return tuple(modules)

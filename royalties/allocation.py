@@ -84,49 +84,103 @@ class FeeSplit:
 
 
 @dataclass(frozen=True)
+class PaidModule:
+    """A learned module a generation used, whose training data the auxiliary pool pays
+    (seed 004 section 7): the generator, the encoder that embedded its references and prompt,
+    the text tower... A module trained outside the platform is `external`: its part goes to a
+    disclosed account for the unknown creators of its data."""
+
+    label: str  # e.g. "generator default-dit@7e6fe6dc2184"
+    kind: str  # the split policy weighs modules by kind
+    training_recordings: tuple[int, ...] = ()
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class ModulePart:
+    """One module's part of the auxiliary pool: flat over its training recordings, or to
+    external creators, or unallocated when the module's training set is not known."""
+
+    module: PaidModule
+    amount: int
+    by_recording: dict[int, int]
+    external: int
+    unallocated: int
+
+
+@dataclass(frozen=True)
 class FeeAllocation:
-    """A fee divided into its destinations. `direct` and `auxiliary` are per recording; what
-    has no recording to go to (no training set for the auxiliary pool) is `unallocated`."""
+    """A fee divided into its destinations. `direct` is per recording; the auxiliary pool is
+    per module (`modules`); what has nobody to go to is `unallocated`."""
 
     fee: int
     direct: dict[int, int]
     tda_pool: int
-    auxiliary: dict[int, int]
+    modules: list[ModulePart]
     platform: int
-    unallocated: int
+    unallocated: int  # the auxiliary pool when no module is weighted
+
+    @property
+    def auxiliary(self) -> dict[int, int]:
+        """Auxiliary amounts per recording, summed over the modules it trained."""
+        summed: dict[int, int] = {}
+        for part in self.modules:
+            for rid, amount in part.by_recording.items():
+                summed[rid] = summed.get(rid, 0) + amount
+        return summed
 
     def total(self) -> int:
         return (
             sum(self.direct.values())
             + self.tda_pool
-            + sum(self.auxiliary.values())
+            + sum(part.amount for part in self.modules)
             + self.platform
             + self.unallocated
         )
+
+
+def _module_part(module: PaidModule, amount: int) -> ModulePart:
+    training = list(dict.fromkeys(module.training_recordings))
+    if module.external:
+        return ModulePart(module, amount, {}, amount, 0)
+    if not training:
+        return ModulePart(module, amount, {}, 0, amount)
+    return ModulePart(
+        module, amount, split_largest_remainder(amount, dict.fromkeys(training, 1)), 0, 0
+    )
 
 
 def allocate_fee(
     fee: int,
     split: FeeSplit,
     reference_weights: Mapping[int, int | float | Fraction],
-    training_recordings: Sequence[int],
+    training_recordings: Sequence[int] = (),
+    *,
+    modules: Sequence[PaidModule] | None = None,
+    module_weights: Mapping[str, int] | None = None,
 ) -> FeeAllocation:
     """Divide one generation's fee: the direct part by reference weight per recording, the
-    auxiliary part flat over the recordings that trained the model, the TDA pool and the
-    platform part as single amounts."""
+    TDA pool and the platform part as single amounts, and the auxiliary part over the
+    modules the generation used by their kind's weight (renormalised over the modules
+    present), each module's part flat over the recordings it was trained on. Without
+    `modules`, the generator trained on `training_recordings` is the only module."""
+    if modules is None:
+        modules = [PaidModule("generator", "generator", tuple(training_recordings))]
+        module_weights = {"generator": 1}
+    weights = module_weights or {}
     parts = split_largest_remainder(fee, split.as_dict())
     direct = split_largest_remainder(parts["direct"], reference_weights)
-    training = list(dict.fromkeys(training_recordings))
-    if training:
-        auxiliary = split_largest_remainder(parts["auxiliary"], dict.fromkeys(training, 1))
+    weighted = {n: weights.get(m.kind, 0) for n, m in enumerate(modules) if weights.get(m.kind)}
+    module_parts, unallocated = [], parts["auxiliary"]
+    if weighted:
+        amounts = split_largest_remainder(parts["auxiliary"], weighted)
+        module_parts = [_module_part(modules[n], amount) for n, amount in amounts.items()]
         unallocated = 0
-    else:
-        auxiliary, unallocated = {}, parts["auxiliary"]
     allocation = FeeAllocation(
         fee=fee,
         direct=direct,
         tda_pool=parts["tda_pool"],
-        auxiliary=auxiliary,
+        modules=module_parts,
         platform=parts["platform"],
         unallocated=unallocated,
     )

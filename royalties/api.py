@@ -63,8 +63,8 @@ class StatementOutput(serializers.ModelSerializer):
         model = Statement
         fields = [
             "id", "holder", "period", "currency", "ita_minor", "tda_minor", "auxiliary_minor",
-            "total_minor", "master_minor", "publishing_minor", "entry_count", "entries_sha256",
-            "closed_at",
+            "total_minor", "master_minor", "publishing_minor", "auxiliary_by_module",
+            "entry_count", "entries_sha256", "closed_at",
         ]  # fmt: skip
 
 
@@ -81,6 +81,10 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
         master_minor = serializers.IntegerField(help_text="of the total: as a master holder")
         publishing_minor = serializers.IntegerField(
             help_text="of the total: as a writer or publisher of works"
+        )
+        auxiliary_by_module = serializers.DictField(
+            child=serializers.IntegerField(),
+            help_text="the auxiliary amount per module whose training data it pays",
         )
         total = serializers.CharField(help_text="total in major units, exact")
         generations = serializers.IntegerField()
@@ -104,6 +108,7 @@ class PayoutSummaryApi(_HolderPeriod, APIView):
                     "total_minor": totals.total,
                     "master_minor": totals.master,
                     "publishing_minor": totals.publishing,
+                    "auxiliary_by_module": totals.auxiliary_by_module,
                     "total": selectors.format_minor(totals.total, currency),
                     "generations": totals.generations,
                     "statement": statement,
@@ -280,7 +285,7 @@ class SplitPolicyApi(generics.ListAPIView):
             model = SplitPolicy
             fields = [
                 "id", "effective_from", "direct_bp", "tda_pool_bp", "auxiliary_bp",
-                "platform_bp", "publishing_bp", "note",
+                "platform_bp", "publishing_bp", "auxiliary_modules", "note",
             ]  # fmt: skip
 
     class Input(serializers.Serializer):
@@ -292,6 +297,10 @@ class SplitPolicyApi(generics.ListAPIView):
         publishing_bp = serializers.IntegerField(
             required=False, help_text="the writers' and publishers' side of what each "
             "recording earns, in basis points (default 5000: 50/50 with the masters)",
+        )  # fmt: skip
+        auxiliary_modules = serializers.DictField(
+            child=serializers.IntegerField(), required=False,
+            help_text="basis points of the auxiliary part per module kind (sum 10000)",
         )  # fmt: skip
         note = serializers.CharField(required=False, allow_blank=True, max_length=255)
 

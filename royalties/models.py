@@ -90,6 +90,16 @@ class PriceFloor(models.Model):
         )
 
 
+# Seed 004 section 7: the creators of the data behind every learned module a generation used
+# are paid. The generator learned the music; the encoder placed the references and the prompt
+# in its space; the pretrained text tower was trained outside the platform.
+DEFAULT_AUXILIARY_MODULES = {"generator": 6_000, "conditioning_encoder": 3_000, "text_tower": 1_000}
+
+
+def default_auxiliary_modules() -> dict[str, int]:
+    return dict(DEFAULT_AUXILIARY_MODULES)
+
+
 class SplitPolicy(models.Model):
     """How each fee is divided, in basis points (sum 10,000), from `effective_from` on; and
     how what a recording earns is divided between its master holders and the writers and
@@ -102,6 +112,10 @@ class SplitPolicy(models.Model):
     auxiliary_bp = models.PositiveIntegerField()
     platform_bp = models.PositiveIntegerField()
     publishing_bp = models.PositiveIntegerField(default=5_000)
+    # how the auxiliary part is divided over the modules a generation used, by kind (basis
+    # points summing to 10,000, renormalised over the kinds present); policies from before
+    # modules were recorded keep {"generator": 10000}, the flat pool over its training set
+    auxiliary_modules = models.JSONField(default=default_auxiliary_modules)
     note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -150,6 +164,10 @@ class Account(models.Model):
             ("Unallocated (no rights shares, no registered work or no training set)"),
         )
         PAYOUTS_HELD = "payouts_held", "Payouts held for review (similarity audit flag)"
+        EXTERNAL_CREATORS = (
+            "external_creators",
+            ("Creators of the data behind modules trained outside the platform (disclosed)"),
+        )
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
     holder = models.ForeignKey(
@@ -247,6 +265,9 @@ class LedgerEntry(models.Model):
         Recording, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     side = models.CharField(max_length=16, choices=Side.choices, blank=True)
+    module = models.CharField(
+        max_length=100, blank=True, help_text="the module an auxiliary payout is for"
+    )
     work = models.ForeignKey(
         Work, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -285,6 +306,7 @@ class Statement(models.Model):
     # the same total by side; None on statements closed before the publishing side existed
     master_minor = models.BigIntegerField(null=True, blank=True)
     publishing_minor = models.BigIntegerField(null=True, blank=True)
+    auxiliary_by_module = models.JSONField(default=dict, blank=True)
     entry_count = models.PositiveIntegerField()
     entries_sha256 = models.CharField(max_length=64)
     closed_at = models.DateTimeField(auto_now_add=True)

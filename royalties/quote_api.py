@@ -19,10 +19,11 @@ from catalog.models import Distribution, Level
 from catalog.selectors import holder_readable_by, recording_get
 from config.api import IdField, TextField, validated_input
 from generation.api import ReferencesField, reference_specs
-from generation.selectors import servable_model_version
+from generation.selectors import generation_modules, servable_model_version
 from generation.services.requests import ReferencesRefused
 from generation.verification import references_verify
 from royalties import selectors, services
+from royalties.allocation import PaidModule
 from royalties.services.fees import direct_shares_quoted
 
 
@@ -30,6 +31,7 @@ class GenerationQuoteApi(APIView):
     class Input(serializers.Serializer):
         references = ReferencesField(min_length=1)
         distribution = serializers.ChoiceField(choices=Distribution.choices)
+        prompt = TextField(max_length=500, required=False, allow_blank=True, default="")
         currency = TextField(max_length=3, required=False)
 
     class Output(serializers.Serializer):
@@ -56,6 +58,9 @@ class GenerationQuoteApi(APIView):
         tier = serializers.CharField(help_text="the same in major units, exact")
         floor = FloorOutput(allow_null=True, help_text="the holder floor that set the price")
         parts = serializers.DictField(child=serializers.IntegerField())
+        auxiliary_by_module = serializers.DictField(
+            child=serializers.IntegerField(), help_text="the auxiliary part per module used"
+        )
         holders = HolderOutput(many=True, help_text="direct payouts, per holder and side")
         price_list = serializers.IntegerField()
         split_policy = serializers.IntegerField()
@@ -77,14 +82,20 @@ class GenerationQuoteApi(APIView):
                 "these references may not be used as asked; nothing can be quoted",
                 details={str(v.recording_id): v.reasons for v in refused},
             )
+        model_version = servable_model_version()
+        modules = generation_modules(model_version=model_version, prompt=data["prompt"])
         plan = services.fee_plan(
             at=timezone.now(),
             distribution=data["distribution"],
             references=[
                 services.ChargedReference(s.recording_id, s.level, s.weight) for s in specs
             ],
-            training_recording_ids=servable_model_version().training_recording_ids,
+            training_recording_ids=model_version.training_recording_ids,
             currency=data.get("currency"),
+            modules=[
+                PaidModule(m.label, m.kind, tuple(m.training_recording_ids), m.external)
+                for m in modules
+            ],
         )
         allocation = plan.allocation
 
@@ -103,10 +114,11 @@ class GenerationQuoteApi(APIView):
             "parts": {
                 "direct": sum(allocation.direct.values()),
                 "tda_pool": allocation.tda_pool,
-                "auxiliary": sum(allocation.auxiliary.values()),
+                "auxiliary": sum(part.amount for part in allocation.modules),
                 "platform": allocation.platform,
                 "unallocated": allocation.unallocated,
             },
+            "auxiliary_by_module": {part.module.label: part.amount for part in allocation.modules},
             "holders": [
                 {**vars(share), "amount": money(share.amount_minor)}
                 for share in direct_shares_quoted(plan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from generation.events import GenerationCompleted
+from royalties.allocation import PaidModule
 from royalties.services import ChargedReference, generation_fee_post
 
 
@@ -17,4 +18,9 @@ def fee_on_generation_completed(event: GenerationCompleted) -> None:
             for r in event.references
         ],
         training_recording_ids=list(event.training_recording_ids),
+        modules=[
+            PaidModule(m.label, m.kind, tuple(m.training_recording_ids), m.external)
+            for m in event.modules
+        ]
+        or None,
     )

@@ -111,6 +111,7 @@ class PeriodTotals:
     entry_count: int
     generations: int
     entries_sha256: str
+    auxiliary_by_module: dict[str, int]
 
 
 def holder_period_totals(
@@ -134,7 +135,18 @@ def holder_period_totals(
         for pk, amount in rows:
             hasher.update(f"{pk}:{amount};".encode())
         digest = hasher.hexdigest()
-    return PeriodTotals(**totals, entries_sha256=digest)
+    by_module = (
+        entries.filter(component=Component.AUXILIARY)
+        .values("module")
+        .annotate(owed=_owed())
+        .order_by("-owed", "module")
+    )
+    auxiliary_by_module = {
+        row["module"] or "generator (before modules were recorded)": row["owed"]
+        for row in by_module
+        if row["owed"]
+    }
+    return PeriodTotals(**totals, entries_sha256=digest, auxiliary_by_module=auxiliary_by_module)
 
 
 def holder_statement(*, holder: RightsHolder, period: date, currency: str) -> Statement | None:

@@ -85,6 +85,9 @@ def holder_payouts(request: HttpRequest, holder_id: int) -> HttpResponse:
                 "master": money(totals.master),
                 "publishing": money(totals.publishing),
             },
+            "auxiliary_by_module": [
+                (module, money(amount)) for module, amount in totals.auxiliary_by_module.items()
+            ],
             "statement": statement,
             "months": [
                 {

@@ -38,7 +38,12 @@ from generation.model import (
     load_generator,
 )
 from generation.models import GenerationRequest, ModelVersion
-from generation.selectors import generation_get, model_version_standing, reference_embedding
+from generation.selectors import (
+    generation_get,
+    generation_modules,
+    model_version_standing,
+    reference_embedding,
+)
 from generation.services.requests import verification_payload
 from generation.verification import ReferenceSpec, references_verify
 from jobs.lifecycle import (
@@ -346,6 +351,7 @@ def completed_event(generation: GenerationRequest) -> GenerationCompleted:
             for ref in generation.references.order_by("position")
         ),
         training_recording_ids=tuple(model_version.training_recording_ids),
+        modules=generation_modules(model_version=model_version, prompt=generation.prompt),
     )
 
 
@@ -395,6 +401,12 @@ def _complete(
                 "model_version": str(model_version),
                 "model_checkpoint_sha256": model_version.checkpoint_sha256,
                 "encoder_version": str(model_version.encoder),
+                "modules": [
+                    {"label": m.label, "kind": m.kind, "external": m.external}
+                    for m in generation_modules(
+                        model_version=model_version, prompt=generation.prompt
+                    )
+                ],
                 "seed": generation.seed,
                 "seconds": generation.seconds,
                 "prompt": generation.prompt,

@@ -26,6 +26,7 @@ from royalties import selectors
 from royalties.allocation import (
     FeeAllocation,
     FeeSplit,
+    PaidModule,
     RecordingRights,
     RightsPart,
     allocate_fee,
@@ -101,8 +102,11 @@ def fee_plan(
     references: Sequence[ChargedReference],
     training_recording_ids: Sequence[int],
     currency: str | None = None,
+    modules: Sequence[PaidModule] | None = None,
 ) -> FeePlan:
-    """The fee of a generation verified at `at`, and where each minor unit of it goes."""
+    """The fee of a generation verified at `at`, and where each minor unit of it goes.
+    `modules` are the learned modules it used (the auxiliary pool pays their training data);
+    without them the generator trained on `training_recording_ids` is the only one."""
     currency = currency_checked(currency)
     at = _aware(at, "verified_at")
     if distribution not in Distribution.values:
@@ -128,11 +132,14 @@ def fee_plan(
     weights: dict[int, float] = {}
     for ref in references:  # a recording referenced twice is paid for its summed weight
         weights[ref.recording_id] = weights.get(ref.recording_id, 0) + ref.weight
+    if modules is None:
+        modules = [PaidModule("generator", "generator", tuple(training_recording_ids))]
     allocation = allocate_fee(
         amount,
         FeeSplit(policy.direct_bp, policy.tda_pool_bp, policy.auxiliary_bp, policy.platform_bp),
         {rid: w for rid, w in weights.items() if w > 0},
-        training_recording_ids,
+        modules=modules,
+        module_weights=policy.auxiliary_modules,
     )
     return FeePlan(
         currency=currency,

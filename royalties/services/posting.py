@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from royalties.allocation import RecordingRights, split_recording_rights
+from collections.abc import Mapping
+
+from royalties.allocation import ModulePart, RecordingRights, split_recording_rights
 from royalties.models import (
     Account,
+    Component,
     LedgerEntry,
     LedgerTransaction,
 )
@@ -30,6 +33,7 @@ class Posting:
         recording_id: int | None = None,
         side: str = "",
         work_id: int | None = None,
+        module: str = "",
     ) -> None:
         if amount == 0:
             return
@@ -50,6 +54,7 @@ class Posting:
                 recording_id=recording_id,
                 side=side,
                 work_id=work_id,
+                module=module[:100],
                 generation_ref=self.tx.generation_ref,
                 level=self.level,
                 distribution=self.distribution,
@@ -64,6 +69,7 @@ class Posting:
         rights: RecordingRights,
         publishing_bp: int,
         component: str,
+        module: str = "",
     ) -> None:
         """Credit a recording's amount to the holders of both sides of the song (masters;
         writers and publishers of its works); a side with nobody to pay goes to unallocated,
@@ -77,7 +83,19 @@ class Posting:
                 recording_id=recording_id,
                 side=part.side,
                 work_id=part.work_id,
+                module=module,
             )
+
+    def credit_module(
+        self, part: ModulePart, rights: Mapping[int, RecordingRights], publishing_bp: int
+    ) -> None:
+        """A module's part of the auxiliary pool: to the holders of the recordings it was
+        trained on, to the external-creators account, or unallocated."""
+        label, component = part.module.label, Component.AUXILIARY
+        for rid, amount in part.by_recording.items():
+            self.credit_recording(amount, rid, rights[rid], publishing_bp, component, label)
+        self.add(Account.Kind.EXTERNAL_CREATORS, -part.external, component, module=label)
+        self.add(Account.Kind.UNALLOCATED, -part.unallocated, component, module=label)
 
     def save(self) -> None:
         total = sum(e.amount_minor for e in self.entries)

@@ -15,6 +15,7 @@ from catalog.selectors import (
 from config.exceptions import Conflict, InvalidInput, NotFound
 from royalties.allocation import (
     AllocationError,
+    PaidModule,
     split_largest_remainder,
 )
 from royalties.models import (
@@ -37,6 +38,7 @@ def generation_fee_post(
     references: Sequence[ChargedReference],
     training_recording_ids: Sequence[int],
     currency: str | None = None,
+    modules: Sequence[PaidModule] | None = None,
 ) -> LedgerTransaction:
     """Charge a completed generation once (a second call returns the first posting)."""
     key = f"generation:{generation_ref}:fee"
@@ -49,6 +51,7 @@ def generation_fee_post(
         references=references,
         training_recording_ids=training_recording_ids,
         currency=currency,
+        modules=modules,
     )
     allocation, policy, level, amount = plan.allocation, plan.policy, plan.level, plan.amount
     memo = f"{level}-level generation, {distribution}, verified {verified_at:%Y-%m-%d}"
@@ -76,10 +79,8 @@ def generation_fee_post(
                 posting.credit_recording(
                     part, rid, plan.rights[rid], policy.publishing_bp, Component.ITA
                 )
-            for rid, part in allocation.auxiliary.items():
-                posting.credit_recording(
-                    part, rid, plan.rights[rid], policy.publishing_bp, Component.AUXILIARY
-                )
+            for module_part in allocation.modules:
+                posting.credit_module(module_part, plan.rights, policy.publishing_bp)
             posting.add(Account.Kind.PENDING_TDA_POOL, -allocation.tda_pool, Component.TDA_POOL)
             posting.add(Account.Kind.PLATFORM_REVENUE, -allocation.platform, Component.PLATFORM)
             posting.add(Account.Kind.UNALLOCATED, -allocation.unallocated, Component.UNALLOCATED)

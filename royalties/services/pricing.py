@@ -17,6 +17,7 @@ from royalties.allocation import (
     FeeSplit,
 )
 from royalties.models import (
+    DEFAULT_AUXILIARY_MODULES,
     PriceList,
     PriceTier,
     SplitPolicy,
@@ -24,6 +25,8 @@ from royalties.models import (
 from royalties.services.inputs import _aware, _require_staff, currency_checked
 
 DEFAULT_PUBLISHING_BP = 5_000
+# learned modules a generation can use (generation.events.UsedModule.kind)
+MODULE_KINDS = ("generator", "conditioning_encoder", "text_tower", "vocoder", "autoencoder")
 
 # --- prices and splits ------------------------------------------------------------------------
 
@@ -80,6 +83,7 @@ def split_policy_publish(
     auxiliary_bp: int,
     platform_bp: int,
     publishing_bp: int = DEFAULT_PUBLISHING_BP,
+    auxiliary_modules: Mapping[str, int] | None = None,
     effective_from: datetime | None = None,
     note: str = "",
 ) -> SplitPolicy:
@@ -101,6 +105,19 @@ def split_policy_publish(
             f"the publishing side must be 0 to 10000 basis points, got {publishing_bp!r}",
             details={"publishing_bp": publishing_bp},
         )
+    modules = dict(DEFAULT_AUXILIARY_MODULES if auxiliary_modules is None else auxiliary_modules)
+    unknown = sorted(set(modules) - set(MODULE_KINDS))
+    bad = {
+        k: v for k, v in modules.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0
+    }
+    if unknown or bad or sum(modules.values()) != 10_000:
+        raise InvalidInput(
+            "auxiliary_modules gives each module kind (" + ", ".join(MODULE_KINDS) + ") a "
+            "whole number of basis points, summing to 10000",
+            details={"unknown": unknown, "invalid": bad, "total": sum(
+                v for v in modules.values() if isinstance(v, int)
+            )},
+        )  # fmt: skip
     if SplitPolicy.objects.filter(effective_from=effective_from).exists():
         raise Conflict(f"a split policy already starts at {effective_from.isoformat()}")
     return SplitPolicy.objects.create(
@@ -110,6 +127,7 @@ def split_policy_publish(
         auxiliary_bp=auxiliary_bp,
         platform_bp=platform_bp,
         publishing_bp=publishing_bp,
+        auxiliary_modules=modules,
         note=note,
         created_by=actor,
     )

@@ -46,6 +46,7 @@ def statement_close(
         total_minor=summary.total,
         master_minor=summary.master,
         publishing_minor=summary.publishing,
+        auxiliary_by_module=summary.auxiliary_by_module,
         entry_count=summary.entry_count,
         entries_sha256=summary.entries_sha256,
         closed_by=actor,
