@@ -5,10 +5,13 @@ from catalog.models import (
     ConsentVersion,
     CurrentConsent,
     Recording,
+    RecordingWork,
     Release,
     RightsHolder,
     RightsHolderMembership,
     RightsShare,
+    Work,
+    WorkShare,
 )
 
 
@@ -37,6 +40,31 @@ class RightsShareInline(admin.TabularInline):
         return False
 
 
+class WorkShareInline(admin.TabularInline):
+    """Read-only here: a work's shares are set through `work_shares_set` (the sum, roles and
+    publishers' IPI are checked, and the recordings' consent masks follow)."""
+
+    model = WorkShare
+    extra = 0
+    can_delete = False
+    readonly_fields = ["holder", "role", "basis_points"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RecordingWorkInline(admin.TabularInline):
+    """Read-only here: links are set through `recording_works_set` (sum and consent masks)."""
+
+    model = RecordingWork
+    extra = 0
+    can_delete = False
+    readonly_fields = ["recording", "work", "basis_points"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Artist)
 class ArtistAdmin(admin.ModelAdmin):
     search_fields = ["name"]
@@ -54,7 +82,7 @@ class RecordingAdmin(admin.ModelAdmin):
     list_filter = ["genre", "mode"]
     search_fields = ["title", "artist__name", "isrc"]
     readonly_fields = ["content_sha256", "descriptors", "created_at"]
-    inlines = [RightsShareInline]
+    inlines = [RightsShareInline, RecordingWorkInline]
     actions = ["check_integrity"]
 
     @admin.action(description="Check stored audio against its content hash (Celery)")
@@ -84,10 +112,41 @@ class RightsShareAdmin(ReadOnlyAdmin):
     search_fields = ["recording__title", "holder__name"]
 
 
+@admin.register(Work)
+class WorkAdmin(admin.ModelAdmin):
+    """Works are registered through `work_create` (the API or the importer), which checks the
+    ISWC and the shares; here staff may correct a title."""
+
+    list_display = ["title", "iswc", "created_at"]
+    search_fields = ["title", "iswc", "shares__holder__name"]
+    readonly_fields = ["iswc", "created_at"]
+    inlines = [WorkShareInline, RecordingWorkInline]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WorkShare)
+class WorkShareAdmin(ReadOnlyAdmin):
+    list_display = ["work", "holder", "role", "basis_points"]
+    list_filter = ["role"]
+    search_fields = ["work__title", "holder__name"]
+
+
+@admin.register(RecordingWork)
+class RecordingWorkAdmin(ReadOnlyAdmin):
+    list_display = ["recording", "work", "basis_points"]
+    search_fields = ["recording__title", "work__title"]
+
+
 @admin.register(ConsentVersion)
 class ConsentVersionAdmin(ReadOnlyAdmin):
     list_display = [
         "recording",
+        "work",
         "holder",
         "number",
         "granted",
@@ -96,12 +155,12 @@ class ConsentVersionAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["training", "song_inference", "commercial"]
-    search_fields = ["recording__title", "holder__name"]
+    search_fields = ["recording__title", "work__title", "holder__name"]
 
 
 @admin.register(CurrentConsent)
 class CurrentConsentAdmin(ReadOnlyAdmin):
-    list_display = ["recording", "holder", "version"]
+    list_display = ["recording", "work", "holder", "version"]
 
 
 @admin.register(RightsHolderMembership)
