@@ -7,13 +7,15 @@ import django_filters
 from django.db.models import Q
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import selectors
 from catalog.models import (
+    TOTAL_BASIS_POINTS,
     Artist,
     ConsentVersion,
     Distribution,
@@ -21,10 +23,14 @@ from catalog.models import (
     Release,
     RightsHolder,
     Use,
+    Work,
+    WorkShare,
 )
 from catalog.services.consent import consent_grant, consent_revoke
-from config.api import validated_input
-from config.exceptions import Forbidden
+from catalog.services.works import WorkShareSpec, iswc_checked, recording_works_set, work_create
+from config.api import IdField, TextField, validated_input
+from config.exceptions import Forbidden, InvalidInput
+from config.permissions import StaffOnly
 
 # --- output serializers shared by several endpoints ------------------------------------------
 
@@ -63,6 +69,46 @@ class RecordingOutput(serializers.ModelSerializer):
 
     def get_audio_url(self, recording: Recording) -> str:
         return f"/api/catalogue/recordings/{recording.pk}/audio/"
+
+
+class EmbodiedWorkOutput(serializers.Serializer):
+    """A work a recording embodies, with its part of the recording's publishing side."""
+
+    id = serializers.IntegerField(source="work_id")
+    title = serializers.CharField(source="work.title")
+    iswc = serializers.CharField(source="work.iswc", allow_null=True)
+    basis_points = serializers.IntegerField()
+
+
+class WorkShareOutput(serializers.Serializer):
+    holder = serializers.IntegerField(source="holder_id")
+    name = serializers.CharField(source="holder.name")
+    ipi = serializers.CharField(source="holder.ipi")
+    role = serializers.ChoiceField(choices=WorkShare.Role.choices)
+    basis_points = serializers.IntegerField()
+
+
+class WorkRecordingOutput(serializers.Serializer):
+    """A recording embodying a work, with the work's part of its publishing side."""
+
+    id = serializers.IntegerField(source="recording_id")
+    title = serializers.CharField(source="recording.title")
+    artist = serializers.CharField(source="recording.artist.name")
+    isrc = serializers.CharField(source="recording.isrc", allow_null=True)
+    basis_points = serializers.IntegerField()
+
+
+class WorkOutput(serializers.ModelSerializer):
+    """A work with its writers' and publishers' shares and the recordings embodying it."""
+
+    # serialize works from `selectors.works_all`, which prefetches both
+
+    shares = WorkShareOutput(many=True)
+    recordings = WorkRecordingOutput(many=True, source="recording_links")
+
+    class Meta:
+        model = Work
+        fields = ["id", "title", "iswc", "shares", "recordings"]
 
 
 class EffectiveConsentOutput(serializers.Serializer):
@@ -112,13 +158,19 @@ class RecordingListApi(generics.ListAPIView):
 class RecordingDetailApi(APIView):
     class Output(RecordingOutput):
         effective_consent = serializers.SerializerMethodField()
+        works = serializers.SerializerMethodField()
 
         class Meta(RecordingOutput.Meta):
-            fields = [*RecordingOutput.Meta.fields, "effective_consent"]
+            fields = [*RecordingOutput.Meta.fields, "effective_consent", "works"]
 
         def get_effective_consent(self, recording: Recording) -> EffectiveConsentOutput:
             consent = selectors.recording_effective_consent(recording=recording)
             return {"uses": consent.uses, "distributions": consent.distributions}
+
+        @extend_schema_field(EmbodiedWorkOutput(many=True))
+        def get_works(self, recording: Recording) -> list[dict]:
+            links = selectors.recordings_works(recording_ids=[recording.pk])[recording.pk]
+            return EmbodiedWorkOutput(links, many=True).data
 
     @extend_schema(responses=Output)
     def get(self, request: Request, recording_id: int) -> Response:
@@ -248,4 +300,204 @@ class HolderConsentGrantApi(APIView):
 
 
 class HolderConsentRevokeApi(HolderConsentGrantApi):
+    service = staticmethod(consent_revoke)
+
+
+# --- musical works ------------------------------------------------------------------------------
+
+
+class StaffForWrites(BasePermission):
+    """Reads for everyone signed in; writes for staff (`StaffOnly`'s error and reason)."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return StaffOnly().has_permission(request, view)
+
+
+class WorkFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains",
+                                  label="Title contains")  # fmt: skip
+    iswc = django_filters.CharFilter(method="by_iswc", label="ISWC (with or without separators)")
+
+    class Meta:
+        model = Work
+        fields: list[str] = []
+
+    def by_iswc(self, queryset, name, value):
+        return queryset.filter(iswc=iswc_checked(value))
+
+
+class WorkShareInput(serializers.Serializer):
+    holder = IdField()
+    role = serializers.ChoiceField(choices=WorkShare.Role.choices)
+    basis_points = serializers.IntegerField(min_value=1, max_value=TOTAL_BASIS_POINTS)
+
+
+class WorkLinkInput(serializers.Serializer):
+    work = IdField()
+    basis_points = serializers.IntegerField(min_value=1, max_value=TOTAL_BASIS_POINTS)
+
+
+class WorkLinksInput(serializers.ListSerializer):
+    """The whole body is a list of links (empty: the recording embodies no work)."""
+
+    child = WorkLinkInput()
+
+
+class WorkListApi(generics.ListAPIView):
+    """Works with their shares and recordings (GET: everyone signed in, like recordings and
+    their holders' shares; POST: the rights team registers a work)."""
+
+    class Input(serializers.Serializer):
+        title = TextField()
+        iswc = TextField(
+            max_length=20, required=False, allow_blank=True, allow_null=True, default=None,
+            help_text="ISO 15707, e.g. T-034.524.680-1 (stored as T0345246801)",
+        )  # fmt: skip
+        shares = WorkShareInput(
+            many=True, allow_empty=False, max_length=100,
+            help_text="writers' and publishers' shares, summing to 10,000 basis points",
+        )  # fmt: skip
+
+    serializer_class = WorkOutput
+    filterset_class = WorkFilter
+    permission_classes = [IsAuthenticated, StaffForWrites]
+    staff_reason = "only the platform's rights team (staff) may register works"
+
+    def get_queryset(self):
+        return selectors.works_all()
+
+    @extend_schema(request=Input, responses={201: WorkOutput})
+    def post(self, request: Request) -> Response:
+        data = validated_input(self.Input, request.data)
+        shares = data["shares"]
+        holders = selectors.holders_by_ids(holder_ids=[s["holder"] for s in shares])
+        unknown = sorted({s["holder"] for s in shares} - set(holders))
+        if unknown:
+            raise InvalidInput(
+                f"unknown rights holder(s): {', '.join(map(str, unknown))}",
+                details={"holder": unknown},
+            )
+        work = work_create(
+            actor=request.user,
+            title=data["title"],
+            iswc=data["iswc"],
+            shares=[
+                WorkShareSpec(holders[s["holder"]], s["role"], s["basis_points"]) for s in shares
+            ],
+        )
+        return Response(
+            WorkOutput(selectors.work_get(work_id=work.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class WorkDetailApi(APIView):
+    @extend_schema(responses=WorkOutput)
+    def get(self, request: Request, work_id: int) -> Response:
+        return Response(WorkOutput(selectors.work_get(work_id=work_id)).data)
+
+
+class RecordingWorksApi(APIView):
+    """Staff: replace the works a recording embodies (a medley: several, summing to 10,000;
+    an empty list unlinks it)."""
+
+    permission_classes = [IsAuthenticated, StaffOnly]
+    staff_reason = "only the platform's rights team (staff) may link recordings to works"
+
+    @extend_schema(request=WorkLinkInput(many=True), responses=EmbodiedWorkOutput(many=True))
+    def put(self, request: Request, recording_id: int) -> Response:
+        recording = selectors.recording_get(recording_id=recording_id)
+        links = validated_input(WorkLinksInput, request.data)
+        ids = [link["work"] for link in links]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("a work appears twice among the links", details={"work": ids})
+        works = selectors.works_by_ids(work_ids=ids)
+        unknown = sorted(set(ids) - set(works))
+        if unknown:
+            raise InvalidInput(
+                f"unknown work(s): {', '.join(map(str, unknown))}", details={"work": unknown}
+            )
+        recording_works_set(
+            actor=request.user,
+            recording=recording,
+            works={works[link["work"]]: link["basis_points"] for link in links},
+        )
+        embodied = selectors.recordings_works(recording_ids=[recording.pk])[recording.pk]
+        return Response(EmbodiedWorkOutput(embodied, many=True).data)
+
+
+class HolderWorkListApi(generics.ListAPIView):
+    """The holder's works with its current consent for each (members and staff)."""
+
+    class Output(serializers.Serializer):
+        work = WorkOutput(source="*")
+        consent = serializers.SerializerMethodField()
+
+        @extend_schema_field(ConsentVersionOutput(allow_null=True))
+        def get_consent(self, work: Work) -> dict | None:
+            version = self.context["current"].get(work.pk)
+            return ConsentVersionOutput(version).data if version else None
+
+    serializer_class = Output
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the types
+            return Work.objects.none()
+        self.holder = selectors.holder_readable_by(
+            user=self.request.user, holder_id=self.kwargs["holder_id"]
+        )
+        return selectors.holder_works(holder=self.holder)
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        holder = getattr(self, "holder", None)
+        context["current"] = (
+            selectors.holder_current_work_consents(holder=holder) if holder is not None else {}
+        )
+        return context
+
+
+class HolderWorkConsentApi(APIView):
+    """The holder's consent for one of its works: current, history, and what all of the
+    work's writers and publishers agree on (recordings embodying it also need their masters)."""
+
+    class Output(serializers.Serializer):
+        work = WorkOutput()
+        current = ConsentVersionOutput(allow_null=True)
+        history = ConsentVersionOutput(many=True)
+        effective = EffectiveConsentOutput()
+
+    @extend_schema(responses=Output)
+    def get(self, request: Request, holder_id: int, work_id: int) -> Response:
+        holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
+        work = selectors.holder_work_get(holder=holder, work_id=work_id)
+        return Response(work_consent_detail(holder, work))
+
+
+def work_consent_detail(holder: RightsHolder, work: Work) -> dict:
+    effective = selectors.work_effective_consent(work=work)
+    return HolderWorkConsentApi.Output(
+        {
+            "work": work,
+            "current": selectors.consent_current(holder=holder, work=work),
+            "history": selectors.consent_history(holder=holder, work=work),
+            "effective": {"uses": effective.uses, "distributions": effective.distributions},
+        }
+    ).data
+
+
+class HolderWorkConsentGrantApi(APIView):
+    service = staticmethod(consent_grant)
+
+    @extend_schema(request=ConsentChangeInput, responses=HolderWorkConsentApi.Output)
+    def post(self, request: Request, holder_id: int, work_id: int) -> Response:
+        holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
+        work = selectors.holder_work_get(holder=holder, work_id=work_id)
+        data = validated_input(ConsentChangeInput, request.data)
+        self.service(actor=request.user, holder=holder, work=work, **data)
+        return Response(work_consent_detail(holder, work))
+
+
+class HolderWorkConsentRevokeApi(HolderWorkConsentGrantApi):
     service = staticmethod(consent_revoke)

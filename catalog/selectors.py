@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from catalog.models import (
     CONSENT_BIT_NAMES,
@@ -29,6 +29,7 @@ from catalog.models import (
     RightsHolderMembership,
     RightsShare,
     Use,
+    Work,
     WorkShare,
     consent_bits,
     consent_masks_with,
@@ -162,18 +163,29 @@ def recording_effective_consent(*, recording: Recording) -> EffectiveConsent:
     )
 
 
-def consent_current(*, holder: RightsHolder, recording: Recording) -> ConsentVersion | None:
+def _consent_subject(recording: Recording | None, work: Work | None) -> dict[str, object]:
+    """The filter for consent rows about one recording or one work."""
+    if (recording is None) == (work is None):
+        raise InvalidInput("consent is about one recording or one work")
+    return {"recording": recording} if recording is not None else {"work": work}
+
+
+def consent_current(
+    *, holder: RightsHolder, recording: Recording | None = None, work: Work | None = None
+) -> ConsentVersion | None:
     pointer = (
-        CurrentConsent.objects.filter(holder=holder, recording=recording)
+        CurrentConsent.objects.filter(holder=holder, **_consent_subject(recording, work))
         .select_related("version")
         .first()
     )
     return pointer.version if pointer else None
 
 
-def consent_history(*, holder: RightsHolder, recording: Recording) -> QuerySet[ConsentVersion]:
+def consent_history(
+    *, holder: RightsHolder, recording: Recording | None = None, work: Work | None = None
+) -> QuerySet[ConsentVersion]:
     return (
-        ConsentVersion.objects.filter(holder=holder, recording=recording)
+        ConsentVersion.objects.filter(holder=holder, **_consent_subject(recording, work))
         .select_related("changed_by")
         .order_by("-number")
     )
@@ -227,10 +239,107 @@ def holder_current_consents(*, holder: RightsHolder) -> dict[int, ConsentVersion
     """Latest consent version of `holder` per recording id."""
     return {
         c.recording_id: c.version
-        for c in CurrentConsent.objects.filter(holder=holder).select_related(
+        for c in CurrentConsent.objects.filter(
+            holder=holder, recording__isnull=False
+        ).select_related("version", "version__changed_by")
+    }
+
+
+def holder_current_work_consents(*, holder: RightsHolder) -> dict[int, ConsentVersion]:
+    """Latest consent version of `holder` per work id."""
+    return {
+        c.work_id: c.version
+        for c in CurrentConsent.objects.filter(holder=holder, work__isnull=False).select_related(
             "version", "version__changed_by"
         )
     }
+
+
+# --- Works -----------------------------------------------------------------------------------
+
+
+def works_all() -> QuerySet[Work]:
+    """Works with their shares (largest first) and the recordings embodying them."""
+    return Work.objects.prefetch_related(
+        Prefetch(
+            "shares",
+            queryset=WorkShare.objects.select_related("holder").order_by(
+                "-basis_points", "holder__name"
+            ),
+        ),
+        Prefetch(
+            "recording_links",
+            queryset=RecordingWork.objects.select_related("recording__artist").order_by(
+                "recording__title", "recording_id"
+            ),
+        ),
+    ).order_by("title", "pk")
+
+
+def work_get(*, work_id: int) -> Work:
+    work = works_all().filter(pk=work_id).first()
+    if work is None:
+        raise NotFound(f"work {work_id} does not exist")
+    return work
+
+
+def holder_works(*, holder: RightsHolder) -> QuerySet[Work]:
+    """Works in which `holder` has a writer's or publisher's share."""
+    return works_all().filter(shares__holder=holder)
+
+
+def holder_work_get(*, holder: RightsHolder, work_id: int) -> Work:
+    work = holder_works(holder=holder).filter(pk=work_id).first()
+    if work is None:
+        raise NotFound(f"rights holder '{holder.name}' has no work {work_id}")
+    return work
+
+
+def holder_ids_with_works(*, holder_ids: Iterable[int]) -> set[int]:
+    return set(
+        WorkShare.objects.filter(holder_id__in=list(holder_ids)).values_list("holder_id", flat=True)
+    )
+
+
+def works_by_ids(*, work_ids: Iterable[int]) -> dict[int, Work]:
+    return Work.objects.in_bulk(list(work_ids))
+
+
+def holders_by_ids(*, holder_ids: Iterable[int]) -> dict[int, RightsHolder]:
+    return RightsHolder.objects.in_bulk(list(holder_ids))
+
+
+def recordings_works(*, recording_ids: Iterable[int]) -> dict[int, list[RecordingWork]]:
+    """{recording id: its links to works (with the work), largest part first}."""
+    links: dict[int, list[RecordingWork]] = {rid: [] for rid in recording_ids}
+    rows = (
+        RecordingWork.objects.filter(recording_id__in=list(links))
+        .select_related("work")
+        .order_by("recording_id", "-basis_points", "work__title")
+    )
+    for link in rows:
+        links[link.recording_id].append(link)
+    return links
+
+
+def work_effective_consent(*, work: Work) -> EffectiveConsent:
+    """What every writer and publisher of `work` agrees on (the work's side only: a recording
+    embodying it needs its master holders too)."""
+    holder_ids = list(WorkShare.objects.filter(work=work).values_list("holder_id", flat=True))
+    versions = {
+        c.holder_id: c.version
+        for c in CurrentConsent.objects.filter(work=work).select_related("version")
+    }
+
+    def unanimous(name: str) -> bool:
+        return bool(holder_ids) and all(
+            versions.get(h) is not None and versions[h].permits(name) for h in holder_ids
+        )
+
+    return EffectiveConsent(
+        uses={use: unanimous(use) for use in Use.values},
+        distributions={d: unanimous(d) for d in Distribution.values},
+    )
 
 
 def recording_audio_intact(*, recording: Recording) -> bool:
@@ -454,6 +563,11 @@ class CoHolderShare:
     percent: str
     is_self: bool
     version: ConsentVersion | None
+    role: str = ""  # a work's writer or publisher: WorkShare.Role
+
+    @property
+    def role_label(self) -> str:
+        return WorkShare.Role(self.role).label if self.role else ""
 
 
 @dataclass(frozen=True)
@@ -470,14 +584,10 @@ class ConsentToggle:
     waiting_on: list[str]
 
 
-@dataclass(frozen=True)
-class RecordingConsentOverview:
-    recording: Recording
-    holders: list[CoHolderShare]
-    version: ConsentVersion | None
+class _ToggleGroups:
+    """What the portal shows of one recording's or one work's toggles."""
+
     toggles: list[ConsentToggle]
-    # writers and publishers of the works it embodies: their consent for the work counts too
-    work_holders: list[HolderConsent] = field(default_factory=list)
 
     @property
     def uses(self) -> list[ConsentToggle]:
@@ -512,6 +622,45 @@ class RecordingConsentOverview:
             for name in toggle.waiting_on:
                 by_holder.setdefault(name, []).append(toggle.label)
         return list(by_holder.items())
+
+
+@dataclass(frozen=True)
+class RecordingConsentOverview(_ToggleGroups):
+    recording: Recording
+    holders: list[CoHolderShare]
+    version: ConsentVersion | None
+    toggles: list[ConsentToggle]
+    # writers and publishers of the works it embodies: their consent for the work counts too
+    work_holders: list[HolderConsent] = field(default_factory=list)
+
+    @property
+    def toggle_prefix(self) -> str:
+        return f"c-{self.recording.pk}"
+
+    @property
+    def works(self) -> list[tuple[str, list[str]]]:
+        """[(work title, names of its writers and publishers)] of the works it embodies."""
+        by_work: dict[int, tuple[str, list[str]]] = {}
+        for h in self.work_holders:
+            by_work.setdefault(h.work_id, (h.work_title, []))[1].append(h.holder_name)
+        return list(by_work.values())
+
+
+@dataclass(frozen=True)
+class WorkConsentOverview(_ToggleGroups):
+    """One work as a holder of it sees it: co-writers and publishers with roles and shares,
+    its own toggles, whether all of the work's holders agree, and the recordings embodying
+    it (which also need their master holders)."""
+
+    work: Work
+    holders: list[CoHolderShare]
+    version: ConsentVersion | None
+    toggles: list[ConsentToggle]
+    recordings: list[RecordingWork]
+
+    @property
+    def toggle_prefix(self) -> str:
+        return f"w-{self.work.pk}"
 
 
 def holder_consent_overview(
@@ -576,6 +725,60 @@ def holder_consent_overview(
     return overview
 
 
+def _toggles(holders: list[CoHolderShare], mine: ConsentVersion | None) -> list[ConsentToggle]:
+    """This holder's say and whether all `holders` agree, per use and distribution."""
+    toggles = []
+    for name in CONSENT_NAMES:
+        withholding = [h for h in holders if not (h.version and h.version.permits(name))]
+        toggles.append(
+            ConsentToggle(
+                name=name,
+                label=consent_label(name),
+                explanation=CONSENT_EXPLANATIONS[name],
+                kind="use" if name in Use.values else "distribution",
+                mine=bool(mine and mine.permits(name)),
+                effective=bool(holders) and not withholding,
+                waiting_on=[h.name for h in withholding if not h.is_self],
+            )
+        )
+    return toggles
+
+
+def holder_work_consent_overview(
+    *, holder: RightsHolder, works: Iterable[Work]
+) -> list[WorkConsentOverview]:
+    """Per work (from `works_all`, so shares and recordings are prefetched): its writers and
+    publishers with their latest consent for it, and this holder's toggles."""
+    works = list(works)
+    current = {
+        (c.work_id, c.holder_id): c.version
+        for c in CurrentConsent.objects.filter(work_id__in=[w.pk for w in works]).select_related(
+            "version", "version__changed_by"
+        )
+    }
+    overview = []
+    for work in works:
+        holders = [
+            CoHolderShare(
+                holder_id=share.holder_id,
+                name=share.holder.name,
+                basis_points=share.basis_points,
+                percent=basis_points_percent(share.basis_points),
+                is_self=share.holder_id == holder.pk,
+                version=current.get((work.pk, share.holder_id)),
+                role=share.role,
+            )
+            for share in work.shares.all()
+        ]
+        mine = current.get((work.pk, holder.pk))
+        overview.append(
+            WorkConsentOverview(
+                work, holders, mine, _toggles(holders, mine), list(work.recording_links.all())
+            )
+        )
+    return overview
+
+
 @dataclass(frozen=True)
 class ConsentHistoryEntry:
     """One consent version in words: what it switched on and off, and the state after it."""
@@ -587,9 +790,10 @@ class ConsentHistoryEntry:
 
 
 def consent_history_entries(
-    *, holder: RightsHolder, recording: Recording
+    *, holder: RightsHolder, recording: Recording | None = None, work: Work | None = None
 ) -> list[ConsentHistoryEntry]:
-    """`holder`'s consent versions for `recording`, newest first, with labels for people."""
+    """`holder`'s consent versions for `recording` (or `work`), newest first, with labels for
+    people."""
     return [
         ConsentHistoryEntry(
             version=version,
@@ -597,5 +801,5 @@ def consent_history_entries(
             revoked=[consent_label(n) for n in version.revoked],
             permitted=[consent_label(n) for n in CONSENT_NAMES if version.permits(n)],
         )
-        for version in consent_history(holder=holder, recording=recording)
+        for version in consent_history(holder=holder, recording=recording, work=work)
     ]

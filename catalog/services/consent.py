@@ -171,11 +171,13 @@ def _consent_change(
 
 @dataclass(frozen=True)
 class ConsentChange:
-    """What one recording's consent should become: names to switch on and to switch off."""
+    """What one recording's (or, with `work` and no recording, one work's) consent should
+    become: names to switch on and to switch off."""
 
-    recording: Recording
+    recording: Recording | None
     grant: list[str]
     revoke: list[str]
+    work: Work | None = None
 
 
 def consent_changes_apply(
@@ -185,8 +187,8 @@ def consent_changes_apply(
     changes: Iterable[ConsentChange],
     note: str = "",
 ) -> int:
-    """Apply several recordings' changes in one transaction (the portal's bulk action): an
-    error on any of them leaves all unchanged. Returns how many recordings changed."""
+    """Apply several recordings' (or works') changes in one transaction (the portal's bulk
+    action): an error on any of them leaves all unchanged. Returns how many changed."""
     changed = 0
     with transaction.atomic():
         for change in changes:
@@ -196,6 +198,7 @@ def consent_changes_apply(
                         actor=actor,
                         holder=holder,
                         recording=change.recording,
+                        work=change.work,
                         uses=[n for n in names if n in Use.values],
                         distributions=[n for n in names if n in Distribution.values],
                         note=note,

@@ -21,7 +21,7 @@ from catalog.selectors import (
     recordings_permitting,
 )
 from catalog.services.consent import consent_grant, consent_revoke
-from catalog.services.rights import rights_holder_add_member, rights_holder_create
+from catalog.services.rights import rights_holder_create
 from catalog.services.works import (
     WorkShareSpec,
     iswc_checked,
@@ -36,30 +36,6 @@ from tests.catalog.test_consent_masks import expected_mask, found, masks_of
 pytestmark = pytest.mark.django_db
 EVERYTHING = {"uses": ["training", "song_inference", "parameter_inference", "audio_inference"],
               "distributions": ["private", "non_commercial", "commercial"]}  # fmt: skip
-
-
-@pytest.fixture
-def writer_and_publisher(make_user):
-    writer_member, publisher_member = make_user("writer-member"), make_user("publisher-member")
-    writer = rights_holder_create(name="Ada Writer", kind="person", ipi="00014107338")
-    publisher = rights_holder_create(name="Demo Publishing", kind="organisation", ipi="00052210040")
-    rights_holder_add_member(holder=writer, user=writer_member)
-    rights_holder_add_member(holder=publisher, user=publisher_member)
-    return {"writer": writer, "publisher": publisher,
-            "writer_member": writer_member, "publisher_member": publisher_member}  # fmt: skip
-
-
-@pytest.fixture
-def work(staff, writer_and_publisher):
-    return work_create(
-        actor=staff,
-        title="Shared Theme",
-        iswc="T-034.524.680-1",
-        shares=[
-            WorkShareSpec(writer_and_publisher["writer"], "composer", 5_000),
-            WorkShareSpec(writer_and_publisher["publisher"], "publisher", 5_000),
-        ],
-    )
 
 
 def song_reference(recording) -> ReferenceSpec:
@@ -124,9 +100,12 @@ def test_publishers_need_an_ipi_staff_register_works_and_an_iswc_is_registered_o
     no_ipi = make_holder("No IPI Publisher")
     with pytest.raises(InvalidInput, match="IPI"):
         work_create(actor=staff, title="X", shares=[WorkShareSpec(no_ipi, "publisher", 10_000)])
-    assert work_create(  # a writer's IPI is optional (not every songwriter has one yet)
-        actor=staff, title="Self-published", shares=[WorkShareSpec(no_ipi, "composer", 10_000)]
-    ).iswc is None
+    assert (
+        work_create(  # a writer's IPI is optional (not every songwriter has one yet)
+            actor=staff, title="Self-published", shares=[WorkShareSpec(no_ipi, "composer", 10_000)]
+        ).iswc
+        is None
+    )
     writer = writer_and_publisher["writer"]
     with pytest.raises(Forbidden):
         work_create(
