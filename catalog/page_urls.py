@@ -22,4 +22,15 @@ urlpatterns = [
         views.recording_consent_history,
         name="portal-consent-history",
     ),
+    path("holders/<int:holder_id>/works/", views.holder_works, name="portal-works"),
+    path(
+        "holders/<int:holder_id>/works/<int:work_id>/consent/",
+        views.work_consent_change,
+        name="portal-work-consent-change",
+    ),
+    path(
+        "holders/<int:holder_id>/works/<int:work_id>/history/",
+        views.work_consent_history,
+        name="portal-work-consent-history",
+    ),
 ]

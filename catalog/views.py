@@ -3,7 +3,8 @@
 Forms work without JavaScript (plain POST, then redirect). A change that revokes anything is
 shown on a confirmation page first and applied only when that page is submitted
 (`confirmed=yes`); grants apply at once. A change to several recordings is applied in one
-transaction, so an error on any of them leaves all unchanged.
+transaction, so an error on any of them leaves all unchanged. Writers and publishers consent
+per work the same way (a recording needs its master holders and its works' holders).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog import selectors
-from catalog.models import Recording, RightsHolder, Use
+from catalog.models import ConsentVersion, Recording, RightsHolder, Use, Work
 from catalog.services.consent import ConsentChange, consent_changes_apply
 from config.exceptions import InvalidInput
 
@@ -27,6 +28,22 @@ RECORDINGS_PER_PAGE = 25
 class PlannedChange(ConsentChange):
     """A consent change as the confirmation page shows it: labels, and the consequences of
     each revocation."""
+
+    @property
+    def subject(self) -> Recording | Work:
+        return self.work if self.work is not None else self.recording
+
+    @property
+    def anchor(self) -> str:
+        """The subject's card id on its portal page (`recording-3`, `work-7`)."""
+        return f"{'work' if self.work is not None else 'recording'}-{self.subject.pk}"
+
+    @property
+    def embodied_by(self) -> list[Recording]:
+        """For a work: the recordings embodying it, which a revocation withdraws as well."""
+        if self.work is None:
+            return []
+        return [link.recording for link in self.work.recording_links.all()]
 
     @property
     def grant_labels(self) -> list[str]:
@@ -41,9 +58,12 @@ class PlannedChange(ConsentChange):
 
 @login_required
 def portal_home(request: HttpRequest) -> HttpResponse:
-    """The holders the user acts for, each with its recordings and payouts."""
-    holders = selectors.user_holders(user=request.user)
-    return render(request, "catalog/portal/home.html", {"holders": holders})
+    """The holders the user acts for, each with its recordings, works and payouts."""
+    holders = list(selectors.user_holders(user=request.user))
+    with_works = selectors.holder_ids_with_works(holder_ids=[h.pk for h in holders])
+    return render(
+        request, "catalog/portal/home.html", {"holders": holders, "with_works": with_works}
+    )
 
 
 @login_required
@@ -76,17 +96,56 @@ def recording_consent_change(
     and absent from the form are revoked (after confirmation)."""
     holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
     recording = selectors.holder_recording_get(holder=holder, recording_id=recording_id)
-    uses, distributions = selectors.parse_consent_names(request.POST.getlist("consent"))
-    wanted = {*uses, *distributions}
     current = selectors.consent_current(holder=holder, recording=recording)
-    now_on = {n for n in selectors.CONSENT_NAMES if current and current.permits(n)}
-    change = PlannedChange(
-        recording,
-        grant=[n for n in selectors.CONSENT_NAMES if n in wanted - now_on],
-        revoke=[n for n in selectors.CONSENT_NAMES if n in now_on - wanted],
+    change = _toggles_change(request, current, recording=recording)
+    return _confirm_or_apply(request, holder, [change], cancel=_anchor(holder, change, request))
+
+
+@login_required
+def holder_works(request: HttpRequest, holder_id: int) -> HttpResponse:
+    """A holder's works: ISWC, co-writers and publishers with roles and shares, the
+    recordings embodying each, and this holder's toggles per use and distribution."""
+    holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
+    page = Paginator(selectors.holder_works(holder=holder), RECORDINGS_PER_PAGE).get_page(
+        request.GET.get("page")
     )
-    return _confirm_or_apply(
-        request, holder, [change], cancel=_recording_anchor(holder, recording, request)
+    rows = selectors.holder_work_consent_overview(holder=holder, works=page.object_list)
+    return render(
+        request, "catalog/portal/works.html", {"holder": holder, "page": page, "rows": rows}
+    )
+
+
+@login_required
+@require_POST
+def work_consent_change(request: HttpRequest, holder_id: int, work_id: int) -> HttpResponse:
+    """Save one work's toggles, as for a recording (revocations after confirmation)."""
+    holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
+    work = selectors.holder_work_get(holder=holder, work_id=work_id)
+    current = selectors.consent_current(holder=holder, work=work)
+    change = _toggles_change(request, current, work=work)
+    return _confirm_or_apply(request, holder, [change], cancel=_anchor(holder, change, request))
+
+
+@login_required
+def work_consent_history(request: HttpRequest, holder_id: int, work_id: int) -> HttpResponse:
+    """Every consent version this holder made for the work, and where its co-holders stand."""
+    holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
+    work = selectors.holder_work_get(holder=holder, work_id=work_id)
+    (overview,) = selectors.holder_work_consent_overview(holder=holder, works=[work])
+    return render(
+        request,
+        "catalog/portal/history.html",
+        {
+            "holder": holder,
+            "title": work.title,
+            "meta": f"Work{f' · ISWC {work.iswc}' if work.iswc else ''}",
+            "overview": overview,
+            "entries": selectors.consent_history_entries(holder=holder, work=work),
+            "co_holders": [(share, _permitted(share.version)) for share in overview.holders],
+            "work_holders": [],
+            "back_url": f"{reverse('portal-works', args=[holder.pk])}#work-{work.pk}",
+            "back_label": f"Back to the works of {holder.name}",
+        },
     )
 
 
@@ -130,21 +189,20 @@ def recording_consent_history(
     holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
     recording = selectors.holder_recording_get(holder=holder, recording_id=recording_id)
     (overview,) = selectors.holder_consent_overview(holder=holder, recordings=[recording])
-    entries = selectors.consent_history_entries(holder=holder, recording=recording)
-    co_holders = [
-        (share, [selectors.consent_label(n) for n in selectors.CONSENT_NAMES
-                 if share.version and share.version.permits(n)])
-        for share in overview.holders
-    ]  # fmt: skip
     return render(
         request,
         "catalog/portal/history.html",
         {
             "holder": holder,
-            "recording": recording,
+            "title": recording.title,
+            "meta": f"{recording.artist.name}"
+            + (f" · ISRC {recording.isrc}" if recording.isrc else ""),
             "overview": overview,
-            "entries": entries,
-            "co_holders": co_holders,
+            "entries": selectors.consent_history_entries(holder=holder, recording=recording),
+            "co_holders": [(share, _permitted(share.version)) for share in overview.holders],
+            "work_holders": [(h, _permitted(h.version)) for h in overview.work_holders],
+            "back_url": f"{reverse('portal-holder', args=[holder.pk])}#recording-{recording.pk}",
+            "back_label": f"Back to the recordings of {holder.name}",
         },
     )
 
@@ -153,6 +211,7 @@ def _confirm_or_apply(
     request: HttpRequest, holder: RightsHolder, changes: list[PlannedChange], *, cancel: str
 ) -> HttpResponse:
     note = request.POST.get("note", "").strip()[:500]
+    noun = "work" if any(c.work is not None for c in changes) else "recording"
     revoking = [c for c in changes if c.revoke]
     if revoking and request.POST.get("confirmed") != "yes":
         fields = [
@@ -167,6 +226,7 @@ def _confirm_or_apply(
                 "holder": holder,
                 "changes": changes,
                 "revoking": revoking,
+                "noun": noun,
                 "fields": fields,
                 "note": note,
                 "action_url": request.path,
@@ -175,12 +235,41 @@ def _confirm_or_apply(
         )
     changed = consent_changes_apply(actor=request.user, holder=holder, changes=changes, note=note)
     if changed:
-        messages.success(request, f"Consent saved for {_recordings_phrase(changed)}.")
+        phrase = f"1 {noun}" if changed == 1 else f"{changed} {noun}s"
+        messages.success(request, f"Consent saved for {phrase}.")
     else:
         messages.info(request, "Nothing changed: the consent was already as chosen.")
     if len(changes) == 1:
-        return redirect(_recording_anchor(holder, changes[0].recording, request))
+        return redirect(_anchor(holder, changes[0], request))
     return redirect("portal-holder", holder.pk)
+
+
+def _toggles_change(
+    request: HttpRequest,
+    current: ConsentVersion | None,
+    *,
+    recording: Recording | None = None,
+    work: Work | None = None,
+) -> PlannedChange:
+    """The form sends the names that should be on; names on now and absent from the form
+    are revoked (after confirmation)."""
+    uses, distributions = selectors.parse_consent_names(request.POST.getlist("consent"))
+    wanted = {*uses, *distributions}
+    now_on = set(_permitted_names(current))
+    return PlannedChange(
+        recording,
+        grant=[n for n in selectors.CONSENT_NAMES if n in wanted - now_on],
+        revoke=[n for n in selectors.CONSENT_NAMES if n in now_on - wanted],
+        work=work,
+    )
+
+
+def _permitted_names(version: ConsentVersion | None) -> list[str]:
+    return [n for n in selectors.CONSENT_NAMES if version and version.permits(n)]
+
+
+def _permitted(version: ConsentVersion | None) -> list[str]:
+    return [selectors.consent_label(n) for n in _permitted_names(version)]
 
 
 def _name_choices() -> list[tuple[str, str, str, str]]:
@@ -203,12 +292,9 @@ def _recording_ids(values: list[str]) -> list[int]:
         raise InvalidInput("recordings must be ids", details={"recordings": values}) from None
 
 
-def _recording_anchor(holder: RightsHolder, recording: Recording, request: HttpRequest) -> str:
-    """The recording's card on the holders' page it was changed from."""
+def _anchor(holder: RightsHolder, change: PlannedChange, request: HttpRequest) -> str:
+    """The recording's (or work's) card on the holder's page it was changed from."""
     page = request.POST.get("page", "")
     query = f"?page={page}" if page.isdigit() and page != "1" else ""
-    return f"{reverse('portal-holder', args=[holder.pk])}{query}#recording-{recording.pk}"
-
-
-def _recordings_phrase(count: int) -> str:
-    return "1 recording" if count == 1 else f"{count} recordings"
+    listing = "portal-works" if change.work is not None else "portal-holder"
+    return f"{reverse(listing, args=[holder.pk])}{query}#{change.anchor}"

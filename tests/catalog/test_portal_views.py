@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from catalog.models import ConsentVersion
+from catalog.models import CONSENT_BIT_NAMES, ConsentVersion
 from catalog.selectors import (
     basis_points_percent,
     consent_current,
@@ -16,6 +16,7 @@ from catalog.selectors import (
 )
 from catalog.services.consent import consent_grant
 from catalog.services.rights import rights_shares_set
+from catalog.services.works import recording_works_set
 from config.exceptions import InvalidInput
 
 pytestmark = pytest.mark.django_db
@@ -261,3 +262,126 @@ def test_recordings_are_paged_and_a_change_returns_to_its_page(co_held, make_rec
         change_url(a, co_held["recording"]), {"consent": ["private"], "page": "2"}
     )
     assert response["Location"].endswith(f"?page=2#recording-{co_held['recording'].pk}")
+
+
+# --- works: writers and publishers consent per work ---------------------------------------------
+
+
+def works_url(holder) -> str:
+    return f"/portal/holders/{holder.pk}/works/"
+
+
+def work_change_url(holder, work) -> str:
+    return f"/portal/holders/{holder.pk}/works/{work.pk}/consent/"
+
+
+def work_permitted(holder, work) -> set[str]:
+    version = consent_current(holder=holder, work=work)
+    return {n for n in CONSENT_BIT_NAMES if version and version.permits(n)}
+
+
+@pytest.fixture
+def embodied(co_held, work, staff):
+    """Holder A and B's recording embodies the writer's and publisher's work."""
+    recording_works_set(actor=staff, recording=co_held["recording"], works={work: 10_000})
+    return work
+
+
+def test_a_writer_sees_its_works_with_co_holders_and_recordings(
+    co_held, embodied, writer_and_publisher
+):
+    writer = writer_and_publisher["writer"]
+    client = client_for(writer_and_publisher["writer_member"])
+    home = client.get("/portal/").content.decode()
+    assert works_url(writer) in home
+    # a holder without works gets no works link
+    assert (
+        works_url(co_held["holder_a"])
+        not in client_for(co_held["member_a"]).get("/portal/").content.decode()
+    )
+
+    html = client.get(works_url(writer)).content.decode()
+    assert "Shared Theme" in html and "ISWC T0345246801" in html
+    assert "Ada Writer 50% composer (you)" in html and "Demo Publishing 50% publisher" in html
+    assert "Shared Song" in html and "Test Artist" in html  # the recording embodying it
+    assert f'id="w-{embodied.pk}-training" name="consent" value="training"' in html
+    assert "No consent given yet (opted out)" in html
+
+
+def test_work_consent_is_granted_at_once_and_revoked_after_confirmation(
+    co_held, embodied, writer_and_publisher
+):
+    writer, work = writer_and_publisher["writer"], embodied
+    client = client_for(writer_and_publisher["writer_member"])
+    granted = client.post(
+        work_change_url(writer, work), {"consent": ["training", "song_inference", "private"]}
+    )
+    assert granted.status_code == 302
+    assert granted["Location"].endswith(f"{works_url(writer)}#work-{work.pk}")
+    assert work_permitted(writer, work) == {"training", "song_inference", "private"}
+    page = client.get(works_url(writer)).content.decode()
+    assert "Waiting on Demo Publishing" in page
+
+    form = {"consent": ["training", "private"], "note": "no covers"}
+    confirm = client.post(work_change_url(writer, work), form)
+    html = confirm.content.decode()
+    assert confirm.status_code == 200 and "Confirm revocation" in html
+    assert "for\n1 work." in html and "Song-level inference" in html
+    assert "every recording embodying the work: Shared Song (Test Artist)" in html
+    assert work_permitted(writer, work) == {"training", "song_inference", "private"}  # not yet
+
+    done = client.post(work_change_url(writer, work), {**form, "confirmed": "yes"})
+    assert done.status_code == 302
+    latest = consent_current(holder=writer, work=work)
+    assert latest.number == 2 and latest.revoked == ["song_inference"]
+    assert latest.note == "no covers"
+    history = client.get(f"/portal/holders/{writer.pk}/works/{work.pk}/history/")
+    text = history.content.decode()
+    assert history.status_code == 200 and "no covers" in text and "v2" in text
+    assert "Ada Writer (composer) (you)" in text and "Demo Publishing (publisher)" in text
+
+
+def test_work_changes_by_others_or_with_bad_names_are_refused_and_change_nothing(
+    co_held, embodied, writer_and_publisher, staff
+):
+    writer, publisher, work = (
+        writer_and_publisher["writer"], writer_and_publisher["publisher"], embodied
+    )  # fmt: skip
+    outsider = client_for(co_held["member_a"])
+    assert outsider.get(works_url(writer)).status_code == 404
+    assert outsider.post(work_change_url(writer, work), {"consent": ["training"]}).status_code == (
+        404
+    )
+    # holder A holds the recording, not the work
+    not_held = outsider.post(work_change_url(co_held["holder_a"], work), {"consent": ["training"]})
+    assert not_held.status_code == 404
+    member = client_for(writer_and_publisher["writer_member"])
+    assert member.post(work_change_url(publisher, work), {"consent": ["training"]}).status_code == (
+        404
+    )
+    bad = member.post(work_change_url(writer, work), {"consent": ["training", "telepathy"]})
+    assert bad.status_code == 400 and b"telepathy" in bad.content
+    # staff may look but not consent for a holder
+    assert client_for(staff).get(works_url(writer)).status_code == 200
+    by_staff = client_for(staff).post(work_change_url(writer, work), {"consent": ["training"]})
+    assert by_staff.status_code == 403
+    assert not ConsentVersion.objects.filter(work=work).exists()
+
+
+def test_the_recordings_page_shows_who_holds_its_works_and_waits_on_them(
+    co_held, embodied, writer_and_publisher
+):
+    a, b, recording = co_held["holder_a"], co_held["holder_b"], co_held["recording"]
+    for member, holder in ((co_held["member_a"], a), (co_held["member_b"], b)):
+        consent_grant(actor=member, holder=holder, recording=recording, uses=["training"],
+                      distributions=["private"])  # fmt: skip
+    consent_grant(
+        actor=writer_and_publisher["writer_member"], holder=writer_and_publisher["writer"],
+        work=embodied, uses=["training"], distributions=["private"],
+    )  # fmt: skip
+    html = client_for(co_held["member_a"]).get(holder_url(a)).content.decode()
+    assert "Work 'Shared Theme':</strong> Ada Writer, Demo Publishing" in html
+    assert "Waiting on Demo Publishing (work &#x27;Shared Theme&#x27;)" in html
+    assert "Effective: all 2 holders agree" not in html
+    history = client_for(co_held["member_a"]).get(history_url(a, recording)).content.decode()
+    assert "Demo Publishing (work &#x27;Shared Theme&#x27;)" in history
