@@ -8,6 +8,21 @@ JSON::
 
 CSV: a `path` column (relative to the imported folder) plus any of the fields below;
 list fields are separated by `;`. A file entry may set `"skip": true` to leave a file out.
+
+Musical works (optional): a top-level `works` list in the JSON file, or a separate works CSV
+(`load_works_csv`). Each work has a title, an optional ISWC, its writers' and publishers'
+shares (holder name, optional IPI, role, basis points summing to 10,000) and the files that
+embody it with their basis points (a file's links over all works sum to 10,000)::
+
+    {"works": [{"title": "Opening", "iswc": "T-034.524.680-1",
+                "shares": [{"holder": "Ada Writer", "ipi": "00014107338",
+                            "role": "composer", "basis_points": 5000},
+                           {"holder": "Demo Publishing", "ipi": "00052210040",
+                            "role": "publisher", "basis_points": 5000}],
+                "recordings": {"sub/track1.ogg": 10000}}]}
+
+Only the shape is checked here; `catalog.services.works_import` checks the rest (ISWC check
+digit, roles, sums, holders, files) before anything is imported.
 """
 
 from __future__ import annotations
@@ -59,9 +74,155 @@ def _clean_entry(entry: dict, where: str) -> dict:
 
 
 @dataclass(frozen=True)
+class WorkShareEntry:
+    holder: str
+    ipi: str
+    role: str
+    basis_points: int
+
+
+@dataclass(frozen=True)
+class WorkEntry:
+    """One work as the file describes it; `where` locates it for error messages."""
+
+    title: str
+    iswc: str
+    shares: tuple[WorkShareEntry, ...]
+    recordings: tuple[tuple[str, int], ...]  # (file path, basis points)
+    where: str
+
+
+WORK_FIELDS = frozenset({"title", "iswc", "shares", "recordings"})
+WORK_SHARE_FIELDS = frozenset({"holder", "ipi", "role", "basis_points"})
+WORKS_CSV_COLUMNS = (
+    "work_title", "iswc", "holder", "ipi", "role", "basis_points",
+    "recording_path", "link_basis_points",
+)  # fmt: skip
+
+
+def _whole_number(value: object, where: str, what: str) -> int:
+    if isinstance(value, bool):
+        raise MetadataError(f"{where}: {what} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise MetadataError(f"{where}: {what} must be a whole number, got {value!r}") from None
+
+
+def _text(value: object, where: str, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int):
+        raise MetadataError(f"{where}: {what} must be text, got {value!r}")
+    return str(value).strip()
+
+
+def _work_entry(raw: object, where: str) -> WorkEntry:
+    if not isinstance(raw, dict):
+        raise MetadataError(f"{where}: expected an object with a title, shares and recordings")
+    unknown = set(raw) - WORK_FIELDS
+    if unknown:
+        raise MetadataError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(WORK_FIELDS))}"
+        )
+    title = _text(raw.get("title"), where, "title")
+    if not title:
+        raise MetadataError(f"{where}: a work needs a title")
+    where = f"{where} '{title}'"
+    shares_raw = raw.get("shares")
+    if not isinstance(shares_raw, list) or not shares_raw:
+        raise MetadataError(f"{where}: 'shares' must be a non-empty list of writers/publishers")
+    shares = []
+    for number, share in enumerate(shares_raw):
+        at = f"{where}: shares[{number}]"
+        if not isinstance(share, dict) or set(share) - WORK_SHARE_FIELDS:
+            raise MetadataError(
+                f"{at}: expected an object with {', '.join(sorted(WORK_SHARE_FIELDS))}"
+            )
+        holder = _text(share.get("holder"), at, "holder")
+        if not holder:
+            raise MetadataError(f"{at}: a share needs a holder name")
+        shares.append(
+            WorkShareEntry(
+                holder=holder,
+                ipi=_text(share.get("ipi"), at, "ipi"),
+                role=_text(share.get("role"), at, "role"),
+                basis_points=_whole_number(share.get("basis_points"), at, "basis_points"),
+            )
+        )
+    recordings_raw = raw.get("recordings") or {}
+    if not isinstance(recordings_raw, dict):
+        raise MetadataError(f"{where}: 'recordings' must map file paths to basis points")
+    recordings = tuple(
+        (str(path).strip(), _whole_number(bp, f"{where}: recordings[{path}]", "basis points"))
+        for path, bp in recordings_raw.items()
+    )
+    return WorkEntry(
+        title=title,
+        iswc=_text(raw.get("iswc"), where, "iswc"),
+        shares=tuple(shares),
+        recordings=recordings,
+        where=where,
+    )
+
+
+def load_works_csv(path: Path) -> tuple[WorkEntry, ...]:
+    """Works from a CSV with the columns `WORKS_CSV_COLUMNS`, one row per share and/or
+    recording link. Rows with the same work_title and iswc are one work; a row with a holder
+    adds a share (role, basis_points), a row with a recording_path links that file
+    (link_basis_points, default 10000)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"works file {path} does not exist")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(WORKS_CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise MetadataError(
+                f"{path}: works CSV lacks column(s) {', '.join(sorted(missing))}; "
+                f"expected: {', '.join(WORKS_CSV_COLUMNS)}"
+            )
+        rows = list(reader)
+    works: dict[tuple[str, str], dict] = {}
+    for number, row in enumerate(rows, start=2):
+        at = f"{path}: line {number}"
+        title = (row.get("work_title") or "").strip()
+        if not title:
+            raise MetadataError(f"{at}: work_title is empty")
+        iswc = (row.get("iswc") or "").strip()
+        work = works.setdefault(
+            (title, iswc),
+            {"title": title, "iswc": iswc, "shares": [], "recordings": {}, "line": number},
+        )
+        holder = (row.get("holder") or "").strip()
+        recording = (row.get("recording_path") or "").strip()
+        if not holder and not recording:
+            raise MetadataError(f"{at}: a row needs a holder (a share) or a recording_path")
+        if holder:
+            work["shares"].append(
+                {"holder": holder, "ipi": row.get("ipi") or "", "role": row.get("role") or "",
+                 "basis_points": row.get("basis_points") or ""}
+            )  # fmt: skip
+        if recording:
+            if recording in work["recordings"]:
+                raise MetadataError(f"{at}: '{recording}' is linked to '{title}' twice")
+            work["recordings"][recording] = (row.get("link_basis_points") or "").strip() or 10_000
+    return tuple(
+        _work_entry(
+            {k: v for k, v in work.items() if k != "line"}, f"{path}: work at line {work['line']}"
+        )
+        for work in works.values()
+    )
+
+
+@dataclass(frozen=True)
 class MetadataIndex:
     defaults: dict = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)
+    works: tuple[WorkEntry, ...] = ()
 
     def for_file(self, relative_path: str) -> dict:
         """Defaults, overridden by the entry for the file's relative path (or its name)."""
@@ -80,14 +241,22 @@ def load_metadata(path: Path | None) -> MetadataIndex:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise MetadataError(f"{path}: invalid JSON: {exc}") from exc
-        if not isinstance(raw, dict) or set(raw) - {"defaults", "files"}:
-            raise MetadataError(f"{path}: expected an object with 'defaults' and/or 'files'")
+        if not isinstance(raw, dict) or set(raw) - {"defaults", "files", "works"}:
+            raise MetadataError(
+                f"{path}: expected an object with 'defaults', 'files' and/or 'works'"
+            )
+        works = raw.get("works", [])
+        if not isinstance(works, list):
+            raise MetadataError(f"{path}: 'works' must be a list of works")
         return MetadataIndex(
             defaults=_clean_entry(raw.get("defaults", {}), f"{path}: defaults"),
             files={
                 name: _clean_entry(entry, f"{path}: files[{name}]")
                 for name, entry in raw.get("files", {}).items()
             },
+            works=tuple(
+                _work_entry(work, f"{path}: works[{number}]") for number, work in enumerate(works)
+            ),
         )
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:

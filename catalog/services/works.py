@@ -53,10 +53,12 @@ def iswc_checked(value: str | None) -> str | None:
         raise InvalidInput(exc.messages[0], details={"iswc": str(value)}) from exc
 
 
-def _check_work_shares(shares: list[WorkShareSpec]) -> None:
+def work_shares_check(shares: list[WorkShareSpec]) -> None:
+    """Roles, publishers' IPI and the sum; holders may be unsaved (the importer checks a
+    file's works before it creates their holders), so they are told apart by name."""
     if not shares:
         raise InvalidInput("a work needs at least one writer or publisher share")
-    holders = [spec.holder.pk for spec in shares]
+    holders = [spec.holder.name for spec in shares]
     if len(set(holders)) != len(holders):
         raise InvalidInput("a holder appears twice among the work's shares")
     roles = WorkShare.Role.values
@@ -83,7 +85,7 @@ def work_create(
     if not title:
         raise InvalidInput("a work needs a title")
     iswc = iswc_checked(iswc)
-    _check_work_shares(shares)
+    work_shares_check(shares)
     if iswc and Work.objects.filter(iswc=iswc).exists():
         raise Conflict(f"a work with ISWC {iswc} is already registered", details={"iswc": iswc})
     try:
@@ -104,7 +106,7 @@ def work_shares_set(
     """Replace a work's shares; a new holder has not consented yet, so the recordings that
     embody the work lose what they permitted until it does."""
     _require_staff(actor, "set work shares")
-    _check_work_shares(shares)
+    work_shares_check(shares)
     with transaction.atomic():
         affected = work_recordings_lock(work)
         WorkShare.objects.filter(work=work).delete()
