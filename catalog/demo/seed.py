@@ -5,8 +5,15 @@ Every artist is a rights holder (a person) with one member account. A fictional 
 acts for it. Consent is set through the same services the portal uses, in a fixed mix:
 full opt-in, training only, inference only, nothing, and recordings where the label opts in
 but the artist allows only song-level inference (so unanimity is visible), plus a few
-revocations so that history has more than one version. Idempotent: holders that already
-have a consent version for a recording are left alone.
+revocations so that history has more than one version.
+
+Every recording embodies a work of the same title written by its artist (composer, self-
+published); every 10th work is co-published 50/50 by a fictional publisher, "Open Game Music
+Publishing", which the demo rights-holder login also acts for. The writer's consent for the
+work mirrors the artist's current consent for the recording and the publisher grants
+everything, so the works change no recording's effective consent. Idempotent: holders that
+already have a consent version for a recording or work, and recordings already linked to
+works, are left alone.
 """
 
 from __future__ import annotations
@@ -17,16 +24,30 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from catalog.models import CurrentConsent, Recording, RightsHolder, RightsShare
+from catalog.models import (
+    CurrentConsent,
+    Distribution,
+    Recording,
+    RecordingWork,
+    RightsHolder,
+    RightsShare,
+    Use,
+    Work,
+    WorkShare,
+)
 from catalog.services.consent import consent_grant, consent_revoke
 from catalog.services.rights import (
     rights_holder_add_member,
     rights_holder_create,
     rights_shares_set,
 )
+from catalog.services.works import WorkShareSpec, recording_works_set, work_create
 
 LABEL_NAME = "Open Game Music Collective"
 LABEL_BASIS_POINTS = 3_000
+PUBLISHER_NAME = "Open Game Music Publishing"
+PUBLISHER_IPI = "00052210041"
+CO_PUBLISHED_EVERY = 10  # the 10th, 20th, ... recording's work: 50/50 writer and publisher
 ALL_USES = ["training", "song_inference", "parameter_inference", "audio_inference"]
 INFERENCE_USES = ["song_inference", "parameter_inference", "audio_inference"]
 ALL_DISTRIBUTIONS = ["private", "non_commercial", "commercial"]
@@ -40,7 +61,9 @@ class DemoAccount:
 
 
 DEMO_ACCOUNTS = (
-    DemoAccount("holder", "holder-demo-pass", f"rights holder (member of {LABEL_NAME})"),
+    DemoAccount(
+        "holder", "holder-demo-pass", f"rights holder (member of {LABEL_NAME} and {PUBLISHER_NAME})"
+    ),
     DemoAccount("maker", "maker-demo-pass", "music maker"),
     DemoAccount("staff", "staff-demo-pass", "staff (admin)"),
 )
@@ -89,15 +112,19 @@ def demo_accounts_create() -> dict[str, object]:
 
 @transaction.atomic
 def demo_rights_seed() -> dict[str, int]:
-    """Holders, shares and consent for every demo recording that has no shares yet."""
+    """Holders, shares, works and consent for every demo recording that lacks them."""
     users = demo_accounts_create()
     User = get_user_model()
     label = RightsHolder.objects.filter(name=LABEL_NAME).first() or rights_holder_create(
         name=LABEL_NAME, kind=RightsHolder.Kind.ORGANISATION, ipi="00052210040"
     )
     rights_holder_add_member(holder=label, user=users["holder"])
+    publisher = RightsHolder.objects.filter(name=PUBLISHER_NAME).first() or rights_holder_create(
+        name=PUBLISHER_NAME, kind=RightsHolder.Kind.ORGANISATION, ipi=PUBLISHER_IPI
+    )
+    rights_holder_add_member(holder=publisher, user=users["holder"])
 
-    counts = {"recordings": 0, "consent_versions": 0}
+    counts = {"recordings": 0, "works": 0, "consent_versions": 0}
     recordings = Recording.objects.select_related("artist").order_by("content_sha256")
     for index, recording in enumerate(recordings):
         artist_holder = RightsHolder.objects.filter(name=recording.artist.name).first()
@@ -144,4 +171,58 @@ def demo_rights_seed() -> dict[str, int]:
                     distributions=["commercial"], note="demo: no commercial use after all",
                 )  # fmt: skip
                 counts["consent_versions"] += 1
+
+        if not RecordingWork.objects.filter(recording=recording).exists():
+            co_published = index % CO_PUBLISHED_EVERY == CO_PUBLISHED_EVERY - 1
+            shares = [WorkShareSpec(artist_holder, WorkShare.Role.COMPOSER, 10_000)]
+            if co_published:
+                shares = [WorkShareSpec(artist_holder, WorkShare.Role.COMPOSER, 5_000),
+                          WorkShareSpec(publisher, WorkShare.Role.PUBLISHER, 5_000)]  # fmt: skip
+            work = work_create(actor=users["staff"], title=recording.title, shares=shares)
+            recording_works_set(actor=users["staff"], recording=recording, works={work: 10_000})
+            counts["works"] += 1
+        for work in Work.objects.filter(recording_links__recording=recording):
+            counts["consent_versions"] += _work_consent_seed(
+                work=work,
+                recording=recording,
+                writer=artist_holder,
+                writer_member=member,
+                publisher=publisher,
+                publisher_member=users["holder"],
+            )
     return counts
+
+
+def _work_consent_seed(
+    *,
+    work: Work,
+    recording: Recording,
+    writer: RightsHolder,
+    writer_member,
+    publisher: RightsHolder,
+    publisher_member,
+) -> int:
+    """The writer consents for the work as the artist does for the recording now; the demo
+    publisher grants everything. Returns how many consent versions were written."""
+    everything = [*ALL_USES, *ALL_DISTRIBUTIONS]
+    master = CurrentConsent.objects.filter(recording=recording, holder=writer).first()
+    mirrored = [n for n in everything if master and master.version.permits(n)]
+    written = 0
+    for share in WorkShare.objects.filter(work=work).select_related("holder"):
+        holder = share.holder
+        if holder not in (writer, publisher) or (
+            CurrentConsent.objects.filter(work=work, holder=holder).exists()
+        ):
+            continue
+        is_writer = holder == writer
+        names = mirrored if is_writer else everything
+        change = consent_grant if names else consent_revoke
+        names = names or everything
+        change(
+            actor=writer_member if is_writer else publisher_member, holder=holder, work=work,
+            uses=[n for n in names if n in Use.values],
+            distributions=[n for n in names if n in Distribution.values],
+            note="demo: as for the recording" if is_writer else "demo: publisher",
+        )  # fmt: skip
+        written += 1
+    return written

@@ -3,8 +3,16 @@
 import pytest
 
 from catalog import selectors
-from catalog.demo.seed import LABEL_NAME, demo_rights_seed
-from catalog.models import ConsentVersion, RightsHolder, RightsShare
+from catalog.demo.seed import LABEL_NAME, PUBLISHER_IPI, PUBLISHER_NAME, demo_rights_seed
+from catalog.models import (
+    CONSENT_BIT_NAMES,
+    ConsentVersion,
+    CurrentConsent,
+    RecordingWork,
+    RightsHolder,
+    RightsShare,
+    Use,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -46,5 +54,69 @@ def test_demo_seed_mixes_consent_states_and_is_idempotent(make_recording):
     assert ConsentVersion.objects.filter(number=2, revoked=["commercial"]).exists()
 
     versions = ConsentVersion.objects.count()
-    assert demo_rights_seed() == {"recordings": 0, "consent_versions": 0}
+    assert demo_rights_seed() == {"recordings": 0, "works": 0, "consent_versions": 0}
     assert ConsentVersion.objects.count() == versions
+
+
+def masters_agree(recording) -> dict[str, bool]:
+    """The effective consent from the master holders alone (what it was before works)."""
+    holders = RightsShare.objects.filter(recording=recording).values_list("holder", flat=True)
+    versions = [
+        CurrentConsent.objects.filter(recording=recording, holder=h).first() for h in holders
+    ]
+    return {
+        name: bool(versions) and all(v is not None and v.version.permits(name) for v in versions)
+        for name in CONSENT_BIT_NAMES
+    }
+
+
+def test_demo_works_are_written_by_the_artists_and_change_no_effective_consent(make_recording):
+    recordings = [make_recording(artist=f"Artist {i % 3}") for i in range(20)]
+    counts = demo_rights_seed()
+    assert counts["works"] == 20
+
+    publisher = RightsHolder.objects.get(name=PUBLISHER_NAME)
+    assert (publisher.kind, publisher.ipi) == ("organisation", PUBLISHER_IPI)
+    assert publisher.members.filter(username="holder").exists()
+    in_seed_order = sorted(recordings, key=lambda r: r.content_sha256)
+    co_published = {in_seed_order[9].pk, in_seed_order[19].pk}  # every 10th
+    for recording in recordings:
+        (link,) = RecordingWork.objects.filter(recording=recording).select_related("work")
+        assert link.basis_points == 10_000 and link.work.title == recording.title
+        shares = {
+            s.holder.name: (s.role, s.basis_points)
+            for s in link.work.shares.select_related("holder")
+        }
+        if recording.pk in co_published:
+            assert shares == {
+                recording.artist.name: ("composer", 5_000),
+                PUBLISHER_NAME: ("publisher", 5_000),
+            }
+            granted = CurrentConsent.objects.get(work=link.work, holder=publisher).version
+            assert all(granted.permits(n) for n in CONSENT_BIT_NAMES)
+        else:
+            assert shares == {recording.artist.name: ("composer", 10_000)}
+
+        # the writer's say on the work is the artist's say on the recording ...
+        writer_version = CurrentConsent.objects.get(
+            work=link.work, holder__name=recording.artist.name
+        ).version
+        master_version = CurrentConsent.objects.get(
+            recording=recording, holder__name=recording.artist.name
+        ).version
+        assert [writer_version.permits(n) for n in CONSENT_BIT_NAMES] == [
+            master_version.permits(n) for n in CONSENT_BIT_NAMES
+        ]
+        # ... so the works leave the effective consent where the master holders put it
+        effective = selectors.recording_effective_consent(recording=recording)
+        assert {**effective.uses, **effective.distributions} == masters_agree(recording)
+    for use in Use.values:
+        sql_side = set(selectors.recordings_permitting(use=use).values_list("pk", flat=True))
+        assert sql_side == {r.pk for r in recordings if masters_agree(r)[use]}
+    # the mix is still a mix (the works did not open or close everything)
+    assert 0 < len(selectors.recordings_permitting(use="training")) < 20
+
+    versions = ConsentVersion.objects.count()
+    assert demo_rights_seed() == {"recordings": 0, "works": 0, "consent_versions": 0}
+    assert ConsentVersion.objects.count() == versions
+    assert RecordingWork.objects.count() == 20

@@ -57,7 +57,7 @@ class Command(BaseCommand):
             f"{Artist.objects.filter(recordings__isnull=False).distinct().count()} artists "
             f"in {genres} genres (imported now {counts['imported']}, already present "
             f"{counts['duplicate']}, skipped {counts['skipped']}, failed {counts['failed']}); "
-            f"rights set on {seeded['recordings']} recordings, "
+            f"rights set on {seeded['recordings']} recordings, works on {seeded['works']}, "
             f"{seeded['consent_versions']} consent versions written."
         )
         staff = get_user_model().objects.get(username="staff")
