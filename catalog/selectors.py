@@ -199,6 +199,18 @@ def holder_recordings(*, holder: RightsHolder) -> QuerySet[Recording]:
     )
 
 
+def holder_recordings_any_side(*, holder: RightsHolder) -> QuerySet[Recording]:
+    """Recordings `holder` has a say in: as a master holder, or as a writer or publisher of a
+    work they embody."""
+    mine = Q(shares__holder=holder) | Q(work_links__work__shares__holder=holder)
+    ids = Recording.objects.filter(mine).values("pk")
+    return (
+        Recording.objects.filter(pk__in=ids)
+        .select_related("artist")
+        .order_by("artist__name", "title")
+    )
+
+
 def user_is_member(*, user: AbstractBaseUser, holder: RightsHolder) -> bool:
     return RightsHolderMembership.objects.filter(user_id=user.pk, holder=holder).exists()
 

@@ -19,7 +19,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 
 from catalog.models import Recording, RightsHolder
-from catalog.selectors import recording_rights_shares, recordings_work_shares
+from catalog.selectors import holders_by_ids, recording_rights_shares, recordings_work_shares
 from config.exceptions import InvalidInput
 from royalties.models import (
     Component,
@@ -259,6 +259,19 @@ def holder_payout_csv_rows(*, holder: RightsHolder, period: date, currency: str)
     ]
 
 
+def parse_major(value: str, currency: str) -> int:
+    """'12.50' -> 1250 minor units, exactly (a form's amount in major units)."""
+    decimals = settings.ROYALTIES_CURRENCIES[currency]
+    places = max(decimals, 1)
+    match = re.fullmatch(rf"([0-9]{{1,15}})(?:\.([0-9]{{1,{places}}}))?", value.strip())
+    if not match or (match[2] and decimals == 0):
+        raise InvalidInput(
+            f"amount must be a non-negative number with at most {decimals} decimals, got '{value}'",
+            details={"amount": value},
+        )
+    return int(match[1]) * 10**decimals + int((match[2] or "").ljust(decimals, "0") or 0)
+
+
 def format_minor(amount: int, currency: str) -> str:
     decimals = settings.ROYALTIES_CURRENCIES[currency]
     if decimals == 0:
@@ -438,4 +451,4 @@ def holder_price_floors(*, holder: RightsHolder) -> list[PriceFloor]:
 
 
 def holders_names(*, holder_ids: Iterable[int]) -> dict[int, str]:
-    return dict(RightsHolder.objects.filter(pk__in=list(holder_ids)).values_list("pk", "name"))
+    return {pk: holder.name for pk, holder in holders_by_ids(holder_ids=holder_ids).items()}

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.selectors import holder_readable_by
+from catalog.models import Distribution, Level
+from catalog.selectors import holder_readable_by, holder_recordings_any_side, recording_get
+from config.exceptions import InvalidInput
 from royalties import selectors
 from royalties.charts import stacked_bars
-from royalties.services import currency_checked
+from royalties.services import currency_checked, price_floor_set
 
 HISTORY_MONTHS = 12
 CHART_RECORDINGS = 15
@@ -116,3 +119,51 @@ def _money_row(row: dict, money) -> dict[str, str]:
 
 def _default_currency() -> str:
     return currency_checked(None)
+
+
+@login_required
+def holder_prices(request: HttpRequest, holder_id: int) -> HttpResponse:
+    """The holder's price floors in force and a form to set one (POST, then redirect): for
+    one recording or as the default for all, per level and distribution, in major units."""
+    holder = holder_readable_by(user=request.user, holder_id=holder_id)
+    currency = currency_checked(request.GET.get("currency") or request.POST.get("currency"))
+    if request.method == "POST":
+        recording_id = request.POST.get("recording") or ""
+        floor = price_floor_set(
+            actor=request.user,
+            holder=holder,
+            recording=recording_get(recording_id=_whole(recording_id, "recording"))
+            if recording_id
+            else None,
+            level=request.POST.get("level", ""),
+            distribution=request.POST.get("distribution", ""),
+            amount_minor=selectors.parse_major(request.POST.get("amount", ""), currency),
+            currency=currency,
+        )
+        what = "lifted" if floor.amount_minor == 0 else "set"
+        messages.success(request, f"Minimum price {what}.")
+        return redirect("portal-prices", holder.pk)
+    money = partial(selectors.format_minor, currency=currency)
+    return render(
+        request,
+        "royalties/prices.html",
+        {
+            "holder": holder,
+            "currency": currency,
+            "floors": [
+                {"floor": f, "amount": money(f.amount_minor)}
+                for f in selectors.holder_price_floors(holder=holder)
+                if f.currency == currency
+            ],
+            "recordings": holder_recordings_any_side(holder=holder),
+            "levels": Level.choices,
+            "distributions": Distribution.choices,
+        },
+    )
+
+
+def _whole(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an id", details={name: value}) from None

@@ -222,3 +222,28 @@ def test_holders_set_and_read_floors_through_the_api(quotable, make_user):
     assert outsider.post(url, {"level": "song", "distribution": "commercial",
                                "amount_minor": 1}, format="json").status_code == 404  # fmt: skip
     assert PriceFloor.objects.count() == 1
+
+
+# --- the portal's prices page ---------------------------------------------------------------
+
+
+def test_a_member_sets_and_lifts_a_minimum_price_on_the_portal(pricing, rights, client, make_user):
+    client.force_login(rights["member_a"])
+    url = f"/portal/holders/{rights['holder_a'].pk}/prices/"
+    page = client.get(url).content.decode()
+    assert "No minimum prices" in page and f'value="{rights["solo"].pk}"' in page
+    form = {"recording": rights["solo"].pk, "level": "song", "distribution": "commercial",
+            "amount": "12.50"}  # fmt: skip
+    assert client.post(url, form).status_code == 302
+    page = client.get(url).content.decode()
+    assert 'id="price-floors"' in page and "12.50" in page
+    assert fee_of(charge(rights, ref="after-portal")) == 1_250
+    assert client.post(url, {**form, "amount": "0"}).status_code == 302
+    assert "No minimum prices" in client.get(url).content.decode()
+    for bad in ({"amount": "-1"}, {"amount": "1.234"}, {"amount": "ten"}, {"level": "x"},
+                {"recording": "abc"}):  # fmt: skip
+        response = client.post(url, {**form, **bad})
+        assert response.status_code == 400, bad
+    assert PriceFloor.objects.count() == 2
+    client.force_login(make_user())
+    assert client.get(url).status_code == 404
