@@ -8,12 +8,12 @@ but the artist allows only song-level inference (so unanimity is visible), plus 
 revocations so that history has more than one version.
 
 Every recording embodies a work of the same title written by its artist (composer, self-
-published); every 10th work is co-published 50/50 by a fictional publisher, "Open Game Music
-Publishing", which the demo rights-holder login also acts for. The writer's consent for the
-work mirrors the artist's current consent for the recording and the publisher grants
-everything, so the works change no recording's effective consent. Idempotent: holders that
-already have a consent version for a recording or work, and recordings already linked to
-works, are left alone.
+published); one work in ten (the 2nd, 12th, ...) is co-published 50/50 by a fictional
+publisher, "Open Game Music Publishing", which the demo rights-holder login also acts for.
+The writer's consent for the work mirrors the artist's current consent for the recording and
+the publisher grants everything, so the works change no recording's effective consent.
+Idempotent: holders that already have a consent version for a recording or work, and
+recordings already linked to works, are left alone.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ LABEL_NAME = "Open Game Music Collective"
 LABEL_BASIS_POINTS = 3_000
 PUBLISHER_NAME = "Open Game Music Publishing"
 PUBLISHER_IPI = "00052210041"
-CO_PUBLISHED_EVERY = 10  # the 10th, 20th, ... recording's work: 50/50 writer and publisher
+# the 2nd, 12th, 22nd, ... recording's work is 50/50 writer and publisher: those recordings
+# have the "full" consent profile, so makers can use them at every level and distribution
+CO_PUBLISHED_EVERY, CO_PUBLISHED_AT = 10, 1
 ALL_USES = ["training", "song_inference", "parameter_inference", "audio_inference"]
 INFERENCE_USES = ["song_inference", "parameter_inference", "audio_inference"]
 ALL_DISTRIBUTIONS = ["private", "non_commercial", "commercial"]
@@ -173,7 +175,7 @@ def demo_rights_seed() -> dict[str, int]:
                 counts["consent_versions"] += 1
 
         if not RecordingWork.objects.filter(recording=recording).exists():
-            co_published = index % CO_PUBLISHED_EVERY == CO_PUBLISHED_EVERY - 1
+            co_published = index % CO_PUBLISHED_EVERY == CO_PUBLISHED_AT
             shares = [WorkShareSpec(artist_holder, WorkShare.Role.COMPOSER, 10_000)]
             if co_published:
                 shares = [WorkShareSpec(artist_holder, WorkShare.Role.COMPOSER, 5_000),
