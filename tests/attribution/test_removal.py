@@ -1,0 +1,102 @@
+"""Removing a revoked recording from a trained generator (attribution/tda/removal.py): tiny DiT
+on CPU, no database. The membership test must first tell the trained recording from comparable
+held-out ones, then not after the ascent; the repair must leave retained losses within the
+tolerance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attribution.tda import compute_fisher
+from attribution.tda.errors import TDAConfigError
+from attribution.tda.platform_model import PlatformTarget, TrainingWindow, platform_manifest
+from attribution.tda.removal import RemovalConfig, membership, remove_recordings, window_losses
+from generation.model import Generator, GeneratorConfig, TrainConfig, train_generator
+from tests.attribution.test_tda import synthetic_items, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REVOKED = 100
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A tiny DiT trained on six synthetic recordings; six comparable ones it never saw."""
+    items = synthetic_items(seed=0)
+    report = train_generator(items, GeneratorConfig.tiny(), TrainConfig.tiny(steps=600))
+    config = report.generator.config
+    target = PlatformTarget(config)
+    model = target.prepare(report.generator.model.cpu())
+    heldout_items = [
+        type(item)(item.recording_id + 100, item.logmel, item.windows, item.window_seconds)
+        for item in synthetic_items(seed=1)
+    ]
+
+    def windows(item):
+        return [target.example(TrainingWindow(item, 0))]
+
+    retained_items = [i for i in items if i.recording_id != REVOKED]
+    return {
+        "target": target,
+        "model": model,
+        "config": config,
+        "items": items,
+        "retained_items": retained_items,
+        "revoked": {REVOKED: windows(items[0])},
+        "heldout": {i.recording_id: windows(i) for i in heldout_items},
+        "retained": [w for i in retained_items for w in windows(i)],
+        "fisher": compute_fisher(
+            target,
+            model,
+            platform_manifest(retained_items, config, coverage="first"),
+            tiny_config(),
+            model_version="tiny",
+        ),  # fmt: skip
+    }
+
+
+def test_losses_use_common_random_numbers_and_tell_members_from_non_members(world):
+    config = RemovalConfig(loss_draws=16)
+    target, model = world["target"], world["model"]
+    twice = [window_losses(target, model, world["retained"], config) for _ in range(2)]
+    assert (twice[0] == twice[1]).all()  # same draws, same bits
+    test = membership(target, model, world["revoked"], world["heldout"], config)
+    # trained on it: its loss sits below every comparable recording the model never saw
+    assert test.percentile(REVOKED) < 20.0, test.to_dict()
+
+
+def test_ascent_then_repair_makes_it_indistinguishable_and_keeps_the_rest(world):
+    config = RemovalConfig(loss_draws=16, step_fraction=0.02, max_steps=20, retained_tolerance=0.1)
+    retained_items, generator_config = world["retained_items"], world["config"]
+    seen_in_repair: list[set[int]] = []
+
+    def repair(model):
+        parent = Generator(model, generator_config, device="cpu")
+        report = train_generator(
+            retained_items, generator_config, TrainConfig.tiny(steps=30, learning_rate=5e-4),
+            parent=parent,
+        )  # fmt: skip
+        seen_in_repair.append({int(u) for u in report.usage})
+        return world["target"].prepare(report.generator.model.cpu())
+
+    before = {n: p.clone() for n, p in world["model"].named_parameters()}
+    repaired, report = remove_recordings(
+        world["target"], world["model"], revoked=world["revoked"], heldout=world["heldout"],
+        retained=world["retained"], fisher=world["fisher"], config=config, repair=repair,
+    )  # fmt: skip
+    assert all(torch.equal(p, before[n]) for n, p in world["model"].named_parameters())
+    assert report.stopped == "target reached" and 1 <= report.steps <= 20
+    assert report.after_ascent.percentile(REVOKED) >= 50.0
+    assert seen_in_repair == [{i.recording_id for i in retained_items}]  # never the revoked one
+    checks = report.checks(config)
+    assert checks["membership"]["passed"], report.to_dict(config)["membership_after_repair"]
+    assert checks["retained_loss"]["passed"], report.to_dict(config)
+    assert report.trajectory[0]["step"] == 0 and len(report.trajectory) == report.steps + 1
+    assert repaired is not world["model"]
+
+
+def test_bad_settings_are_refused():
+    for bad in (dict(step_fraction=0), dict(target_percentile=90), dict(loss_draws=0),
+                dict(band=(60.0, 40.0))):  # fmt: skip
+        with pytest.raises(TDAConfigError):
+            RemovalConfig(**bad)
