@@ -271,3 +271,46 @@ class SimilarityMatch(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} recording {self.recording_id}: {self.similarity:.3f}"
+
+
+class ModelUnlearning(models.Model):
+    """Removing recordings whose training consent was revoked from the served generator
+    (attribution/services/unlearning.py). Revocations within a short window are batched into
+    one pending job; the result is a new model version, served only once verified."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting (revocations are batched)"
+        RUNNING = "running", "Removing"
+        SERVED = "served", "Verified and served"
+        FAILED = "failed", "Failed (not served; the model stays withdrawn)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    source_model_version = models.ForeignKey(
+        "generation.ModelVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    recording_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    not_before = models.DateTimeField(help_text="revocations until then join this job")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result_model_version = models.ForeignKey(
+        "generation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )  # fmt: skip
+    report = models.JSONField(default=dict, blank=True, help_text="settings and verification")
+    failure_reason = models.CharField(max_length=500, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_model_version"],
+                condition=Q(status="pending"),
+                name="one_pending_unlearning_per_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"unlearning {self.pk} of {self.recording_ids} from {self.source_model_version_id}"

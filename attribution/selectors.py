@@ -18,6 +18,7 @@ from django.db.models import Count, QuerySet
 
 from attribution.models import (
     ClipCalibration,
+    ModelUnlearning,
     SimilarityAudit,
     SimilarityMatch,
     TrainingAttribution,
@@ -333,3 +334,12 @@ def tda_hub_watch(
         "flagged": sum(r["flagged"] for r in rows),
         "rows": rows,
     }
+
+
+def model_unlearning_jobs(limit: int = 50) -> list[ModelUnlearning]:
+    """The latest removal jobs with their source and result versions, newest first."""
+    return list(
+        ModelUnlearning.objects.select_related("source_model_version", "result_model_version")[
+            :limit
+        ]
+    )

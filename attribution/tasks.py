@@ -61,3 +61,12 @@ def similarity_audit_run(self, audit_id: int) -> dict:
 
     audit = job_task_run(self, SIMILARITY_AUDIT_JOB, audit_id, lambda: run(audit_id=audit_id))
     return {"audit": audit_id, "status": audit.status, "flagged": audit.flagged}
+
+
+@shared_task(bind=True, acks_late=True)
+def model_unlearning_run(self, job_id: int) -> dict:
+    """Remove revoked recordings from the served generator (one job; see the service)."""
+    from attribution.services.unlearning import model_unlearning_run as run
+
+    job = run(job_id=job_id)
+    return {"job": job_id, "status": job.status, "reason": job.failure_reason}

@@ -13,6 +13,7 @@ from django.shortcuts import render
 
 from attribution.selectors import (
     clip_calibrations,
+    model_unlearning_jobs,
     similarity_audit_counts,
     similarity_audits,
     tda_done_model_versions,
@@ -87,3 +88,10 @@ def tda_hub_report(request: HttpRequest) -> HttpResponse:
         "model_versions": report["model_versions"] if report else tda_done_model_versions(),
     }
     return render(request, "attribution/tda_hubs.html", context, status=status)
+
+
+@staff_member_required
+def unlearning_report(request: HttpRequest) -> HttpResponse:
+    """Removals of revoked recordings from the served generator: status, verification checks
+    and figures, and the model version each produced."""
+    return render(request, "attribution/unlearning.html", {"jobs": model_unlearning_jobs()})

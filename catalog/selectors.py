@@ -646,6 +646,8 @@ class RecordingConsentOverview(_ToggleGroups):
     work_holders: list[HolderConsent] = field(default_factory=list)
 
     @property
+    # its removal from the served generator after a training revocation (catalog/providers.py)
+    removal: dict | None = None
     def toggle_prefix(self) -> str:
         return f"c-{self.recording.pk}"
 

@@ -13,6 +13,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from dataclasses import replace
+
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -23,6 +25,7 @@ from catalog.services.consent import ConsentChange, consent_changes_apply
 from config.exceptions import InvalidInput
 
 RECORDINGS_PER_PAGE = 25
+from catalog.providers import recording_removal_status
 
 
 class PlannedChange(ConsentChange):
@@ -74,7 +77,10 @@ def holder_recordings(request: HttpRequest, holder_id: int) -> HttpResponse:
     page = Paginator(selectors.holder_recordings(holder=holder), RECORDINGS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    rows = selectors.holder_consent_overview(holder=holder, recordings=page.object_list)
+    rows = [
+        replace(row, removal=recording_removal_status(recording_id=row.recording.pk))
+        for row in selectors.holder_consent_overview(holder=holder, recordings=page.object_list)
+    ]
     return render(
         request,
         "catalog/portal/recordings.html",

@@ -236,9 +236,12 @@ def remove_recordings(
     fisher: FisherInfo,
     config: RemovalConfig,
     repair: Repair | None = None,
+    ascent: Mapping[int, Sequence[Example]] | None = None,
     progress: Progress | None = None,
 ) -> tuple[nn.Module, RemovalReport]:
-    """The unlearned and repaired model (`model` is left unchanged) and what was measured."""
+    """The unlearned and repaired model (`model` is left unchanged) and what was measured.
+    `revoked` windows are measured (as many per recording as `heldout` has, for a fair test);
+    `ascent` (default: the same) are the windows whose loss is pushed up."""
     if not revoked or not heldout or not retained:
         raise TDAConfigError("need revoked, held-out and retained windows")
     seconds: dict[str, float] = {}
@@ -252,7 +255,7 @@ def remove_recordings(
     theta0, _ = split_params(model, names)
     current = {n: p.clone() for n, p in theta0.items()}
     norm0 = math.sqrt(sum(float((p.double() ** 2).sum()) for p in theta0.values()))
-    windows = [w for ws in revoked.values() for w in ws]
+    windows = [w for ws in (ascent or revoked).values() for w in ws]
     state, step, stopped = model, 0, "max steps"
     after_ascent = before
     trajectory = [{"step": 0, **{str(k): v for k, v in before.percentiles().items()}}]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from catalog.events import ConsentChanged, consent_changed_publish
 from catalog.models import (
     ConsentVersion,
     CurrentConsent,
@@ -190,6 +191,13 @@ def consent_changes_apply(
     """Apply several recordings' (or works') changes in one transaction (the portal's bulk
     action): an error on any of them leaves all unchanged. Returns how many changed."""
     changed = 0
+        consent_changed_publish(
+            ConsentChanged(
+                tuple(affected),
+                granted=tuple(changed) if grant else (),
+                revoked=() if grant else tuple(changed),
+            )
+        )
     with transaction.atomic():
         for change in changes:
             for names, apply in ((change.grant, consent_grant), (change.revoke, consent_revoke)):

@@ -11,7 +11,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from catalog.events import ConsentChanged, consent_changed_publish
 from catalog.models import (
+    CONSENT_BIT_NAMES,
     TOTAL_BASIS_POINTS,
     Recording,
     RightsHolder,
@@ -54,6 +56,7 @@ def rights_shares_set(
             for holder, basis_points in shares.items()
         )
         consent_masks_refresh(recording_ids=[recording.pk])  # a new holder has not consented
+        consent_changed_publish(ConsentChanged((recording.pk,), revoked=CONSENT_BIT_NAMES))
         return created
 
 

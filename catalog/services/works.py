@@ -16,7 +16,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from catalog.events import ConsentChanged, consent_changed_publish
 from catalog.models import (
+    CONSENT_BIT_NAMES,
     Recording,
     RecordingWork,
     RightsHolder,
@@ -115,6 +117,7 @@ def work_shares_set(
             for s in shares
         )
         consent_masks_refresh(recording_ids=affected)
+        consent_changed_publish(ConsentChanged(tuple(affected), revoked=CONSENT_BIT_NAMES))
     return created
 
 
@@ -134,6 +137,7 @@ def recording_works_set(
             for work, bp in works.items()
         )
         consent_masks_refresh(recording_ids=[recording.pk])  # its works' holders must agree
+        consent_changed_publish(ConsentChanged((recording.pk,), revoked=CONSENT_BIT_NAMES))
     return created
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "generation",
     "attribution",
     "royalties",
+    "disputes",
     "benchmarks",
 ]
 
@@ -141,11 +142,17 @@ GENERATION_COMPLETED_RECEIVERS = [
     "attribution.receivers.training_attribution_on_generation_completed",
     "attribution.receivers.similarity_audit_on_generation_completed",
 ]
+# Who acts when what recordings permit may have changed (catalog/events.py), inside the
+# changing transaction: attribution removes recordings from the served generator when their
+# training consent goes (issue 19).
+CATALOG_CONSENT_CHANGED_RECEIVERS = ["attribution.receivers.unlearning_on_consent_changed"]
 # Steps of `manage.py demo_setup` that belong to apps above the catalogue.
 DEMO_SETUP_STEPS = ["royalties.demo.demo_pricing_step"]
 # What generation reads from attribution without importing it (generation/providers.py).
 GENERATION_AUDIT_SUMMARY = "attribution.selectors.similarity_audit_for_generation"
 GENERATION_NEAR_COPIES = "attribution.services.audit.near_copies"
+# What the catalogue's pages read from attribution without importing it (catalog/providers.py).
+CATALOG_REMOVAL_STATUS = "attribution.services.unlearning.recording_removal_status"
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -227,6 +234,11 @@ GENERATOR_CHECKPOINT_DIR = Path(
 # Stop serving a model version once training consent of a recording it learned from is revoked
 # (until a retrained version exists). Off only where a contract allows otherwise.
 GENERATION_REFUSE_REVOKED_MODELS = os.environ.get("GENERATION_REFUSE_REVOKED_MODELS", "1") != "0"
+# ...unless it is unlearned (issue 19): a revocation of training consent for a recording in
+# the served model's manifest starts a job that removes it and serves the new version once
+# verified (attribution/services/unlearning.py); `UNLEARNING` overrides its settings.
+UNLEARNING_ON_REVOCATION = os.environ.get("UNLEARNING_ON_REVOCATION", "1") != "0"
+UNLEARNING = json.loads(os.environ.get("UNLEARNING_JSON") or "{}")
 GENERATION_MAX_UPLOAD_BYTES = int(os.environ.get("GENERATION_MAX_UPLOAD_BYTES", str(10 * 2**20)))
 # C2PA signing of outputs. Unset: a development chain generated under C2PA_DEVELOPMENT_DIR
 # (readers report it untrusted unless its root is configured as a trust anchor).
@@ -280,6 +292,22 @@ TDA_PAYOUT_AGGREGATE = os.environ.get("TDA_PAYOUT_AGGREGATE", "max")
 TDA_UNATTRIBUTED = os.environ.get("TDA_UNATTRIBUTED", "pending")
 # Compute TDA for every completed generation (off: jobs stay queued until run by hand).
 TDA_ON_GENERATION = os.environ.get("TDA_ON_GENERATION", "1") != "0"
+
+# --- Disputes --------------------------------------------------------------------------------
+# An open dispute nobody resolves is closed as expired this many days after it was opened, and
+# the amounts it held are released (`manage.py expire_disputes`, or Celery beat hourly).
+DISPUTE_AUTO_RELEASE_DAYS = float(os.environ.get("DISPUTE_AUTO_RELEASE_DAYS", "30"))
+DISPUTE_MAX_EVIDENCE_BYTES = int(os.environ.get("DISPUTE_MAX_EVIDENCE_BYTES", str(10 * 2**20)))
+# Which payable entries of a ledger posting the reasons in force (audit flags, open disputes)
+# want held: royalties asks when a posting arrives or a reason comes or goes.
+ROYALTIES_HOLDS_WANTED = "disputes.services.holds_wanted"
+# What the studio's receipt shows of a generation's disputes (generation/providers.py).
+GENERATION_DISPUTES = "disputes.selectors.generation_disputes_summary"
+CELERY_BEAT_SCHEDULE["expire-disputes"] = {
+    "task": "disputes.tasks.disputes_expire",
+    "schedule": float(os.environ.get("DISPUTE_EXPIRY_SECONDS", "3600")),
+}
+CELERY_TASK_ROUTES["disputes.tasks.*"] = {"queue": "generation"}  # quick, like the sweeper
 
 # --- Corroborative similarity audit (seed 003) ------------------------------------------------
 # Clip length and hop (seconds) of catalogue, training-set and output clips.

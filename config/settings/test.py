@@ -36,3 +36,7 @@ AUDIT_MELODY_ENCODER = ""  # needs 2-s clips; tests that use it set 3-s clips
 AUDIT_CLIP_SECONDS = 1.5
 AUDIT_CLIP_HOP_SECONDS = 0.75
 GENERATION_MIN_SECONDS = AUDIT_CLIP_SECONDS
+
+# Consent changes in other tests must not start removals from their models; the unlearning
+# tests turn it on.
+UNLEARNING_ON_REVOCATION = False

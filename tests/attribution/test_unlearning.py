@@ -1,0 +1,143 @@
+"""Removing a recording from the served generator when its training consent is revoked (issue
+19): the job is scheduled by the consent change, batched, cancelled by a re-grant, and serves a
+new version only when verification passes. A tiny generator trained on four of six recordings
+(tests/generation/conftest.py `studio`); the two it never saw are the held-out set."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from attribution.models import ModelUnlearning
+from attribution.services import unlearning
+from attribution.services.unlearning import model_unlearning_run, recording_removal_status
+from catalog.services.consent import consent_grant, consent_revoke
+from generation.models import ModelVersion
+from generation.selectors import NoServableModel, servable_model_version
+from tests.catalog.retrieval_fixtures import tiny_checkpoint  # noqa: F401
+from tests.generation.conftest import TRAINED, embedded_catalogue, pricing, studio  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_torch_thread")]
+
+TINY = {
+    "batch_seconds": 60, "heldout_recordings": 2, "min_heldout": 2, "membership_windows": 1,
+    "ascent_windows": 2, "retained_windows": 3, "fisher_items": 3, "repair_steps": 20,
+    "repair_learning_rate": 5e-4, "repair_seconds": 60, "quality_generations": 2,
+    "quality_others": 2, "quality_seconds": 2.0, "gap_tolerance": 1.0,
+    "removal": {"loss_draws": 8, "step_fraction": 0.02, "max_steps": 15,
+                "target_percentile": 50.0, "band": [0.0, 100.0], "retained_tolerance": 0.5},
+}  # fmt: skip
+
+
+@pytest.fixture
+def unlearning_on(settings, studio):  # noqa: F811
+    settings.UNLEARNING_ON_REVOCATION = True
+    settings.UNLEARNING = TINY
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    return studio
+
+
+def revoke(world, recording):
+    consent_revoke(actor=world["member"], holder=world["holder"], recording=recording,
+                   uses=["training"])  # fmt: skip
+
+
+def grant(world, recording):
+    consent_grant(actor=world["member"], holder=world["holder"], recording=recording,
+                  uses=["training"])  # fmt: skip
+
+
+def due(job: ModelUnlearning) -> None:
+    ModelUnlearning.objects.filter(pk=job.pk).update(not_before=timezone.now() - timedelta(1))
+
+
+def test_revocations_are_batched_into_one_job_and_a_regrant_takes_them_out(unlearning_on):
+    world = unlearning_on
+    first, second = world["recordings"][0], world["recordings"][1]
+    never_trained = world["recordings"][TRAINED]
+    revoke(world, never_trained)  # not in the served manifest: nothing to remove
+    assert not ModelUnlearning.objects.exists()
+    revoke(world, first)
+    revoke(world, second)
+    (job,) = ModelUnlearning.objects.all()
+    assert job.status == "pending" and job.recording_ids == sorted([first.pk, second.pk])
+    assert job.source_model_version == world["model_version"]
+    assert recording_removal_status(recording_id=first.pk)["status"] == "pending"
+    grant(world, first)
+    job.refresh_from_db()
+    assert job.recording_ids == [second.pk]
+    grant(world, second)
+    job.refresh_from_db()
+    assert job.status == "cancelled" and "granted again" in job.failure_reason
+    # a woken job that is cancelled does nothing
+    assert model_unlearning_run(job_id=job.pk).status == "cancelled"
+
+
+def test_a_verified_removal_is_served_and_the_studio_generates_again(unlearning_on, client):
+    world = unlearning_on
+    source = world["model_version"]
+    revoked = world["recordings"][0]
+    revoke(world, revoked)
+    with pytest.raises(NoServableModel):  # withdrawn while the job waits and runs
+        servable_model_version()
+    job = ModelUnlearning.objects.get()
+    assert model_unlearning_run(job_id=job.pk).status == "pending"  # before the batch closes
+    due(job)
+    job = model_unlearning_run(job_id=job.pk)
+    assert job.status == "served", (job.failure_reason, job.report.get("checks"))
+    new = job.result_model_version
+    assert new.is_active and servable_model_version() == new
+    assert revoked.pk not in new.training_recording_ids
+    assert sorted(new.training_recording_ids) == sorted(
+        r.pk for r in world["recordings"][1:TRAINED]
+    )
+    removal = new.training_manifest["unlearning"]
+    assert removal["parent"]["checkpoint_sha256"] == source.checkpoint_sha256
+    assert removal["removed_recordings"] == [revoked.pk]
+    assert set(removal["verification"]) == {
+        "membership", "retained_loss", "conditioning_gap", "no_near_copy"
+    }  # fmt: skip
+    report = job.report
+    assert report["ascent_steps"] >= 0 and report["repair"]["steps"] >= 1
+    assert set(report["heldout_recordings"]) == {r.pk for r in world["recordings"][TRAINED:]}
+    status = recording_removal_status(recording_id=revoked.pk)
+    assert status["status"] == "served" and status["verified_at"] is not None
+    client.force_login(world["member"])
+    page = client.get(f"/portal/holders/{world['holder'].pk}/").content.decode()
+    assert "Removal from the model: done, verified on" in page
+
+
+def test_a_failed_verification_serves_nothing_and_says_why(unlearning_on, settings):
+    world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "retained_tolerance": 1e-12}}
+    revoke(world, world["recordings"][0])
+    job = ModelUnlearning.objects.get()
+    due(job)
+    job = model_unlearning_run(job_id=job.pk)
+    assert job.status == "failed" and "retained_loss" in job.failure_reason
+    assert job.result_model_version is None
+    assert ModelVersion.objects.get(is_active=True) == world["model_version"]
+    with pytest.raises(NoServableModel):
+        servable_model_version()  # the previous behaviour: withdrawn
+    assert job.report["checks"]["retained_loss"]["passed"] is False
+
+
+def test_a_regrant_while_it_runs_cancels_it_and_nothing_is_served(unlearning_on, monkeypatch):
+    world = unlearning_on
+    revoked = world["recordings"][0]
+    revoke(world, revoked)
+    job = ModelUnlearning.objects.get()
+    due(job)
+    real = unlearning._remove
+
+    def regranted_midway(job, source, ids):
+        grant(world, revoked)
+        return real(job, source, ids)
+
+    monkeypatch.setattr(unlearning, "_remove", regranted_midway)
+    job = model_unlearning_run(job_id=job.pk)
+    assert job.status == "cancelled" and "while the job ran" in job.failure_reason
+    assert ModelVersion.objects.get(is_active=True) == world["model_version"]
+    assert servable_model_version() == world["model_version"]  # consent is back
