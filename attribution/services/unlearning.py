@@ -12,7 +12,8 @@ it from the model instead of withdrawing the model until someone retrains (issue
   verify    membership percentile in band; retained loss change within tolerance; the
             conditioning gap of new outputs within tolerance of the old model's (same
             references and seeds); no new output a near copy of a revoked recording (the
-            similarity audit's search)
+            similarity audit's search); self-influence: a revoked recording's own loss rise when
+            it is unlearned as a query sits within the held-out recordings' range
   serve     only when every check passes and the revocations still stand: the new version
             (manifest without the recordings, its parent, the method and its settings) is
             registered and activated; otherwise the previous behaviour (withdrawal) applies
@@ -36,7 +37,7 @@ from django.utils import timezone
 from attribution.models import ModelUnlearning
 from attribution.tda import TDAConfig, TDAError, compute_fisher
 from attribution.tda.platform_model import PlatformTarget, TrainingWindow, platform_manifest
-from attribution.tda.removal import RemovalConfig, remove_recordings
+from attribution.tda.removal import Membership, RemovalConfig, remove_recordings, self_scores
 from catalog.models import Recording, Use
 from catalog.retrieval.runtime import loaded_encoder
 from catalog.selectors import recordings_permitting
@@ -70,7 +71,7 @@ def _settings() -> dict[str, Any]:
         "ascent_windows": 12, "retained_windows": 24, "fisher_items": 24,
         "repair_steps": 150, "repair_learning_rate": 1e-4, "repair_seconds": 240,
         "quality_generations": 8, "quality_others": 6, "quality_seconds": 6.0,
-        "gap_tolerance": 0.05,
+        "gap_tolerance": 0.05, "influence_learning_rate": 1e-6,
         "removal": {},
     }  # fmt: skip
     return {**defaults, **getattr(settings, "UNLEARNING", {})}
@@ -276,7 +277,13 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
         fisher=fisher, config=removal, repair=repair, ascent=ascent, progress=progress,
     )  # fmt: skip
     new = Generator(repaired, config, device=generator.device)
+    progress("self-influence", 0, 1)
+    influence = _self_influence(
+        target, model, repaired, revoked_windows, heldout_windows, fisher, removal, options,
+        n_items=len(items),
+    )  # fmt: skip
     quality = _quality(source, generator, new, revoked, options)
+    quality["checks"]["self_influence"] = influence
     report = removal_report.to_dict(removal)
     report["checks"].update(quality.pop("checks"))
     report.update(quality)
@@ -289,6 +296,40 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     manifest = _manifest(source, revoked, job, report)
     save_generator(checkpoint, new, {"unlearning": manifest["unlearning"]})
     return {"report": report, "checkpoint": checkpoint, "manifest": manifest}
+
+
+def _self_influence(
+    target: PlatformTarget,
+    old: Any,
+    new: Any,
+    revoked_windows: dict[int, list],
+    heldout_windows: dict[int, list],
+    fisher: Any,
+    removal: RemovalConfig,
+    options: dict,
+    n_items: int,
+) -> dict[str, Any]:
+    """Attribution's view: each recording's self-influence (its own loss rise when its first
+    window is unlearned as a query). On the new model a revoked recording's must sit within
+    the held-out recordings' range (at most the band's top percentile), as for any recording
+    the model never trained on."""
+    config = TDAConfig(
+        learning_rate=options["influence_learning_rate"], layer_group=removal.layer_group,
+        unlearn_timesteps=16, loss_mask=True, device="cpu", seed=removal.seed,
+    )  # fmt: skip
+    firsts = {rid: ws[0] for rid, ws in {**revoked_windows, **heldout_windows}.items()}
+    result: dict[str, Any] = {}
+    for name, model in (("before", old), ("after", new)):
+        scores = self_scores(target, model, firsts, fisher, config, n_items=n_items,
+                             removal=removal)  # fmt: skip
+        test = Membership(
+            {rid: scores[rid] for rid in revoked_windows},
+            {rid: scores[rid] for rid in heldout_windows},
+        )
+        result[f"percentile_{name}"] = {str(k): v for k, v in test.percentiles().items()}
+        result[f"scores_{name}"] = {str(k): round(v, 6) for k, v in scores.items()}
+    result["passed"] = all(p <= removal.band[1] for p in result["percentile_after"].values())
+    return result
 
 
 def _quality(

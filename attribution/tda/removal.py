@@ -304,3 +304,28 @@ def remove_recordings(
         seconds=seconds,
         trajectory=trajectory,
     )
+
+
+def self_scores(
+    target: AttributionTarget,
+    model: nn.Module,
+    windows: Mapping[int, Example],
+    fisher: FisherInfo,
+    config: TDAConfig,
+    *,
+    n_items: int,
+    removal: RemovalConfig,
+) -> dict[int, float]:
+    """Self-influence of each recording's window (seed 000 Eq. 6 then Eq. 2 on itself): how
+    much its own loss rises when it is unlearned as a query. Training members the model leans
+    on score high; a removed recording should score like recordings it never saw."""
+    from attribution.tda.unlearn import unlearn
+
+    scores = {}
+    for rid, window in windows.items():
+        result = unlearn(target, model, window, fisher, config, n_items=n_items,
+                         query_key=f"self:{rid}")  # fmt: skip
+        before = window_losses(target, model, [window], removal, "self")
+        after = window_losses(target, result.model, [window], removal, "self")
+        scores[rid] = float(after[0] - before[0])
+    return scores

@@ -97,8 +97,13 @@ def test_a_verified_removal_is_served_and_the_studio_generates_again(unlearning_
     assert removal["parent"]["checkpoint_sha256"] == source.checkpoint_sha256
     assert removal["removed_recordings"] == [revoked.pk]
     assert set(removal["verification"]) == {
-        "membership", "retained_loss", "conditioning_gap", "no_near_copy"
+        "membership", "retained_loss", "conditioning_gap", "no_near_copy", "self_influence"
     }  # fmt: skip
+    influence = job.report["checks"]["self_influence"]
+    assert set(influence["scores_after"]) == {str(revoked.pk), *(
+        str(r.pk) for r in world["recordings"][TRAINED:]
+    )}  # fmt: skip
+    assert influence["passed"]
     report = job.report
     assert report["ascent_steps"] >= 0 and report["repair"]["steps"] >= 1
     assert set(report["heldout_recordings"]) == {r.pk for r in world["recordings"][TRAINED:]}
