@@ -8,6 +8,7 @@ from royalties.models import (
     Account,
     LedgerEntry,
     LedgerTransaction,
+    PriceFloor,
     PriceList,
     PriceTier,
     SplitPolicy,
@@ -33,7 +34,19 @@ class PriceListAdmin(ReadOnlyAdmin):
 
 @admin.register(SplitPolicy)
 class SplitPolicyAdmin(ReadOnlyAdmin):
-    list_display = ["effective_from", "direct_bp", "tda_pool_bp", "auxiliary_bp", "platform_bp"]
+    list_display = [
+        "effective_from", "direct_bp", "tda_pool_bp", "auxiliary_bp", "platform_bp",
+        "publishing_bp", "auxiliary_modules",
+    ]  # fmt: skip
+
+
+@admin.register(PriceFloor)
+class PriceFloorAdmin(ReadOnlyAdmin):
+    """Floors are set by holders' members (portal, API); the history is append-only."""
+
+    list_display = ["holder", "recording", "level", "distribution", "amount_minor", "currency",
+                    "created_at", "created_by"]  # fmt: skip
+    list_filter = ["currency", "level", "distribution"]
 
 
 @admin.register(Account)

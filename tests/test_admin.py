@@ -30,18 +30,18 @@ def test_consent_versions_cannot_be_edited_in_admin(client, staff):
 
 
 def test_royalty_admin_pages_open_and_are_read_only(client, staff):
-    from royalties.models import LedgerTransaction, Statement
+    from royalties.models import LedgerTransaction, PriceFloor, Statement
 
     staff.is_superuser = True
     staff.save()
     client.force_login(staff)
     models = [m for m in admin.site._registry if m._meta.app_label == "royalties"]
-    assert len(models) == 5
+    assert len(models) == 6  # with holder-set price floors
     for model in models:
         url = f"/admin/royalties/{model._meta.model_name}/"
         assert client.get(url).status_code == 200, url
     request = type("Request", (), {"user": staff})()
-    for model in (LedgerTransaction, Statement):
+    for model in (LedgerTransaction, Statement, PriceFloor):
         model_admin = admin.site._registry[model]
         assert not model_admin.has_change_permission(request)
         assert not model_admin.has_delete_permission(request)
