@@ -163,7 +163,7 @@ class Account(models.Model):
             "unallocated",
             ("Unallocated (no rights shares, no registered work or no training set)"),
         )
-        PAYOUTS_HELD = "payouts_held", "Payouts held for review (similarity audit flag)"
+        PAYOUTS_HELD = "payouts_held", "Payouts held for review (audit flag or dispute)"
         EXTERNAL_CREATORS = (
             "external_creators",
             ("Creators of the data behind modules trained outside the platform (disclosed)"),
@@ -202,6 +202,10 @@ class LedgerTransaction(models.Model):
         TDA_SETTLEMENT = "tda_settlement", "TDA pool settlement"
         REVERSAL = "reversal", "Reversal"
         PAYOUT_HOLD = "payout_hold", "Payouts held for review"
+        # a dispute upheld: who a fee's part or a TDA settlement paid, corrected (the
+        # original stays; the correction moves the money from the old payees to the new)
+        FEE_CORRECTION = "fee_correction", "Correction of who a fee paid"
+        TDA_CORRECTION = "tda_correction", "Correction of who a TDA settlement paid"
 
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=24, choices=Kind.choices)

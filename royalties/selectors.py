@@ -15,15 +15,17 @@ from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 
 from catalog.models import Recording, RightsHolder
 from catalog.selectors import holders_by_ids, recording_rights_shares, recordings_work_shares
 from config.exceptions import InvalidInput
 from royalties.models import (
+    Account,
     Component,
     LedgerEntry,
+    LedgerTransaction,
     PriceFloor,
     PriceList,
     Side,
@@ -69,6 +71,12 @@ def period_bounds(period: date) -> tuple[datetime, datetime]:
     days = calendar.monthrange(period.year, period.month)[1]
     end = datetime.fromordinal(start.toordinal() + days).replace(tzinfo=UTC)
     return start, end
+
+
+def period_of(moment: datetime) -> date:
+    """The month (its first day, UTC) a booking falls in."""
+    moment = moment.astimezone(UTC)
+    return date(moment.year, moment.month, 1)
 
 
 def _holder_entries(*, holder: RightsHolder, period: date, currency: str) -> QuerySet[LedgerEntry]:
@@ -452,3 +460,77 @@ def holder_price_floors(*, holder: RightsHolder) -> list[PriceFloor]:
 
 def holders_names(*, holder_ids: Iterable[int]) -> dict[int, str]:
     return {pk: holder.name for pk, holder in holders_by_ids(holder_ids=holder_ids).items()}
+
+
+# --- Disputes: who a generation pays, and what it paid a holder ---------------------------------
+
+
+def generation_payee_ids(
+    *, generation_ref: str, components: Iterable[str] | None = None
+) -> set[int]:
+    """Holders a generation's postings credited (optionally only for some components)."""
+    entries = LedgerEntry.objects.filter(generation_ref=generation_ref, holder__isnull=False)
+    if components is not None:
+        entries = entries.filter(component__in=list(components))
+    return set(entries.values_list("holder_id", flat=True).distinct())
+
+
+def holder_recent_generations(*, holder: RightsHolder, limit: int = 20) -> list[dict]:
+    """The generations that credited `holder` most recently, with what each owes it now
+    (direct, TDA, auxiliary; held amounts are not owed), newest first."""
+    rows = (
+        LedgerEntry.objects.filter(holder=holder)
+        .exclude(generation_ref="")
+        .values("generation_ref", "currency")
+        .annotate(
+            first_booked=Min("booked_at"),
+            ita=_owed(Component.ITA),
+            tda=_owed(Component.TDA),
+            auxiliary=_owed(Component.AUXILIARY),
+            total=_owed(),
+        )
+        .order_by("-first_booked", "generation_ref")
+    )
+    return list(rows[:limit])
+
+
+def held_minor(
+    *,
+    generation_ref: str | None = None,
+    recording_id: int | None = None,
+    holder_id: int | None = None,
+) -> int:
+    """What live payout holds keep from holders now: of one generation, one recording, one
+    holder, or any of these together."""
+    entries = LedgerEntry.objects.filter(
+        transaction__kind=LedgerTransaction.Kind.PAYOUT_HOLD,
+        transaction__reversed_by__isnull=True,
+        account__kind=Account.Kind.HOLDER_PAYABLE,
+    )
+    if generation_ref is not None:
+        entries = entries.filter(generation_ref=generation_ref)
+    if recording_id is not None:
+        entries = entries.filter(recording_id=recording_id)
+    if holder_id is not None:
+        entries = entries.filter(holder_id=holder_id)
+    return entries.aggregate(held=Coalesce(Sum("amount_minor"), Value(0)))["held"]
+
+
+def generation_paid_by_recording(
+    *, generation_ref: str, component: str, kinds: Iterable[str]
+) -> dict[int, int]:
+    """What the generation's live postings of `kinds` pay each recording for `component`
+    (to holders or unallocated), net of corrections: {recording id: minor units}."""
+    rows = (
+        LedgerEntry.objects.filter(
+            generation_ref=generation_ref,
+            component=component,
+            transaction__kind__in=list(kinds),
+            transaction__reversed_by__isnull=True,
+            recording__isnull=False,
+        )
+        .values("recording_id")
+        .annotate(paid=-Sum("amount_minor"))
+        .order_by("recording_id")
+    )
+    return {row["recording_id"]: row["paid"] for row in rows if row["paid"]}

@@ -24,7 +24,7 @@ from royalties.models import (
     LedgerTransaction,
 )
 from royalties.services.fees import ChargedReference, fee_plan, recordings_rights
-from royalties.services.holds import hold_posting, live_holds
+from royalties.services.holds import new_posting_hold
 from royalties.services.posting import Posting
 
 # --- postings -----------------------------------------------------------------------------
@@ -85,6 +85,7 @@ def generation_fee_post(
             posting.add(Account.Kind.PLATFORM_REVENUE, -allocation.platform, Component.PLATFORM)
             posting.add(Account.Kind.UNALLOCATED, -allocation.unallocated, Component.UNALLOCATED)
             posting.save()
+            new_posting_hold(tx)  # e.g. a recording whose ownership is disputed
     except IntegrityError:  # the same generation posted concurrently: keep the first
         existing = LedgerTransaction.objects.filter(key=key).first()
         if existing is None:
@@ -148,6 +149,5 @@ def tda_pool_settle(*, generation_ref: str, shares: Mapping[int, float]) -> Ledg
         for rid, part in by_recording.items():
             posting.credit_recording(part, rid, rights[rid], publishing_bp, Component.TDA)
         posting.save()
-        if live_holds(generation_ref).exists():  # held for review: so is what arrives later
-            hold_posting(tx, reason="the generation's payouts are held for review")
+        new_posting_hold(tx)  # held for review or disputed: so is what arrives later
     return tx
