@@ -9,7 +9,7 @@ returns with nothing but this file.
 
       ita-record-v1
       <sequence>              decimal, no padding
-      <kind>                  verification | generation | generation_failed
+      <kind>                  verification | generation | generation_failed | correction
       <generation_ref>        may be empty; never contains a control character
       <created_at>            UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ (always six fraction digits)
       <previous_hash>         record_hash of the preceding record; 64 zeros for the first

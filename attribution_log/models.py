@@ -3,7 +3,9 @@
 Seed 004 (sections 3 and 5.3): the association between an output and its references is
 certain, and every attribution and verification outcome is logged so rights holders can
 check their payouts. Each record's `payload` says what was used (references with levels,
-roles and weights, consent version ids, policy, model version, output hash, outcome...);
+roles and weights, consent version ids, policy, model version, output hash, outcome...); a
+`correction` record (a dispute upheld by staff) says what was corrected, from what to what,
+and names the record it corrects by sequence and hash;
 `payload["requested_by"]` is the id of the user who asked, which decides who may read it.
 
 Records are written only by `attribution_log.services.attribution_record_append`. The
@@ -27,6 +29,9 @@ class AttributionRecord(models.Model):
         VERIFICATION = "verification", "Verification outcome"
         GENERATION = "generation", "Completed generation"
         GENERATION_FAILED = "generation_failed", "Failed generation"
+        # a dispute upheld: the corrected attribution, referencing the record it corrects
+        # (records are never edited)
+        CORRECTION = "correction", "Correction after an upheld dispute"
 
     sequence = models.BigAutoField(primary_key=True, help_text="Position in the chain.")
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -58,7 +63,9 @@ class AttributionRecord(models.Model):
                 name="ita_hashes_are_hex64",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["verification", "generation", "generation_failed"]),
+                condition=Q(
+                    kind__in=["verification", "generation", "generation_failed", "correction"]
+                ),
                 name="ita_kind_known",
             ),
         ]
