@@ -15,6 +15,7 @@ urlpatterns = [
     path("portal/", include("catalog.page_urls")),
     path("portal/", include("royalties.page_urls")),
     path("studio/", include("generation.page_urls")),
+    path("", include("disputes.page_urls")),  # the portal's, the studio's and staff's
     # staff pages (HTML)
     path("attribution/reports/", attribution_views.tda_report_list, name="tda-reports"),
     path(
@@ -34,6 +35,7 @@ urlpatterns = [
     # the quote is royalties' (prices, floors, split) at the generations' address
     path("api/generations/quote/", GenerationQuoteApi.as_view(), name="generation-quote"),
     path("api/generations/", include(("generation.urls", "generation"))),
+    path("api/attribution/disputes/", include(("disputes.urls", "disputes"))),
     path("api/attribution/", include(("attribution.urls", "attribution"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -9,6 +9,7 @@ pytestmark = pytest.mark.django_db
 
 STAFF_ONLY = [
     ("get", "/api/attribution/verify/", "only staff can verify the attribution log"),
+    ("get", "/api/attribution/disputes/verify/", "only staff can verify the dispute chain"),
     ("get", "/api/royalties/ledger/check/", "only staff can run the ledger check"),
     ("post", "/api/royalties/transactions/1/reverse/", "only staff can reverse ledger postings"),
 ]

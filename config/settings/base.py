@@ -131,6 +131,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DistributionEnum": "catalog.models.Distribution",
         "LevelEnum": "catalog.models.Level",
+        "DisputeStatusEnum": "disputes.models.Dispute.Status",
     },
 }
 

@@ -20,7 +20,7 @@ from attribution.services.audit.signals import (
     signal_search,
 )
 from catalog.encoders import EncoderError
-from config.exceptions import Conflict, DomainError, InvalidInput, NotFound
+from config.exceptions import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from jobs.lifecycle import JobKind, heartbeat, heartbeat_writer, job_claim
 
 log = logging.getLogger(__name__)
@@ -255,16 +255,22 @@ def similarity_audit_run_here(*, generation_ref: str, again: bool = False) -> Si
 
 
 def similarity_audit_release(*, actor, generation_ref: str, reason: str) -> SimilarityAudit:
-    """A reviewer found the flag unfounded: the held payouts are released (reversals)."""
-    from royalties.services import generation_payouts_release
+    """A reviewer found the flag unfounded: the flag's hold is lifted, so the payouts it held
+    are released (reversals), except what another reason in force (an open dispute) still
+    holds: royalties asks the reasons which (`generation_holds_reconcile`)."""
+    from royalties.services import generation_holds_reconcile
 
+    if not getattr(actor, "is_staff", False):
+        raise Forbidden("only staff can release held payouts")
+    if not reason.strip():
+        raise InvalidInput("a release needs a reason")
     audit = SimilarityAudit.objects.filter(generation_ref=generation_ref).first()
     if audit is None:
         raise NotFound(f"generation {generation_ref} has no similarity audit")
     if not audit.payouts_held:
         raise Conflict(f"the audit of {generation_ref} holds no payouts")
     with transaction.atomic():
-        generation_payouts_release(actor=actor, generation_ref=generation_ref, reason=reason)
         SimilarityAudit.objects.filter(pk=audit.pk).update(payouts_held=False)
+        generation_holds_reconcile(generation_ref=generation_ref, reason=reason, actor=actor)
     audit.refresh_from_db()
     return audit
