@@ -7,7 +7,10 @@ JSON::
      "files": {"sub/track1.ogg": {"title": "Opening", "moods": ["calm"]}}}
 
 CSV: a `path` column (relative to the imported folder) plus any of the fields below;
-list fields are separated by `;`. A file entry may set `"skip": true` to leave a file out.
+list fields are separated by `;`. A file entry may set `"skip": true` to leave a file out, and
+`"tdm_reservation": 1` (TDMRep, with an optional `"tdm_policy"` URL) to reserve its
+text-and-data-mining rights: training then stays not granted unless a holder confirms
+overriding the reservation (as for a Data Mining prohibition in the file's own XMP).
 
 Musical works (optional): a top-level `works` list in the JSON file, or a separate works CSV
 (`load_works_csv`). Each work has a title, an optional ISWC, its writers' and publishers'
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +40,11 @@ TEXT_FIELDS = frozenset(
     {"title", "artist", "release", "release_artist", "genre", "subgenre", "country", "isrc"}
 )
 LIST_FIELDS = frozenset({"instruments", "moods"})
-ALL_FIELDS = TEXT_FIELDS | LIST_FIELDS | {"year", "skip"}
+# TDMRep: 1 reserves text-and-data-mining rights for the file (training stays not granted
+# unless a holder confirms overriding it), with an optional policy URL.
+TDM_FIELDS = frozenset({"tdm_reservation", "tdm_policy"})
+ALL_FIELDS = TEXT_FIELDS | LIST_FIELDS | TDM_FIELDS | {"year", "skip"}
+TDM_POLICY_PATTERN = re.compile(r"^https?://[^\s]{1,490}$")
 
 
 class MetadataError(ValueError):
@@ -68,6 +76,20 @@ def _clean_entry(entry: dict, where: str) -> dict:
                 raise MetadataError(f"{where}: year must be a number, got {value!r}") from None
         elif key == "skip":
             cleaned[key] = value is True or str(value).lower() in {"1", "true", "yes"}
+        elif key == "tdm_reservation":
+            if value is True or value is False or str(value).strip() in {"0", "1"}:
+                cleaned[key] = int(value) if isinstance(value, bool) else int(str(value).strip())
+            else:
+                raise MetadataError(
+                    f"{where}: tdm_reservation must be 0 or 1 (TDMRep), got {value!r}"
+                )
+        elif key == "tdm_policy":
+            if not isinstance(value, str) or not TDM_POLICY_PATTERN.match(value.strip()):
+                raise MetadataError(
+                    f"{where}: tdm_policy must be an http(s) URL of at most 500 characters, "
+                    f"got {value!r}"
+                )
+            cleaned[key] = value.strip()
         else:
             cleaned[key] = str(value).strip()
     return cleaned

@@ -463,6 +463,55 @@ class CurrentConsent(models.Model):
         return f"current consent of {self.holder} for {subject}"
 
 
+class ConsentReservation(models.Model):
+    """A reservation of text-and-data-mining rights that came with a recording: an IPTC/PLUS
+    Data Mining prohibition or a TDMRep reservation in its file's XMP, or a TDMRep reservation
+    in the import's metadata file. Recorded when the recording is imported, before anyone can
+    consent for it; while it exists the consent services grant training for the recording only
+    to a holder who confirms overriding it (`ConsentReservationOverride`)."""
+
+    class Source(models.TextChoices):
+        XMP_DATA_MINING = "xmp_data_mining", "IPTC Data Mining (plus:DataMining) in the file's XMP"
+        XMP_TDMREP = "xmp_tdmrep", "TDMRep reservation (tdm:reservation) in the file's XMP"
+        METADATA_TDMREP = "metadata_tdmrep", "TDMRep reservation in the import's metadata file"
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="reservations")
+    source = models.CharField(max_length=32, choices=Source.choices)
+    value = models.CharField(max_length=255, help_text="As written: the PLUS value URI, or 1.")
+    policy = models.CharField(max_length=500, blank=True, help_text="tdm-policy URL, if given.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recording_id", "source"]
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "source"], name="reservation_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} on recording {self.recording_id}: {self.value}"
+
+
+class ConsentReservationOverride(models.Model):
+    """A holder's explicit confirmation that its training grant overrides the recording's
+    reservations: one per consent version that granted training on a reserved recording."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="+")
+    holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="+")
+    version = models.OneToOneField(
+        ConsentVersion, on_delete=models.PROTECT, related_name="reservation_override"
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recording_id", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.holder} overrode the reservation on recording {self.recording_id}"
+
+
 # --- Audio-text embeddings (retrieval, conditioning, similarity audit) -----------------------
 
 EMBEDDING_DIM = 512  # every encoder projects into a 512-d joint space (LAION-CLAP's size)

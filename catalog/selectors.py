@@ -192,9 +192,11 @@ def consent_history(
 
 
 def holder_recordings(*, holder: RightsHolder) -> QuerySet[Recording]:
+    """With the reservations each came with (the portal shows them beside its toggles)."""
     return (
         Recording.objects.filter(shares__holder=holder)
         .select_related("artist", "release")
+        .prefetch_related("reservations")
         .order_by("artist__name", "title")
     )
 
@@ -644,10 +646,10 @@ class RecordingConsentOverview(_ToggleGroups):
     toggles: list[ConsentToggle]
     # writers and publishers of the works it embodies: their consent for the work counts too
     work_holders: list[HolderConsent] = field(default_factory=list)
-
-    @property
     # its removal from the served generator after a training revocation (catalog/providers.py)
     removal: dict | None = None
+
+    @property
     def toggle_prefix(self) -> str:
         return f"c-{self.recording.pk}"
 

@@ -25,8 +25,15 @@ from catalog.models import (
     Work,
     WorkShare,
 )
-from catalog.selectors import CONSENT_NAMES, parse_distribution, parse_use, user_is_member
+from catalog.selectors import (
+    CONSENT_NAMES,
+    consent_current,
+    parse_distribution,
+    parse_use,
+    user_is_member,
+)
 from catalog.services.consent_masks import consent_masks_refresh
+from catalog.services.reservations import reservation_override_guard
 from catalog.services.works import work_recordings_lock
 from config.exceptions import Forbidden, InvalidInput
 
@@ -40,17 +47,34 @@ def consent_grant(
     uses: Iterable[str] = (),
     distributions: Iterable[str] = (),
     note: str = "",
+    confirm_reservation: bool = False,
 ) -> ConsentVersion:
-    """Opt `recording` (or `work`) in for `uses` and `distributions` on behalf of `holder`."""
-    return _consent_change(
-        actor=actor,
-        holder=holder,
-        subject=_Subject.of(recording, work),
-        uses=uses,
-        distributions=distributions,
-        note=note,
-        grant=True,
-    )
+    """Opt `recording` (or `work`) in for `uses` and `distributions` on behalf of `holder`.
+
+    Granting training on a recording that came with a reservation of mining rights needs
+    `confirm_reservation` (the holder overrides it knowingly; the override is recorded), else
+    `ReservationNotConfirmed` and nothing changes (`catalog.services.reservations`)."""
+    subject = _Subject.of(recording, work)
+    with transaction.atomic():
+        previous = consent_current(holder=holder, recording=recording) if recording else None
+        version = _consent_change(
+            actor=actor,
+            holder=holder,
+            subject=subject,
+            uses=uses,
+            distributions=distributions,
+            note=note,
+            grant=True,
+        )
+        reservation_override_guard(
+            actor=actor,
+            holder=holder,
+            recording=recording,
+            previous=previous,
+            version=version,
+            confirm=confirm_reservation,
+        )
+    return version
 
 
 def consent_revoke(
@@ -167,6 +191,13 @@ def _consent_change(
         else:
             CurrentConsent.objects.filter(pk=pointer.pk).update(version=version)
         consent_masks_refresh(recording_ids=affected)
+        consent_changed_publish(
+            ConsentChanged(
+                tuple(affected),
+                granted=tuple(changed) if grant else (),
+                revoked=() if grant else tuple(changed),
+            )
+        )
     return version
 
 
@@ -187,20 +218,18 @@ def consent_changes_apply(
     holder: RightsHolder,
     changes: Iterable[ConsentChange],
     note: str = "",
+    confirm_reservation: bool = False,
 ) -> int:
     """Apply several recordings' (or works') changes in one transaction (the portal's bulk
-    action): an error on any of them leaves all unchanged. Returns how many changed."""
+    action): an error on any of them leaves all unchanged. Returns how many changed.
+    `confirm_reservation`: the holder confirmed overriding the reservations shown to it."""
     changed = 0
-        consent_changed_publish(
-            ConsentChanged(
-                tuple(affected),
-                granted=tuple(changed) if grant else (),
-                revoked=() if grant else tuple(changed),
-            )
-        )
     with transaction.atomic():
         for change in changes:
-            for names, apply in ((change.grant, consent_grant), (change.revoke, consent_revoke)):
+            for names, apply, extra in (
+                (change.grant, consent_grant, {"confirm_reservation": confirm_reservation}),
+                (change.revoke, consent_revoke, {}),
+            ):
                 if names:
                     apply(
                         actor=actor,
@@ -210,6 +239,7 @@ def consent_changes_apply(
                         uses=[n for n in names if n in Use.values],
                         distributions=[n for n in names if n in Distribution.values],
                         note=note,
+                        **extra,
                     )
             changed += bool(change.grant or change.revoke)
     return changed

@@ -3,6 +3,12 @@
 Each file is decoded completely, fingerprinted and described in worker processes; the
 database write happens here, one transaction per file, so a failure leaves nothing behind.
 Importing is idempotent by content hash: a file already in the catalogue is not analysed again.
+
+Rights signals come in with a file: an IPTC/PLUS Data Mining value or a TDMRep reservation in
+its embedded XMP (`catalog.audio.xmp`), or `tdm_reservation` in the metadata file. A
+reservation is recorded with the recording, in its transaction
+(`catalog.services.reservations`); a file whose XMP cannot be parsed fails by name before its
+audio is analysed, and nothing of it is imported.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from django.db import transaction
 from catalog.audio.analysis import AudioAnalysis, analyse_file_or_error
 from catalog.audio.analysis_workers import prepare_analysis_worker
 from catalog.audio.decoding import SUPPORTED_SUFFIXES, file_sha256
+from catalog.audio.xmp import XmpError, read_embedded_rights
+from catalog.consent_signals import Reservation, reservations_from
 from catalog.import_metadata import MetadataIndex
 from catalog.models import Artist, Recording, Release
+from catalog.services.reservations import reservations_record
 from config.exceptions import InvalidInput
 
 UNKNOWN_ARTIST = "Unknown artist"
@@ -50,11 +59,34 @@ def _title_from_filename(path: Path) -> str:
     return re.sub(r"[_\-]+", " ", path.stem).strip().title() or path.name
 
 
+def file_reservations(path: Path, metadata: dict) -> list[Reservation]:
+    """The reservations a file comes with (its XMP, its metadata entry). Raises InvalidInput
+    naming the problem when its XMP cannot be parsed or holds an unknown value."""
+    try:
+        embedded = read_embedded_rights(path)
+        return reservations_from(
+            data_mining=embedded.data_mining,
+            xmp_tdm_reservation=embedded.tdm_reservation,
+            xmp_tdm_policy=embedded.tdm_policy,
+            metadata_tdm_reservation=metadata.get("tdm_reservation"),
+            metadata_tdm_policy=metadata.get("tdm_policy", ""),
+        )
+    except (XmpError, ValueError) as exc:
+        raise InvalidInput(f"{path.name}: its XMP metadata cannot be used: {exc}") from exc
+    except OSError as exc:
+        raise InvalidInput(f"{path.name}: cannot read its XMP metadata: {exc}") from exc
+
+
 def recording_create_from_analysis(
-    *, analysis: AudioAnalysis, metadata: dict, source: str = ""
+    *,
+    analysis: AudioAnalysis,
+    metadata: dict,
+    source: str = "",
+    reservations: list[Reservation] | None = None,
 ) -> tuple[Recording, bool]:
     """Create the recording described by `analysis`, curated `metadata` taking precedence
-    over the file's tags. Returns (recording, created); an existing hash is not re-imported."""
+    over the file's tags, with the `reservations` it came with (default: read from the file
+    and `metadata`). Returns (recording, created); an existing hash is not re-imported."""
     existing = Recording.objects.filter(content_sha256=analysis.sha256).first()
     if existing is not None:
         return existing, False
@@ -86,6 +118,8 @@ def recording_create_from_analysis(
     )
     if recording.country and not re.fullmatch(r"[A-Z]{2}", recording.country):
         raise InvalidInput(f"country must be an ISO 3166-1 alpha-2 code, got '{recording.country}'")
+    if reservations is None:
+        reservations = file_reservations(analysis.path, metadata)
 
     with transaction.atomic():
         artist, _ = Artist.objects.get_or_create(name=artist_name)
@@ -105,6 +139,7 @@ def recording_create_from_analysis(
             recording.audio_file.save(analysis.path.name, File(handle), save=False)
         try:
             recording.save()
+            reservations_record(recording=recording, reservations=reservations)
         except Exception:
             recording.audio_file.delete(save=False)
             raise
@@ -133,7 +168,7 @@ def catalogue_import_folder(
         if on_progress:
             on_progress(outcome)
 
-    pending: list[tuple[Path, dict]] = []
+    pending: list[tuple[Path, dict, list[Reservation]]] = []
     seen_hashes: set[str] = set()
     for path in audio_files_in(folder):
         entry = metadata.for_file(str(path.relative_to(folder)))
@@ -151,18 +186,23 @@ def catalogue_import_folder(
                 ImportOutcome(path, "duplicate", existing[0] if existing else None, "same audio")
             )
             continue
+        try:
+            reservations = file_reservations(path, entry)
+        except InvalidInput as exc:
+            record(ImportOutcome(path, "failed", message=exc.message))
+            continue
         seen_hashes.add(digest)
-        pending.append((path, entry))
+        pending.append((path, entry, reservations))
 
-    paths = [p for p, _ in pending]
+    paths = [p for p, _, _ in pending]
     results = _analyse_all(paths, analysis_seconds, jobs, pool)
-    for (path, entry), result in zip(pending, results, strict=True):
+    for (path, entry, reservations), result in zip(pending, results, strict=True):
         if isinstance(result, Exception):
             record(ImportOutcome(path, "failed", message=str(result)))
             continue
         try:
             recording, created = recording_create_from_analysis(
-                analysis=result, metadata=entry, source=source
+                analysis=result, metadata=entry, source=source, reservations=reservations
             )
         except InvalidInput as exc:
             detail = f" {exc.details}" if exc.details else ""
