@@ -8,15 +8,16 @@ from django.db.models import Q
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog import selectors
+from catalog import consent_signals, rights_signals, selectors
 from catalog.models import (
     TOTAL_BASIS_POINTS,
     Artist,
+    ConsentReservation,
     ConsentVersion,
     Distribution,
     Recording,
@@ -116,6 +117,30 @@ class EffectiveConsentOutput(serializers.Serializer):
     distributions = serializers.DictField(child=serializers.BooleanField())
 
 
+class TrainingMiningEntryOutput(serializers.Serializer):
+    """One CAWG training-and-data-mining entry (`catalog.consent_signals` maps consent)."""
+
+    use = serializers.ChoiceField(choices=list(consent_signals.USE_VALUES))
+    constraint_info = serializers.CharField(required=False)
+
+
+class TrainingMiningOutput(serializers.Serializer):
+    """The data of a ``cawg.training-mining`` assertion."""
+
+    entries = serializers.DictField(child=TrainingMiningEntryOutput())
+
+
+class ReservationOutput(serializers.ModelSerializer):
+    """A reservation of mining rights the recording came with (training stays not granted
+    unless its holders confirm overriding it)."""
+
+    source_label = serializers.CharField(source="get_source_display")
+
+    class Meta:
+        model = ConsentReservation
+        fields = ["source", "source_label", "value", "policy", "created_at"]
+
+
 class ConsentVersionOutput(serializers.ModelSerializer):
     changed_by = serializers.CharField(source="changed_by.get_username")
 
@@ -159,13 +184,23 @@ class RecordingDetailApi(APIView):
     class Output(RecordingOutput):
         effective_consent = serializers.SerializerMethodField()
         works = serializers.SerializerMethodField()
+        training_mining = serializers.SerializerMethodField()
+        reservations = ReservationOutput(many=True)
 
         class Meta(RecordingOutput.Meta):
-            fields = [*RecordingOutput.Meta.fields, "effective_consent", "works"]
+            fields = [
+                *RecordingOutput.Meta.fields, "effective_consent", "works", "training_mining",
+                "reservations",
+            ]  # fmt: skip
 
         def get_effective_consent(self, recording: Recording) -> EffectiveConsentOutput:
             consent = selectors.recording_effective_consent(recording=recording)
             return {"uses": consent.uses, "distributions": consent.distributions}
+
+        def get_training_mining(self, recording: Recording) -> TrainingMiningOutput:
+            consent = selectors.recording_effective_consent(recording=recording)
+            entries = consent_signals.recording_entries(consent.uses, consent.distributions)
+            return consent_signals.training_mining_assertion(entries)
 
         @extend_schema_field(EmbodiedWorkOutput(many=True))
         def get_works(self, recording: Recording) -> list[dict]:
@@ -176,6 +211,44 @@ class RecordingDetailApi(APIView):
     def get(self, request: Request, recording_id: int) -> Response:
         recording = selectors.recording_get(recording_id=recording_id)
         return Response(self.Output(recording).data)
+
+
+class RecordingTrainingMiningApi(APIView):
+    """What may be done with the recording, for machines: its effective consent as a CAWG
+    ``cawg.training-mining`` assertion, and the reservations it came with. Public: it is the
+    `tdm-policy` of the recording's audio URL in ``/.well-known/tdmrep.json``."""
+
+    permission_classes = [AllowAny]
+
+    class Output(serializers.Serializer):
+        recording = serializers.IntegerField()
+        label = serializers.CharField()
+        data = TrainingMiningOutput()
+        tdm_reservation = serializers.IntegerField(help_text="1: TDM rights reserved (TDMRep)")
+        reservations = ReservationOutput(many=True)
+        effective_consent = EffectiveConsentOutput()
+
+    @extend_schema(responses=Output)
+    def get(self, request: Request, recording_id: int) -> Response:
+        recording = selectors.recording_get(recording_id=recording_id)
+        consent = selectors.recording_effective_consent(recording=recording)
+        entries = consent_signals.recording_entries(consent.uses, consent.distributions)
+        reservations = rights_signals.recordings_reservations(recording_ids=[recording.pk])
+        return Response(
+            self.Output(
+                {
+                    "recording": recording.pk,
+                    "label": consent_signals.TRAINING_MINING_LABEL,
+                    "data": consent_signals.training_mining_assertion(entries),
+                    "tdm_reservation": 0 if consent.uses[Use.TRAINING] else 1,
+                    "reservations": reservations[recording.pk],
+                    "effective_consent": {
+                        "uses": consent.uses,
+                        "distributions": consent.distributions,
+                    },
+                }
+            ).data
+        )
 
 
 class RecordingAudioApi(APIView):
@@ -257,6 +330,7 @@ class HolderConsentDetailApi(APIView):
         current = ConsentVersionOutput(allow_null=True)
         history = ConsentVersionOutput(many=True)
         effective = EffectiveConsentOutput()
+        reservations = ReservationOutput(many=True)
 
     @extend_schema(responses=Output)
     def get(self, request: Request, holder_id: int, recording_id: int) -> Response:
@@ -273,6 +347,7 @@ def consent_detail(holder: RightsHolder, recording: Recording) -> dict:
             "current": selectors.consent_current(holder=holder, recording=recording),
             "history": selectors.consent_history(holder=holder, recording=recording),
             "effective": {"uses": effective.uses, "distributions": effective.distributions},
+            "reservations": recording.reservations.all(),
         }
     ).data
 
@@ -287,20 +362,37 @@ class ConsentChangeInput(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
 
 
+class RecordingConsentGrantInput(ConsentChangeInput):
+    confirm_reservation = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Granting training on a recording that came with a reservation of mining "
+        "rights (see the recording's `reservations`) needs true: you override it knowingly. "
+        "Without it such a grant is refused (409 reservation_not_confirmed) and nothing "
+        "changes.",
+    )
+
+
 class HolderConsentGrantApi(APIView):
     service = staticmethod(consent_grant)
+    input_class: type[serializers.Serializer] = RecordingConsentGrantInput
 
-    @extend_schema(request=ConsentChangeInput, responses=HolderConsentDetailApi.Output)
+    @extend_schema(request=RecordingConsentGrantInput, responses=HolderConsentDetailApi.Output)
     def post(self, request: Request, holder_id: int, recording_id: int) -> Response:
         holder = selectors.holder_readable_by(user=request.user, holder_id=holder_id)
         recording = selectors.holder_recording_get(holder=holder, recording_id=recording_id)
-        data = validated_input(ConsentChangeInput, request.data)
+        data = validated_input(self.input_class, request.data)
         self.service(actor=request.user, holder=holder, recording=recording, **data)
         return Response(consent_detail(holder, recording))
 
 
 class HolderConsentRevokeApi(HolderConsentGrantApi):
     service = staticmethod(consent_revoke)
+    input_class = ConsentChangeInput
+
+    @extend_schema(request=ConsentChangeInput, responses=HolderConsentDetailApi.Output)
+    def post(self, request: Request, holder_id: int, recording_id: int) -> Response:
+        return super().post(request, holder_id, recording_id)
 
 
 # --- musical works ------------------------------------------------------------------------------

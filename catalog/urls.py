@@ -13,6 +13,11 @@ urlpatterns = [
         name="recording-audio",
     ),
     path(
+        "recordings/<int:recording_id>/training-mining/",
+        api.RecordingTrainingMiningApi.as_view(),
+        name="recording-training-mining",
+    ),
+    path(
         "recordings/<int:recording_id>/works/",
         api.RecordingWorksApi.as_view(),
         name="recording-works",

@@ -5,27 +5,31 @@ shown on a confirmation page first and applied only when that page is submitted
 (`confirmed=yes`); grants apply at once. A change to several recordings is applied in one
 transaction, so an error on any of them leaves all unchanged. Writers and publishers consent
 per work the same way (a recording needs its master holders and its works' holders).
+
+Granting training on a recording that came with a reservation of mining rights (its file's
+XMP, its import metadata) is confirmed on the same page before it applies; the holder's
+override is recorded (`catalog.services.reservations`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from dataclasses import replace
-
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog import selectors
 from catalog.models import ConsentVersion, Recording, RightsHolder, Use, Work
+from catalog.providers import recording_removal_status
 from catalog.services.consent import ConsentChange, consent_changes_apply
 from config.exceptions import InvalidInput
 
 RECORDINGS_PER_PAGE = 25
-from catalog.providers import recording_removal_status
 
 
 class PlannedChange(ConsentChange):
@@ -57,6 +61,13 @@ class PlannedChange(ConsentChange):
         return [
             (selectors.consent_label(n), selectors.REVOCATION_CONSEQUENCES[n]) for n in self.revoke
         ]
+
+    @property
+    def reservations(self) -> list:
+        """The reservations of mining rights this change's training grant would override."""
+        if self.work is not None or Use.TRAINING not in self.grant:
+            return []
+        return list(self.recording.reservations.all())
 
 
 @login_required
@@ -219,7 +230,9 @@ def _confirm_or_apply(
     note = request.POST.get("note", "").strip()[:500]
     noun = "work" if any(c.work is not None for c in changes) else "recording"
     revoking = [c for c in changes if c.revoke]
-    if revoking and request.POST.get("confirmed") != "yes":
+    # granting training on a recording that came with a reservation overrides it: never silently
+    overriding = [c for c in changes if c.reservations]
+    if (revoking or overriding) and request.POST.get("confirmed") != "yes":
         fields = [
             (key, value)
             for key in ("consent", "names", "recordings", "action", "page")
@@ -232,6 +245,7 @@ def _confirm_or_apply(
                 "holder": holder,
                 "changes": changes,
                 "revoking": revoking,
+                "overriding": overriding,
                 "noun": noun,
                 "fields": fields,
                 "note": note,
@@ -239,7 +253,13 @@ def _confirm_or_apply(
                 "cancel_url": cancel,
             },
         )
-    changed = consent_changes_apply(actor=request.user, holder=holder, changes=changes, note=note)
+    changed = consent_changes_apply(
+        actor=request.user,
+        holder=holder,
+        changes=changes,
+        note=note,
+        confirm_reservation=bool(overriding),  # only reached after the confirmation page
+    )
     if changed:
         phrase = f"1 {noun}" if changed == 1 else f"{changed} {noun}s"
         messages.success(request, f"Consent saved for {phrase}.")

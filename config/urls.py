@@ -9,6 +9,8 @@ from royalties.quote_api import GenerationQuoteApi
 
 urlpatterns = [
     path("", home, name="home"),
+    # machine-readable consent signals (TDMRep), public like robots.txt
+    path(".well-known/", include("catalog.well_known")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     # people's pages (HTML): the rights-holder portal and the song-selection studio
