@@ -7,18 +7,40 @@ Every generated track carries its inference-time attribution twice:
   their rights holders, ``ICRD`` date) and a custom ``aprv`` chunk holding the full
   provenance as JSON (`Provenance.to_dict`).
 * **A signed C2PA manifest** (`sign_wav`, c2pa-python 0.38 / c2pa-rs 0.91): claim generator
-  ``attribution-royalty-platform``, a ``c2pa.actions`` assertion whose ``c2pa.created`` action
-  has digital source type ``trainedAlgorithmicMedia`` and links every reference ingredient, a
-  custom assertion ``org.attribution-platform.generation`` holding the provenance dict, and one
-  ingredient per reference. The data hash covers every byte outside the C2PA chunk, so editing
-  the audio or the ``aprv``/``INFO`` chunks afterwards shows up as ``assertion.dataHash.mismatch``.
+  ``attribution-royalty-platform``; a ``c2pa.actions`` assertion; a custom assertion
+  ``org.attribution-platform.generation`` holding the provenance dict; the output's own
+  ``cawg.training-mining`` assertion; one ingredient per reference and, when the maker's own
+  track was transformed (audio or temporal level), one for that upload. The data hash covers
+  every byte outside the C2PA chunk, so editing the audio or the ``aprv``/``INFO`` chunks
+  afterwards shows up as ``assertion.dataHash.mismatch``.
+
+Ingredients and actions (C2PA 2.x). A reference recording conditions the output without
+becoming part of it: relationship ``inputTo``. An uploaded track that the output transforms
+(SDEdit at the audio level, a regenerated segment at the temporal level) is what the output
+was made from: relationship ``parentOf``. Without an upload the actions are one ``c2pa.created``
+with digital source type ``trainedAlgorithmicMedia`` linking the references; with one they are
+``c2pa.opened`` linking the parent (C2PA 2.x: a parent is opened, not created) and
+``c2pa.edited`` with digital source type ``compositeWithTrainedAlgorithmicMedia`` linking the
+references (the output composites the maker's audio with the model's).
 
 Ingredients are described by metadata only. The c2pa Builder accepts ingredients inside the
 manifest definition (``"ingredients": [...]``) without an asset stream, so the reference
-recordings' audio is neither needed nor copied, and no stand-in files are made. Each ingredient
-has the recording title, its media type, relationship ``inputTo`` and, under the metadata key
+recordings' audio is neither needed nor copied, and no stand-in files are made. Each reference
+ingredient has the recording title, its media type and, under the metadata key
 ``org.attribution-platform.reference``, the recording id, artist, ISRC, rights holders, level,
-role, weight and consent version ids.
+role, weight and consent version ids; the upload's has ``org.attribution-platform.upload``
+(its SHA-256, level, segment, strength).
+
+Consent signals (CAWG training and data mining, `catalog.consent_signals`): an ingredient's own
+``cawg.training-mining`` assertion would live in the ingredient's own manifest, which only its
+rights holders could sign and which catalogue recordings do not have, and c2pa-python 0.38
+takes no assertions for a metadata-only ingredient. So each reference ingredient carries its
+recording's entries (its effective consent when the output was made) as ingredient metadata
+under the key ``cawg.training-mining`` (``{"entries": {...}}``, the assertion's own data
+shape), signed by the platform as part of the ingredient assertion. The output's own
+``cawg.training-mining`` assertion is `catalog.consent_signals.output_entries`: the references'
+most restrictive entries, capped at ``constrained`` by the platform's policy, and the
+distribution the generation was verified for.
 
 Trust: c2pa-rs validates the signing chain against its trust settings. `read_provenance`
 passes the caller's roots as ``trust.trust_anchors`` (which replaces the SDK's own anchor list,
@@ -50,14 +72,21 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from catalog import consent_signals
+
 logger = logging.getLogger(__name__)
 
 CLAIM_GENERATOR = "attribution-royalty-platform"
 GENERATION_ASSERTION = "org.attribution-platform.generation"
 REFERENCE_METADATA_KEY = "org.attribution-platform.reference"
+UPLOAD_METADATA_KEY = "org.attribution-platform.upload"
+TRAINING_MINING = consent_signals.TRAINING_MINING_LABEL
 OWN_NAMESPACE = "org.attribution-platform."
 PROVENANCE_SCHEMA = "org.attribution-platform.provenance/1"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = (
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+)
 PROVENANCE_CHUNK_ID = b"aprv"
 WAV_MEDIA_TYPE = "audio/wav"
 
@@ -288,6 +317,8 @@ class ReferenceIngredient:
     consent_version_ids: list[int]
     media_type: str = "application/octet-stream"  # MIME type of the catalogue audio
     content_sha256: str = ""  # hash of the catalogue audio, when known
+    # the recording's CAWG entries when the output was made (`consent_signals.recording_entries`)
+    training_mining: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         holders = ", ".join(self.rights_holders) or "no rights holder on record"
@@ -295,6 +326,18 @@ class ReferenceIngredient:
             f"'{self.title}' by {self.artist} (rights: {holders}; "
             f"{self.level}/{self.role} x{self.weight:g})"
         )
+
+
+@dataclass(frozen=True)
+class UploadIngredient:
+    """The maker's own track that the output transforms (audio or temporal level)."""
+
+    title: str
+    media_type: str
+    sha256: str
+    level: str  # audio / temporal
+    segment: list[float] | None = None  # the regenerated part (temporal level), seconds
+    strength: float | None = None  # SDEdit noise level (audio level)
 
 
 @dataclass(frozen=True)
@@ -308,6 +351,20 @@ class Provenance:
     prompt: str
     attribution_record_hash: str  # hash of the ITA log record this output is anchored at
     references: list[ReferenceIngredient] = field(default_factory=list)
+    upload: UploadIngredient | None = None
+
+    @property
+    def transforms_upload(self) -> bool:
+        return self.upload is not None
+
+    def training_mining(self) -> dict[str, dict[str, str]]:
+        """The output's own CAWG entries (module docstring)."""
+        try:
+            return consent_signals.output_entries(
+                [r.training_mining for r in self.references], self.distribution
+            )
+        except ValueError as exc:
+            raise ProvenanceError(f"cannot state the output's training and mining: {exc}") from exc
 
     def to_dict(self) -> dict:
         """Plain JSON data (tuples become lists, numpy scalars Python numbers)."""
@@ -323,6 +380,8 @@ class Provenance:
         try:
             fields = {k: v for k, v in data.items() if k != "schema"}
             fields["references"] = [ReferenceIngredient(**r) for r in data.get("references", [])]
+            upload = data.get("upload")
+            fields["upload"] = UploadIngredient(**upload) if upload else None
             return cls(**fields)
         except (TypeError, AttributeError) as exc:
             raise ProvenanceError(f"not a provenance record: {exc}") from exc
@@ -480,46 +539,88 @@ def sign_wav(
 
 
 def _manifest_definition(provenance: Provenance) -> dict:
-    ingredients = []
+    references = []
     for index, ref in enumerate(provenance.references):
-        ingredients.append(
+        metadata: dict[str, Any] = {
+            REFERENCE_METADATA_KEY: {
+                "recording_id": ref.recording_id,
+                "artist": ref.artist,
+                "isrc": ref.isrc,
+                "rights_holders": list(ref.rights_holders),
+                "level": ref.level,
+                "role": ref.role,
+                "weight": ref.weight,
+                "consent_version_ids": list(ref.consent_version_ids),
+                "content_sha256": ref.content_sha256,
+            }
+        }
+        if ref.training_mining:
+            metadata[TRAINING_MINING] = consent_signals.training_mining_assertion(
+                ref.training_mining
+            )
+        references.append(
             {
                 "title": ref.title,
                 "format": ref.media_type,
                 "relationship": "inputTo",
                 "instance_id": _ingredient_id(provenance, index, ref),
+                "metadata": metadata,
+            }
+        )
+    agent = {"name": f"{CLAIM_GENERATOR} model", "version": provenance.model_version}
+    # The Builder turns ingredient ids into hashed links from an action to its ingredients.
+    linked = {"parameters": {"ingredientIds": [i["instance_id"] for i in references]}}
+    upload = provenance.upload
+    if upload is None:
+        parents = []
+        actions = [
+            {
+                "action": "c2pa.created",
+                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                "softwareAgent": agent,
+                **(linked if references else {}),
+            }
+        ]
+    else:
+        parent_id = f"urn:attribution-platform:generation:{provenance.generation_id}:upload"
+        parents = [
+            {
+                "title": upload.title,
+                "format": upload.media_type,
+                "relationship": "parentOf",
+                "instance_id": parent_id,
                 "metadata": {
-                    REFERENCE_METADATA_KEY: {
-                        "recording_id": ref.recording_id,
-                        "artist": ref.artist,
-                        "isrc": ref.isrc,
-                        "rights_holders": list(ref.rights_holders),
-                        "level": ref.level,
-                        "role": ref.role,
-                        "weight": ref.weight,
-                        "consent_version_ids": list(ref.consent_version_ids),
-                        "content_sha256": ref.content_sha256,
+                    UPLOAD_METADATA_KEY: {
+                        "sha256": upload.sha256,
+                        "level": upload.level,
+                        "segment": list(upload.segment) if upload.segment else None,
+                        "strength": upload.strength,
                     }
                 },
             }
-        )
-    created: dict[str, Any] = {
-        "action": "c2pa.created",
-        "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-        "softwareAgent": {"name": f"{CLAIM_GENERATOR} model", "version": provenance.model_version},
-    }
-    if ingredients:
-        # The Builder turns these ids into hashed links from the action to the ingredients.
-        created["parameters"] = {"ingredientIds": [i["instance_id"] for i in ingredients]}
+        ]
+        actions = [
+            {"action": "c2pa.opened", "parameters": {"ingredientIds": [parent_id]}},
+            {
+                "action": "c2pa.edited",
+                "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+                "softwareAgent": agent,
+                **(linked if references else {}),
+            },
+        ]
     return {
         "claim_generator_info": [{"name": CLAIM_GENERATOR, "version": _platform_version()}],
         "title": provenance.title,
         "format": WAV_MEDIA_TYPE,
         "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": [created]}},
+            {"label": "c2pa.actions", "data": {"actions": actions}},
             {"label": GENERATION_ASSERTION, "data": provenance.to_dict()},
+            {
+                "label": TRAINING_MINING,
+                "data": consent_signals.training_mining_assertion(provenance.training_mining()),
+            },
         ],
-        "ingredients": ingredients,
+        "ingredients": parents + references,
     }
 
 
@@ -645,10 +746,10 @@ def _restore_own_data(manifest: dict, lossless: dict[str, Any]) -> None:
             assertion["data"] = lossless[label]
     for ingredient in manifest.get("ingredients") or []:
         source = (lossless.get(ingredient.get("label", "")) or {}).get("metadata") or {}
-        if REFERENCE_METADATA_KEY in source and REFERENCE_METADATA_KEY in (
-            ingredient.get("metadata") or {}
-        ):
-            ingredient["metadata"][REFERENCE_METADATA_KEY] = source[REFERENCE_METADATA_KEY]
+        shown = ingredient.get("metadata") or {}
+        for key in shown:
+            if (key.startswith(OWN_NAMESPACE) or key == TRAINING_MINING) and key in source:
+                shown[key] = source[key]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from attribution_log.models import AttributionRecord
 from attribution_log.services import attribution_record_append
 from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
 from catalog.models import Recording
+from catalog.rights_signals import recordings_training_mining
 from catalog.selectors import recordings_rights_holders
 from config.exceptions import DomainError
 from generation import provenance
@@ -257,6 +258,7 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
         [v.recording_id for v in verification.verdicts]
     )
     holders = recordings_rights_holders(recording_ids=recordings)
+    training_mining = recordings_training_mining(recording_ids=recordings)
     references = []
     for verdict, ref in zip(
         verification.verdicts, generation.references.order_by("position"), strict=True
@@ -275,6 +277,7 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
                 consent_version_ids=verdict.consent_version_ids,
                 media_type=f"audio/{recording.audio_format}",
                 content_sha256=recording.content_sha256,
+                training_mining=training_mining[recording.pk],
             )
         )
     return provenance.Provenance(
@@ -287,6 +290,27 @@ def _provenance(generation, verification, start_record) -> provenance.Provenance
         prompt=generation.prompt,
         attribution_record_hash=start_record.record_hash,
         references=references,
+        upload=_upload_ingredient(generation),
+    )
+
+
+UPLOAD_MEDIA_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+                      ".opus": "audio/ogg", ".flac": "audio/flac"}  # fmt: skip
+
+
+def _upload_ingredient(generation: GenerationRequest) -> provenance.UploadIngredient | None:
+    """The maker's track the output transforms: the manifest's parent ingredient."""
+    if not generation.upload:
+        return None
+    suffix = Path(generation.upload.name).suffix.lower()
+    temporal = generation.segment_start is not None
+    return provenance.UploadIngredient(
+        title=f"Uploaded track of generation {generation.ref[:8]}",
+        media_type=UPLOAD_MEDIA_TYPES.get(suffix, "application/octet-stream"),
+        sha256=generation.upload_sha256,
+        level="temporal" if temporal else "audio",
+        segment=[generation.segment_start, generation.segment_end] if temporal else None,
+        strength=generation.strength,
     )
 
 

@@ -17,14 +17,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from catalog.consent_signals import recording_entries
 from generation.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     GENERATION_ASSERTION,
     REFERENCE_METADATA_KEY,
     TRAINED_ALGORITHMIC_MEDIA,
+    TRAINING_MINING,
+    UPLOAD_METADATA_KEY,
     Provenance,
     ProvenanceError,
     ReferenceIngredient,
     SigningCredentials,
+    UploadIngredient,
     credentials_from_files,
     development_credentials,
     read_provenance,
@@ -33,6 +38,15 @@ from generation.provenance import (
 )
 
 RATE = 16_000
+ALL = {"training": True, "song_inference": True, "parameter_inference": True,
+       "audio_inference": True}  # fmt: skip
+EVERYWHERE = {"private": True, "non_commercial": True, "commercial": True}
+# The first reference permits everything; the second no training and only private outputs.
+OPEN = recording_entries(ALL, EVERYWHERE)
+GUARDED = recording_entries(
+    {**ALL, "training": False, "audio_inference": False},
+    {"private": True, "non_commercial": False, "commercial": False},
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +77,7 @@ def provenance() -> Provenance:
                 weight=0.7,
                 consent_version_ids=[3, 300],
                 media_type="audio/ogg",
+                training_mining=OPEN,
             ),
             ReferenceIngredient(
                 recording_id=9,
@@ -75,6 +90,7 @@ def provenance() -> Provenance:
                 weight=0.3,
                 consent_version_ids=[11],
                 media_type="audio/mpeg",
+                training_mining=GUARDED,
             ),
         ],
     )
@@ -338,3 +354,120 @@ def test_to_dict_is_plain_json(provenance):
     object.__setattr__(bad, "prompt", float("nan"))
     with pytest.raises(ProvenanceError):
         bad.to_dict()
+
+
+# --- consent signals and ingredient relationships ---------------------------------------------
+
+
+def c2pa_store(path: Path) -> dict:
+    """The manifest store as c2pa-python itself reads it back (independent of read_provenance),
+    with assertion data from crjson (lossless for numeric arrays)."""
+    import c2pa
+
+    with path.open("rb") as stream, c2pa.Reader("audio/wav", stream) as reader:
+        store = json.loads(reader.json())
+        crjson = json.loads(reader.crjson())
+    active = store["manifests"][store["active_manifest"]]
+    (lossless,) = [m for m in crjson["manifests"] if m["label"] == store["active_manifest"]]
+    return {"manifest": active, "assertions": lossless["assertions"]}
+
+
+def test_manifest_carries_cawg_entries_per_ingredient_and_for_the_output(signed):
+    read = c2pa_store(signed)
+    manifest, assertions = read["manifest"], read["assertions"]
+    electro, machine = manifest["ingredients"]
+    assert electro["metadata"][TRAINING_MINING] == {"entries": OPEN}
+    assert machine["metadata"][TRAINING_MINING] == {"entries": GUARDED}
+    assert electro["metadata"][TRAINING_MINING]["entries"]["cawg.ai_training"] == {"use": "allowed"}
+    guarded = machine["metadata"][TRAINING_MINING]["entries"]
+    assert guarded["cawg.ai_generative_training"] == {"use": "notAllowed"}
+    assert guarded["cawg.ai_inference"]["use"] == "constrained"
+    assert "private use" in guarded["cawg.ai_inference"]["constraint_info"]
+    assert guarded["org.attribution-platform.audio_inference"] == {"use": "notAllowed"}
+    assert guarded["org.attribution-platform.distribution"]["use"] == "constrained"
+
+    own = {a["label"]: a["data"] for a in manifest["assertions"]}[TRAINING_MINING]["entries"]
+    assert own == assertions[TRAINING_MINING]["entries"]
+    # most restrictive of the references (Machine Wars allows no training)...
+    for label in ("cawg.ai_training", "cawg.ai_generative_training", "cawg.data_mining"):
+        assert own[label] == {"use": "notAllowed"}
+    # ...and never more than constrained (the platform's policy)
+    assert own["cawg.ai_inference"]["use"] == "constrained"
+    assert "attribute and pay" in own["cawg.ai_inference"]["constraint_info"]
+    assert own["org.attribution-platform.distribution"] == {"use": "allowed"}  # commercial
+
+
+def test_references_are_input_to_and_no_upload_means_created_by_a_trained_model(signed):
+    manifest = c2pa_store(signed)["manifest"]
+    assert {i["relationship"] for i in manifest["ingredients"]} == {"inputTo"}
+    actions = {a["label"]: a["data"] for a in manifest["assertions"]}["c2pa.actions.v2"]
+    assert [a["action"] for a in actions["actions"]] == ["c2pa.created"]
+    assert actions["actions"][0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        UploadIngredient("My track", "audio/wav", "cd" * 32, "audio", strength=0.5),
+        UploadIngredient("My track", "audio/mpeg", "ef" * 32, "temporal", segment=[0.5, 1.25]),
+    ],
+    ids=["audio", "temporal"],
+)
+def test_a_transformed_upload_is_the_parent_and_the_output_a_composite(
+    tmp_path, audio, provenance, credentials, upload
+):
+    transformed = Provenance.from_dict(
+        {**provenance.to_dict(), "upload": upload.__dict__, "distribution": "private"}
+    )
+    assert transformed.upload == upload
+    plain = tmp_path / "plain.wav"
+    write_wav(plain, audio, RATE, transformed)
+    sign_wav(plain, tmp_path / "signed.wav", transformed, credentials)
+
+    read = c2pa_store(tmp_path / "signed.wav")
+    manifest = read["manifest"]
+    parent, *references = manifest["ingredients"]
+    assert parent["relationship"] == "parentOf" and parent["title"] == "My track"
+    assert parent["format"] == upload.media_type
+    assert [r["relationship"] for r in references] == ["inputTo", "inputTo"]
+    shown = read["assertions"][parent["label"]]["metadata"][UPLOAD_METADATA_KEY]
+    assert shown == {"sha256": upload.sha256, "level": upload.level,
+                     "segment": upload.segment, "strength": upload.strength}  # fmt: skip
+
+    opened, edited = {a["label"]: a["data"] for a in manifest["assertions"]}["c2pa.actions.v2"][
+        "actions"
+    ]
+    assert opened["action"] == "c2pa.opened"
+    assert [i["url"] for i in opened["parameters"]["ingredients"]] == [
+        f"self#jumbf=c2pa.assertions/{parent['label']}"
+    ]
+    assert edited["action"] == "c2pa.edited"
+    assert edited["digitalSourceType"] == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    assert len(edited["parameters"]["ingredients"]) == 2  # the references
+    own = read["assertions"][TRAINING_MINING]["entries"]
+    assert own["org.attribution-platform.distribution"] == {
+        "use": "constrained",
+        "constraint_info": "verified for private use only",
+    }
+
+    report = read_provenance(tmp_path / "signed.wav", credentials.trust_anchors_pem)
+    assert report.trusted and report.intact
+    assert report.manifest["ingredients"][0]["metadata"][UPLOAD_METADATA_KEY]["segment"] == (
+        upload.segment
+    )  # restored from crjson (json() renders numeric arrays as base64)
+    assert Provenance.from_dict(report.embedded) == transformed
+
+
+def test_a_reference_without_consent_entries_counts_as_not_allowed(tmp_path, audio, provenance):
+    unknown = Provenance.from_dict(
+        {
+            **provenance.to_dict(),
+            "references": [{**provenance.to_dict()["references"][0], "training_mining": {}}],
+        }
+    )
+    own = unknown.training_mining()
+    assert own["cawg.ai_inference"] == {"use": "notAllowed"}
+    assert own["cawg.ai_training"] == {"use": "notAllowed"}
+    bad = Provenance.from_dict({**provenance.to_dict(), "distribution": "broadcast"})
+    with pytest.raises(ProvenanceError, match="distribution"):
+        bad.training_mining()

@@ -76,6 +76,19 @@ def test_permitted_request_is_verified_logged_queued_then_generated_and_charged(
     assert report.trusted and report.intact
     titles = [r.title for r in studio["recordings"][4:6]]
     assert [i["title"] for i in report.manifest["ingredients"]] == titles
+    # consent signals: each reference's CAWG entries (opted in to inference, not training)...
+    for ingredient in report.manifest["ingredients"]:
+        assert ingredient["relationship"] == "inputTo"
+        entries = ingredient["metadata"]["cawg.training-mining"]["entries"]
+        assert entries["cawg.ai_generative_training"] == {"use": "notAllowed"}
+        assert entries["cawg.ai_inference"] == {"use": "allowed"}
+    # ...and the output's own: no training on it, inference only on the platform's terms
+    assertions = {a["label"]: a["data"] for a in report.manifest["assertions"]}
+    own = assertions["cawg.training-mining"]["entries"]
+    assert own["cawg.ai_training"] == {"use": "notAllowed"}
+    assert own["cawg.ai_inference"]["use"] == "constrained"
+    (created,) = assertions["c2pa.actions.v2"]["actions"]
+    assert created["digitalSourceType"] == provenance.TRAINED_ALGORITHMIC_MEDIA
     anchor = AttributionRecord.objects.get(record_hash=report.embedded["attribution_record_hash"])
     assert anchor.generation_ref == generation.ref  # the verification the worker relied on
     assert anchor.payload["purpose"] == "worker_start"
@@ -223,7 +236,27 @@ def test_parameter_audio_and_temporal_levels(studio, maker, tmp_path):
         generation = GenerationRequest.objects.get(uid=response.json()["id"])
         generation = generation_run(generation_id=generation.pk)
         assert generation.status == "succeeded", generation.failure_reason
-        outputs[generation.references.first().level] = wav_bytes(Path(generation.output.path))
+        level = generation.references.first().level
+        outputs[level] = wav_bytes(Path(generation.output.path))
+        # the C2PA manifest, read back with c2pa-python: a transformed upload is the parent
+        manifest = provenance.read_provenance(
+            Path(generation.output.path), signing_credentials().trust_anchors_pem
+        ).manifest
+        relationships = [i["relationship"] for i in manifest["ingredients"]]
+        actions = {a["label"]: a["data"] for a in manifest["assertions"]}["c2pa.actions.v2"]
+        kinds = [(a["action"], a.get("digitalSourceType")) for a in actions["actions"]]
+        if level == "parameter":
+            assert relationships == ["inputTo", "inputTo"]
+            assert kinds == [("c2pa.created", provenance.TRAINED_ALGORITHMIC_MEDIA)]
+        else:
+            assert relationships == ["parentOf", "inputTo", "inputTo"]
+            assert kinds == [
+                ("c2pa.opened", None),
+                ("c2pa.edited", provenance.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA),
+            ]
+            upload = manifest["ingredients"][0]["metadata"][provenance.UPLOAD_METADATA_KEY]
+            assert upload["sha256"] == generation.upload_sha256
+            assert upload["level"] == level
     rate = sf.info(generation.output.path).samplerate
     for level in ("audio", "temporal"):  # transformed tracks keep the upload's length
         assert abs(len(outputs[level]) / rate - 1.5) < 0.05
