@@ -1,9 +1,14 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from catalog.models import (
     Artist,
+    ConsentReservation,
+    ConsentReservationOverride,
     ConsentVersion,
     CurrentConsent,
+    EncoderVersion,
     Recording,
     RecordingWork,
     Release,
@@ -166,3 +171,38 @@ class CurrentConsentAdmin(ReadOnlyAdmin):
 @admin.register(RightsHolderMembership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["holder", "user", "created_at"]
+
+
+@admin.register(ConsentReservation)
+class ConsentReservationAdmin(ReadOnlyAdmin):
+    """Recorded at import from the file's XMP or the metadata file; append-only."""
+
+    list_display = ["recording", "source", "value", "policy", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["recording__title", "value"]
+
+
+@admin.register(ConsentReservationOverride)
+class ConsentReservationOverrideAdmin(ReadOnlyAdmin):
+    """A holder's confirmed override, with the consent version that granted training."""
+
+    list_display = ["recording", "holder", "version", "confirmed_by", "created_at"]
+    search_fields = ["recording__title", "holder__name"]
+
+
+@admin.register(EncoderVersion)
+class EncoderVersionAdmin(ReadOnlyAdmin):
+    """Registered by the encoder services; each linked to its training-content summary."""
+
+    list_display = ["__str__", "is_active", "created_at", "training_summary"]
+    list_filter = ["is_active", "name"]
+    exclude = ["training_manifest", "quality", "config"]
+    readonly_fields = ["training_summary"]
+
+    @admin.display(description="Training content")
+    def training_summary(self, obj: EncoderVersion) -> str:
+        return format_html(
+            '<a href="{}">training-content summary</a> (<a href="{}">JSON</a>)',
+            reverse("training-summary", args=["encoder", obj.pk, "html"]),
+            reverse("training-summary", args=["encoder", obj.pk, "json"]),
+        )

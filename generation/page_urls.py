@@ -14,4 +14,11 @@ urlpatterns = [
         views.generator_quality_file,
         name="generator-quality-file",
     ),
+    # staff: what each learned module was trained on (generator and encoder versions)
+    path("training/", views.training_summaries, name="training-summaries"),
+    path(
+        "training/<str:kind>/<int:version_id>/summary.<str:fmt>",
+        views.training_summary_document,
+        name="training-summary",
+    ),
 ]

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from catalog.models import EncoderVersion, Recording, RecordingEmbedding, RecordingWindowEmbedding
 from catalog.models import Use as CatalogUse
 from catalog.selectors import recordings_permitting, recordings_rights_holders
+from catalog.training_summary import training_content_summary
 from config.exceptions import Conflict, NotFound
 from generation.events import UsedModule
 from generation.models import GenerationRequest, ModelVersion
@@ -254,3 +255,27 @@ def generation_modules(*, model_version: ModelVersion, prompt: str = "") -> tupl
     if prompt.strip() and text_model:
         modules.append(UsedModule(f"text model {text_model}", "text_tower", (), external=True))
     return tuple(modules)
+
+
+def model_version_training_summary(*, model_version: ModelVersion) -> dict:
+    """The generator's training-content summary (`catalog.training_summary`), naming the
+    conditioning encoder whose own summary covers what that module learned."""
+    encoder = model_version.encoder
+    return training_content_summary(
+        kind="generator",
+        module={
+            "id": model_version.pk,
+            "name": model_version.name,
+            "version": model_version.version,
+            "label": str(model_version),
+            "checkpoint_sha256": model_version.checkpoint_sha256,
+            "active": model_version.is_active,
+            "conditioning_encoder": {"id": encoder.pk, "label": str(encoder)},
+        },
+        manifest=model_version.training_manifest or {},
+        trained_at=model_version.created_at,
+    )
+
+
+def model_versions_all() -> list[ModelVersion]:
+    return list(ModelVersion.objects.select_related("encoder").order_by("-created_at", "-pk"))

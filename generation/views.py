@@ -4,6 +4,7 @@ and the API cannot disagree about verification, progress or attribution."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from catalog import training_summary
 from catalog.models import Distribution, Level
 from catalog.retrieval.selectors import category_vocabulary
 from generation import selectors
@@ -99,3 +101,48 @@ def generator_quality_file(request: HttpRequest, model_version_id: int, name: st
         raise Http404("no such sample file")
     kind = "audio/wav" if name.endswith(".wav") else "image/png"
     return FileResponse(path.open("rb"), content_type=kind)
+
+
+@staff_member_required
+def training_summaries(request: HttpRequest) -> HttpResponse:
+    """Every generator and encoder version, each with its training-content summary."""
+    return render(
+        request,
+        "generation/training_summaries.html",
+        {
+            "generators": selectors.model_versions_all(),
+            "encoders": training_summary.encoder_versions_all(),
+        },
+    )
+
+
+@staff_member_required
+def training_summary_document(
+    request: HttpRequest, kind: str, version_id: int, fmt: str
+) -> HttpResponse:
+    """A module's training-content summary as HTML or JSON; ``?download=1`` (and always for
+    JSON) serves it as a file to keep or publish."""
+    if kind == "generator":
+        version = selectors.model_version_get(model_version_id=version_id)
+        summary = selectors.model_version_training_summary(model_version=version)
+    elif kind == "encoder":
+        version = training_summary.encoder_version_get(encoder_version_id=version_id)
+        summary = training_summary.encoder_training_summary(encoder_version=version)
+    else:
+        raise Http404("no such kind of module")
+    if fmt == "json":
+        response = HttpResponse(
+            json.dumps(summary, indent=2, ensure_ascii=False), content_type="application/json"
+        )
+        download = True
+    elif fmt == "html":
+        response = render(
+            request, "generation/training_summary.html", {"summary": summary, "kind": kind}
+        )
+        download = bool(request.GET.get("download"))
+    else:
+        raise Http404("a summary is .html or .json")
+    if download:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"training-summary-{kind}-{version}")
+        response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response

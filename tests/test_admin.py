@@ -13,7 +13,7 @@ def test_every_catalog_model_has_a_working_admin_page(client, staff, co_held):
     staff.save()
     client.force_login(staff)
     catalog_models = [m for m in admin.site._registry if m._meta.app_label == "catalog"]
-    assert len(catalog_models) == 11  # with Work, WorkShare and RecordingWork
+    assert len(catalog_models) == 14  # with works, encoder versions and reservations
     for model in catalog_models:
         url = f"/admin/catalog/{model._meta.model_name}/"
         assert client.get(url).status_code == 200, url
