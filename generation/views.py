@@ -17,7 +17,7 @@ from django.shortcuts import render
 from catalog import training_summary
 from catalog.models import Distribution, Level
 from catalog.retrieval.selectors import category_vocabulary
-from generation import selectors
+from generation import providers, selectors
 from generation.model import ROLES
 from generation.services.requests import model_limits
 
@@ -76,6 +76,7 @@ def generation_receipt(request: HttpRequest, uid) -> HttpResponse:
     context = {
         "generation": generation,
         "references": selectors.generation_receipt_references(generation=generation),
+        "disputes": providers.generation_disputes(generation_ref=generation.ref, user=request.user),
     }
     return render(request, "generation/receipt.html", context)
 
