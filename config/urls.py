@@ -29,9 +29,9 @@ urlpatterns = [
         "attribution/audits/", attribution_views.similarity_audit_report, name="similarity-audits"
     ),
     path("attribution/hubs/", attribution_views.tda_hub_report, name="tda-hubs"),
+    path("attribution/unlearning/", attribution_views.unlearning_report, name="unlearning"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/catalogue/", include("catalog.urls")),
-    path("attribution/unlearning/", attribution_views.unlearning_report, name="unlearning"),
     path("api/retrieval/", include("catalog.retrieval.urls")),
     path("api/royalties/", include(("royalties.urls", "royalties"))),
     # the quote is royalties' (prices, floors, split) at the generations' address
