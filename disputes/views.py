@@ -241,10 +241,19 @@ def dispute_page(request: HttpRequest, dispute_id: int) -> HttpResponse:
         dispute.refresh_from_db()
     money = _money()
     summary = selectors.summaries([dispute])[0]
+    was = dispute.correction.get("was_paid_minor", {})
+    now = dispute.correction.get("now_paid_minor", {})
+    titles = selectors.recordings_titles([int(rid) for rid in {*was, *now}])
+    corrected = [
+        {"label": titles.get(int(rid), rid), "was": money(was.get(rid, 0)),
+         "now": money(now.get(rid, 0))}
+        for rid in sorted({*was, *now}, key=int)
+    ]  # fmt: skip
     context = {
         "d": dispute,
         "held": money(summary.held_minor),
         "recording_title": summary.recording_title,
+        "corrected": corrected,
         "events": selectors.dispute_events(dispute),
         "parties": selectors.names_of_holders(dispute.parties.values_list("pk", flat=True)),
         "resolve": _resolve_form(dispute) if request.user.is_staff else {},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -91,3 +92,14 @@ def world(pricing, make_user, make_holder, make_recording, staff):  # noqa: F811
     }
     world["generation"] = make_generation(world)
     return world
+
+
+@pytest.fixture
+def emptied_dispute_events_after(transactional_db):
+    """Transactional tests commit dispute events, which Django's flush may truncate only when
+    none are left: empty them afterwards (bypassing the guard, as the database's owner may)."""
+    yield
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE disputes_disputeevent DISABLE TRIGGER USER")
+        cursor.execute("TRUNCATE disputes_disputeevent")
+        cursor.execute("ALTER TABLE disputes_disputeevent ENABLE TRIGGER USER")
