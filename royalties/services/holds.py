@@ -178,6 +178,11 @@ def generation_holds_reconcile(
     force want (`settings.ROYALTIES_HOLDS_WANTED`; nothing without it), after a reason came
     or went: a review released, a dispute opened or closed. Returns the holds in force."""
     wanted = _holds_wanted_by_reasons() or (lambda source: [])
+    # one reconciliation of a generation at a time (the audit's hold locks the fee too), so
+    # two reasons coming or going together never post two holds of one posting
+    LedgerTransaction.objects.select_for_update().filter(
+        key=f"generation:{generation_ref}:fee"
+    ).first()
     held = []
     for source in generation_sources(generation_ref):
         hold = source_hold_set(source=source, entries=wanted(source), reason=reason, actor=actor)

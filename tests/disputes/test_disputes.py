@@ -515,3 +515,22 @@ def test_the_event_chain_is_append_only_and_tampering_shows(world):
     assert not broken.ok and broken.first_broken_sequence == event.sequence
     assert broken.reason == "payload hash mismatch"
     assert client_for(world["member_a"]).get(f"{DISPUTES}verify/").status_code == 403
+
+
+def test_an_ownership_hold_and_an_audit_flag_on_one_generation_never_hold_twice(world):
+    a, b, ref, staff = world["holder_a"], world["holder_b"], world["generation"], world["staff"]
+    owed_a, owed_b = owed(a, ref), owed(b, ref)
+    dispute = dispute_open(
+        user=world["member_a"], subject="ownership", recording_id=world["r1"].pk,
+        holder_id=a.pk, reason="B co-owns r1",
+    )  # fmt: skip
+    assert owed(a, ref) == owed_a - 400 and owed(b, ref) == owed_b  # r1's direct part
+    _flag(ref, world["maker"])  # the flag holds the rest: the fee's hold becomes whole
+    assert owed(a, ref) == 0 and owed(b, ref) == 0
+    assert_balanced()  # no holder owed less than nothing: nothing held twice
+    similarity_audit_release(actor=staff, generation_ref=ref, reason="no copy")
+    assert owed(a, ref) == owed_a - 400 and owed(b, ref) == owed_b  # the dispute's part stays
+    assert_balanced()
+    dispute_resolve(actor=staff, dispute_id=dispute.pk, outcome="rejected", note="A's alone")
+    assert (owed(a, ref), owed(b, ref)) == (owed_a, owed_b) and live_holds() == []
+    assert_balanced()
