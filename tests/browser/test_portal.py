@@ -176,8 +176,11 @@ def test_holder_sees_the_payout_of_a_generation_and_downloads_the_csv(
     with open(download.value.path(), encoding="utf-8") as handle:
         lines = list(csv.reader(io.StringIO(handle.read())))
     assert lines[0][:3] == ["ISRC", "Title", "Artist"]
+    column = {name: n for n, name in enumerate(lines[0])}
     direct = [line for line in lines[1:] if line[1] == referenced.title]
-    assert [(line[3], line[6]) for line in direct] == [("GenerativeReference", money(owed.ita))]
+    assert [(line[3], line[column["RightsType"]], line[column["Amount"]]) for line in direct] == [
+        ("GenerativeReference", "Master", money(owed.ita))
+    ]
     use_types = {line[3] for line in lines[1:]}
     assert use_types == {
         "GenerativeReference",
