@@ -80,6 +80,7 @@ def _settings() -> dict[str, Any]:
 # --- schedule -------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def model_unlearning_schedule(*, recording_ids: tuple[int, ...] = ()) -> ModelUnlearning | None:
     """Bring the served model's pending job in line with today's training consent; called in
     the transaction of a consent change. Returns the pending job, if there is one."""
@@ -288,8 +289,12 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     report["checks"].update(quality.pop("checks"))
     report.update(quality)
     report["heldout_recordings"] = [r.pk for r in heldout]
-    report["repair"] = {"steps": repair.report.steps_done, "settings": repair_train.to_dict(),
-                        "final_loss": repair.report.final_loss}  # fmt: skip
+    repaired_by = getattr(repair, "report", None)  # None: no ascent step, nothing to repair
+    report["repair"] = {
+        "steps": repaired_by.steps_done if repaired_by else 0,
+        "settings": repair_train.to_dict(),
+        "final_loss": repaired_by.final_loss if repaired_by else None,
+    }
     report["seconds"]["total"] = round(time.monotonic() - started, 1)
     checkpoint = Path(settings.GENERATOR_CHECKPOINT_DIR) / f"unlearned-{job.pk}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)

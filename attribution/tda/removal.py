@@ -10,6 +10,9 @@ numbers: window k of every recording gets the draws keyed by k), and a revoked r
 "forgotten" once its loss reaches `target_percentile` of the held-out recordings' losses. A
 short repair fine-tune on the retained data only (the caller's `repair`, which must never see
 the revoked audio) then restores what the ascent disturbed; the test is measured again after.
+When the test cannot tell them apart before any step (the model does not lean on them more
+than on recordings it never saw), nothing is moved and nothing repaired; the new version's
+manifest still leaves them out and the verification says so.
 
 Plain torch, no Django (attribution/tda). The Django job is attribution/services/unlearning.py.
 """
@@ -286,7 +289,8 @@ def remove_recordings(
     seconds["ascent"] = time.monotonic() - started
 
     started = time.monotonic()
-    repaired = repair(state) if repair is not None else state
+    # nothing moved when the test could already not tell them apart: nothing to repair
+    repaired = repair(state) if repair is not None and step > 0 else state
     seconds["repair"] = time.monotonic() - started
     started = time.monotonic()
     after_repair = membership(target, repaired, revoked, heldout, config)

@@ -100,3 +100,19 @@ def test_bad_settings_are_refused():
                 dict(band=(60.0, 40.0))):  # fmt: skip
         with pytest.raises(TDAConfigError):
             RemovalConfig(**bad)
+
+
+def test_nothing_moves_and_nothing_is_repaired_when_it_is_already_indistinguishable(world):
+    called = []
+    twin = {REVOKED + 1000: world["revoked"][REVOKED]}  # held-out windows equal to its own
+    repaired, report = remove_recordings(
+        world["target"], world["model"], revoked=world["revoked"], heldout=twin,
+        retained=world["retained"], fisher=world["fisher"], config=RemovalConfig(),
+        repair=lambda model: called.append(model) or model,
+    )  # fmt: skip
+    assert report.stopped == "already indistinguishable" and report.steps == 0
+    assert not called and report.retained_change == 0.0
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(repaired.parameters(), world["model"].parameters(), strict=True)
+    )
