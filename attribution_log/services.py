@@ -39,15 +39,16 @@ from config.exceptions import InvalidInput
 LOG_LOCK_KEY = 0x4954_41_6C_6F_67
 
 
-def _stored_form(payload: dict) -> dict:
+def stored_form(payload: dict, what: str = "attribution payload") -> dict:
     """The payload as the database will return it. jsonb normalises numbers (1e+20 comes back
     as 100000000000000000000), so the hash is taken over the round-tripped value; otherwise a
-    verifier re-reading the row could compute a different hash from the same record."""
+    verifier re-reading the row could compute a different hash from the same record. `what`
+    names the record in errors (the dispute chain uses this too)."""
     try:
         text = canonical_json(payload)
     except PayloadError as exc:
         raise InvalidInput(
-            f"the attribution payload is not canonical JSON: {exc}",
+            f"the {what} is not canonical JSON: {exc}",
             details={"payload": "only JSON types, finite numbers and string keys"},
         ) from exc
     try:
@@ -55,8 +56,24 @@ def _stored_form(payload: dict) -> dict:
             cursor.execute("SELECT %s::jsonb::text", [text])
             stored = cursor.fetchone()[0]
     except DataError as exc:  # e.g. \u0000, which jsonb cannot hold
-        raise InvalidInput(f"the attribution payload cannot be stored: {exc}") from exc
+        raise InvalidInput(f"the {what} cannot be stored: {exc}") from exc
     return json.loads(stored)
+
+
+def chain_next(cursor, *, table: str, lock_key: int, name: str) -> tuple[int, str]:
+    """(sequence, previous hash) of the next record of a hash chain stored in `table`, inside
+    the appending transaction: takes the chain's advisory lock (held to commit), reads the
+    head's hash and draws the next sequence number. Refused outside READ COMMITTED (see the
+    module docstring); `name` says which chain in that error."""
+    cursor.execute("SHOW transaction_isolation")
+    isolation = cursor.fetchone()[0]
+    if isolation != "read committed":
+        raise RuntimeError(f"the {name} is appended under READ COMMITTED, not {isolation}")
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
+    cursor.execute(f"SELECT record_hash FROM {table} ORDER BY sequence DESC LIMIT 1")
+    head = cursor.fetchone()
+    cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'sequence'))")
+    return cursor.fetchone()[0], (head[0] if head else GENESIS_HASH)
 
 
 def attribution_record_append(
@@ -82,22 +99,13 @@ def attribution_record_append(
             "generation_ref is at most 64 characters without control characters",
             details={"generation_ref": str(generation_ref)[:80]},
         )
-    stored = _stored_form(payload)
+    stored = stored_form(payload)
     payload_sha256 = payload_digest(stored)
     table = AttributionRecord._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SHOW transaction_isolation")
-        isolation = cursor.fetchone()[0]
-        if isolation != "read committed":
-            raise RuntimeError(
-                f"the attribution log is appended under READ COMMITTED, not {isolation}"
-            )
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOG_LOCK_KEY])
-        cursor.execute(f"SELECT record_hash FROM {table} ORDER BY sequence DESC LIMIT 1")
-        head = cursor.fetchone()
-        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'sequence'))")
-        sequence = cursor.fetchone()[0]
-        previous_hash = head[0] if head else GENESIS_HASH
+        sequence, previous_hash = chain_next(
+            cursor, table=table, lock_key=LOG_LOCK_KEY, name="attribution log"
+        )
         created_at = timezone.now()
         record = AttributionRecord(
             sequence=sequence,

@@ -30,7 +30,6 @@ attribution log as a `correction` record naming the record it corrects.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -41,19 +40,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.validators import URLValidator
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from attribution.models import SimilarityAudit
 from attribution_log.models import AttributionRecord
-from attribution_log.services import attribution_record_append
+from attribution_log.services import attribution_record_append, chain_next, stored_form
 from catalog.models import RightsHolder
 from catalog.selectors import holder_readable_by, recording_get, user_holders
 from catalog.services.rights import rights_shares_set
 from config.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from disputes import selectors
-from disputes.chain import GENESIS_HASH, canonical_json, event_digest, payload_digest
+from disputes.chain import event_digest, payload_digest
 from disputes.models import Dispute, DisputeEvent
 from royalties.models import LedgerEntry, LedgerTransaction
 from royalties.selectors import generation_payee_ids, recordings_holder_ids
@@ -77,33 +76,18 @@ CHAIN_LOCK_KEY = 0x44_49_53_50_55_54_45
 # -- the chain -----------------------------------------------------------------------------------
 
 
-def _stored_form(payload: dict) -> dict:
-    """The payload as jsonb returns it, so the hash is over what a verifier reads back."""
-    text = canonical_json(payload)
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT %s::jsonb::text", [text])
-            stored = cursor.fetchone()[0]
-    except DataError as exc:
-        raise InvalidInput(f"the dispute record cannot be stored: {exc}") from exc
-    return json.loads(stored)
-
-
 def dispute_event_append(
     *, dispute: Dispute, kind: str, actor: AbstractBaseUser | None, payload: dict[str, Any]
 ) -> DisputeEvent:
     """Append one event to the chain (serialised by an advisory lock held to commit, as the
     attribution log's appends are)."""
-    stored = _stored_form({**payload, "actor": actor.pk if actor else None})
+    stored = stored_form({**payload, "actor": actor.pk if actor else None}, "dispute record")
     payload_sha256 = payload_digest(stored)
     table = DisputeEvent._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-        cursor.execute(f"SELECT record_hash FROM {table} ORDER BY sequence DESC LIMIT 1")
-        head = cursor.fetchone()
-        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'sequence'))")
-        sequence = cursor.fetchone()[0]
-        previous_hash = head[0] if head else GENESIS_HASH
+        sequence, previous_hash = chain_next(
+            cursor, table=table, lock_key=CHAIN_LOCK_KEY, name="dispute chain"
+        )
         created_at = timezone.now()
         event = DisputeEvent(
             sequence=sequence,
