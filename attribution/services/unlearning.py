@@ -14,6 +14,7 @@ it from the model instead of withdrawing the model until someone retrains (issue
             references and seeds); no new output a near copy of a revoked recording (the
             similarity audit's search); self-influence: a revoked recording's own loss rise when
             it is unlearned as a query sits within the held-out recordings' range
+            (the last three in attribution/services/unlearning_checks.py)
   serve     only when every check passes and the revocations still stand: the new version
             (manifest without the recordings, its parent, the method and its settings) is
             registered and activated; otherwise the previous behaviour (withdrawal) applies
@@ -35,14 +36,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import ModelUnlearning
+from attribution.services.unlearning_checks import quality_check, self_influence_check
 from attribution.tda import TDAConfig, TDAError, compute_fisher
 from attribution.tda.platform_model import PlatformTarget, TrainingWindow, platform_manifest
-from attribution.tda.removal import Membership, RemovalConfig, remove_recordings, self_scores
+from attribution.tda.removal import RemovalConfig, remove_recordings
 from catalog.models import Recording, Use
-from catalog.retrieval.runtime import loaded_encoder
 from catalog.selectors import recordings_permitting
 from config.exceptions import DomainError
-from generation.evaluation import conditioning_of, generate_trials
 from generation.model import (
     Generator,
     GeneratorError,
@@ -53,8 +53,7 @@ from generation.model import (
 )
 from generation.model.training import window_starts
 from generation.models import ModelVersion
-from generation.providers import near_copies
-from generation.selectors import model_version_revoked_recordings, permitted_track_vectors
+from generation.selectors import model_version_revoked_recordings
 from generation.services.attribution_inputs import (
     model_version_generator,
     model_version_training_items,
@@ -279,11 +278,11 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     )  # fmt: skip
     new = Generator(repaired, config, device=generator.device)
     progress("self-influence", 0, 1)
-    influence = _self_influence(
+    influence = self_influence_check(
         target, model, repaired, revoked_windows, heldout_windows, fisher, removal, options,
         n_items=len(items),
     )  # fmt: skip
-    quality = _quality(source, generator, new, revoked, options)
+    quality = quality_check(source, generator, new, revoked, options)
     quality["checks"]["self_influence"] = influence
     report = removal_report.to_dict(removal)
     report["checks"].update(quality.pop("checks"))
@@ -301,89 +300,6 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     manifest = _manifest(source, revoked, job, report)
     save_generator(checkpoint, new, {"unlearning": manifest["unlearning"]})
     return {"report": report, "checkpoint": checkpoint, "manifest": manifest}
-
-
-def _self_influence(
-    target: PlatformTarget,
-    old: Any,
-    new: Any,
-    revoked_windows: dict[int, list],
-    heldout_windows: dict[int, list],
-    fisher: Any,
-    removal: RemovalConfig,
-    options: dict,
-    n_items: int,
-) -> dict[str, Any]:
-    """Attribution's view: each recording's self-influence (its own loss rise when its first
-    window is unlearned as a query). On the new model a revoked recording's must sit within
-    the held-out recordings' range (at most the band's top percentile), as for any recording
-    the model never trained on."""
-    config = TDAConfig(
-        learning_rate=options["influence_learning_rate"], layer_group=removal.layer_group,
-        unlearn_timesteps=16, loss_mask=True, device="cpu", seed=removal.seed,
-    )  # fmt: skip
-    firsts = {rid: ws[0] for rid, ws in {**revoked_windows, **heldout_windows}.items()}
-    result: dict[str, Any] = {}
-    for name, model in (("before", old), ("after", new)):
-        scores = self_scores(target, model, firsts, fisher, config, n_items=n_items,
-                             removal=removal)  # fmt: skip
-        test = Membership(
-            {rid: scores[rid] for rid in revoked_windows},
-            {rid: scores[rid] for rid in heldout_windows},
-        )
-        result[f"percentile_{name}"] = {str(k): v for k, v in test.percentiles().items()}
-        result[f"scores_{name}"] = {str(k): round(v, 6) for k, v in scores.items()}
-    result["passed"] = all(p <= removal.band[1] for p in result["percentile_after"].values())
-    return result
-
-
-def _quality(
-    source: ModelVersion, old: Generator, new: Generator, revoked: list[int], options: dict
-) -> dict[str, Any]:
-    """The conditioning gap of both models on the same references and seeds, and whether any
-    new output is a near copy of a revoked recording (the audit's flag)."""
-    vectors = {
-        rid: v for rid, v in permitted_track_vectors(encoder_version=source.encoder).items()
-        if rid not in revoked
-    }  # fmt: skip
-    encoder = loaded_encoder(source.encoder)
-    gaps, trials_new = {}, []
-    for name, generator in (("before", old), ("after", new)):
-        trials = generate_trials(
-            generator=generator, track_vectors=vectors, generations=options["quality_generations"],
-            references_per_generation=2, others_per_generation=options["quality_others"],
-            seconds=options["quality_seconds"], seed=11,
-        )  # fmt: skip
-        conditioning = conditioning_of(
-            trials, sample_rate=generator.sample_rate, encoder=encoder, track_vectors=vectors
-        ).to_dict()
-        gaps[name] = round(
-            conditioning["mean_similarity_to_references"]
-            - conditioning["mean_similarity_to_random_others"], 4,
-        )  # fmt: skip
-        trials_new = trials
-    copies, audit = [], "run"
-    try:
-        for n, trial in enumerate(trials_new):
-            matches = near_copies(
-                audio=trial.audio, sample_rate=new.sample_rate,
-                reference_ids=trial.reference_ids, training_ids=revoked,
-            )  # fmt: skip
-            copies += [(n, m.recording_id) for m in matches if m.recording_id in revoked]
-    except DomainError as exc:  # no audit clips or calibration: say so, do not guess
-        audit = f"not run: {exc.message}"
-    tolerance = options["gap_tolerance"]
-    return {
-        "conditioning_gap": gaps,
-        "near_copies_of_revoked": copies,
-        "checks": {
-            "conditioning_gap": {
-                "passed": gaps["after"] >= gaps["before"] - tolerance,
-                "before": gaps["before"], "after": gaps["after"], "tolerance": tolerance,
-            },
-            "no_near_copy": {"passed": not copies, "copies": copies, "audit": audit},
-        },
-    }  # fmt: skip
 
 
 def _manifest(
