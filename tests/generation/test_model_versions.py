@@ -123,8 +123,11 @@ def test_fine_tuning_starts_from_the_parent_and_records_its_lineage(studio, tmp_
     call_command("train_generator", "--tiny", "--steps", "40", "--export", str(parent),
                  "--no-activate", stdout=io.StringIO())  # fmt: skip
     out = io.StringIO()
-    call_command("train_generator", "--tiny", "--steps", "2", "--parent", str(parent), stdout=out)
+    call_command("train_generator", "--tiny", "--steps", "2", "--parent", str(parent),
+                 "--learning-rate", "2e-4", "--warmup-steps", "1", stdout=out)  # fmt: skip
     child = ModelVersion.objects.get(is_active=True)
+    settings_used = child.training_manifest["training_config"]
+    assert (settings_used["learning_rate"], settings_used["warmup_steps"]) == (2e-4, 1)
     lineage = child.training_manifest["parent"]
     assert lineage["checkpoint_sha256"] == file_sha256(parent) and lineage["steps"] == 40
     before, after = load_generator(parent, "cpu"), load_generator(child.checkpoint_path, "cpu")

@@ -36,6 +36,13 @@ class Command(BaseCommand):
         defaults = TrainConfig()
         parser.add_argument("--steps", type=int, help=f"default {defaults.steps}")
         parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+        parser.add_argument(
+            "--learning-rate",
+            type=float,
+            help=f"peak learning rate (default {defaults.learning_rate:g}); a fine-tune "
+            "(--parent) usually wants a lower one, or re-warming undoes what the parent learned",
+        )
+        parser.add_argument("--warmup-steps", type=int, help=f"default {defaults.warmup_steps}")
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument(
             "--time-budget",
@@ -127,7 +134,7 @@ class Command(BaseCommand):
             config = GeneratorConfig.from_dict(json.loads(options["model_config"].read_text()))
         values = train.to_dict()
         values.update(seed=options["seed"], device=options["device"])
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "learning_rate", "warmup_steps"):
             if options[name] is not None:
                 values[name] = options[name]
         if options["time_budget"] is not None:
