@@ -280,6 +280,7 @@ class ModelUnlearning(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting (revocations are batched)"
+        QUEUED = "queued", "Waiting for a worker"  # the batch closed (or the sweeper requeued)
         RUNNING = "running", "Removing"
         SERVED = "served", "Verified and served"
         FAILED = "failed", "Failed (not served; the model stays withdrawn)"
@@ -301,6 +302,10 @@ class ModelUnlearning(models.Model):
     report = models.JSONField(default=dict, blank=True, help_text="settings and verification")
     failure_reason = models.CharField(max_length=500, blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    # the job lifecycle (jobs/lifecycle.py): claims, heartbeat, holder
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress write.")
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid that claimed it.")
 
     class Meta:
         ordering = ["-created_at"]

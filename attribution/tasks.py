@@ -63,10 +63,11 @@ def similarity_audit_run(self, audit_id: int) -> dict:
     return {"audit": audit_id, "status": audit.status, "flagged": audit.flagged}
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(**JOB_TASK_OPTIONS)
 def model_unlearning_run(self, job_id: int) -> dict:
     """Remove revoked recordings from the served generator (one job; see the service)."""
+    from attribution.services.unlearning import UNLEARNING_JOB
     from attribution.services.unlearning import model_unlearning_run as run
 
-    job = run(job_id=job_id)
+    job = job_task_run(self, UNLEARNING_JOB, job_id, lambda: run(job_id=job_id))
     return {"job": job_id, "status": job.status, "reason": job.failure_reason}

@@ -12,13 +12,16 @@ it from the model instead of withdrawing the model until someone retrains (issue
   verify    membership percentile in band; retained loss change within tolerance; the
             conditioning gap of new outputs within tolerance of the old model's (same
             references and seeds); no new output a near copy of a revoked recording (the
-            similarity audit's search); self-influence: a revoked recording's own loss rise when
-            it is unlearned as a query sits within the held-out recordings' range
-            (the last three in attribution/services/unlearning_checks.py)
+            similarity audit's search); self-influence: unlearning a revoked recording's own
+            windows no longer raises its loss more than any held-out recording's, and less
+            than before (the last three in attribution/services/unlearning_checks.py)
   serve     only when every check passes and the revocations still stand: the new version
             (manifest without the recordings, its parent, the method and its settings) is
             registered and activated; otherwise the previous behaviour (withdrawal) applies
             and the job says why
+
+Once its batch closes the job follows the platform's job lifecycle (jobs/lifecycle.py): claimed
+with a heartbeat, requeued by the sweeper when its worker dies, failed after three lost tries.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from generation.services.attribution_inputs import (
     model_version_training_items,
 )
 from generation.services.models import model_version_register, training_items
+from jobs.lifecycle import JobKind, heartbeat_writer, job_claim
 
 log = logging.getLogger(__name__)
 JOB_ERRORS = (TDAError, DomainError, GeneratorError, OSError, ValueError)
@@ -66,7 +70,8 @@ JOB_ERRORS = (TDAError, DomainError, GeneratorError, OSError, ValueError)
 
 def _settings() -> dict[str, Any]:
     defaults = {
-        "batch_seconds": 60, "heldout_recordings": 8, "min_heldout": 3, "membership_windows": 3,
+        "batch_seconds": 60, "heldout_recordings": 16, "min_heldout": 3, "membership_windows": 3,
+        "influence_windows": 3,
         "ascent_windows": 12, "retained_windows": 24, "fisher_items": 24,
         "repair_steps": 150, "repair_learning_rate": 1e-4, "repair_seconds": 240,
         "quality_generations": 8, "quality_others": 6, "quality_seconds": 6.0,
@@ -90,7 +95,7 @@ def model_unlearning_schedule(*, recording_ids: tuple[int, ...] = ()) -> ModelUn
         return None  # not in any served manifest: nothing to do
     revoked = set(model_version_revoked_recordings(model_version=source))
     running = ModelUnlearning.objects.filter(
-        source_model_version=source, status=ModelUnlearning.Status.RUNNING
+        source_model_version=source, status__in=UNLEARNING_RUNS
     )
     in_progress = {rid for job in running for rid in job.recording_ids}
     wanted = sorted(revoked - in_progress)  # a running job's recordings are not asked twice
@@ -138,34 +143,71 @@ def _finish(job: ModelUnlearning, status: str, reason: str = "", **fields: Any) 
 # --- run ------------------------------------------------------------------------------------
 
 
+def model_unlearning_fail(*, job_id: int, reason: str) -> None:
+    """End an unfinished job (the lifecycle's path for lost workers and unexpected errors)."""
+    ModelUnlearning.objects.filter(pk=job_id, status__in=UNLEARNING_RUNS).update(
+        status=ModelUnlearning.Status.FAILED, failure_reason=reason[:500],
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    log.warning("unlearning %s failed: %s", job_id, reason)
+
+
+def _queue_run(job_id: int) -> None:
+    from attribution import tasks
+
+    tasks.model_unlearning_run.delay(job_id)
+
+
+UNLEARNING_RUNS = (ModelUnlearning.Status.QUEUED, ModelUnlearning.Status.RUNNING)
+UNLEARNING_JOB = JobKind(
+    name="model unlearning",
+    model=ModelUnlearning,
+    queued=ModelUnlearning.Status.QUEUED,
+    running=ModelUnlearning.Status.RUNNING,
+    finished=(ModelUnlearning.Status.SERVED, ModelUnlearning.Status.FAILED,
+              ModelUnlearning.Status.CANCELLED),
+    requeue=_queue_run,  # a requeued job starts again from the served weights
+    fail=lambda pk, reason: model_unlearning_fail(job_id=pk, reason=reason),
+    # progress is written at every ascent and repair step and per self-influence recording
+    stale_after=timedelta(minutes=10),
+)  # fmt: skip
+
+
 def model_unlearning_run(*, job_id: int) -> ModelUnlearning:
-    """Run a pending job whose batching window has passed (a task calls this)."""
+    """Run a job whose batching window has passed (a task calls this). Raises `JobBusy` while
+    another live worker holds it."""
     with transaction.atomic():
         job = ModelUnlearning.objects.select_for_update().get(pk=job_id)
-        if job.status != ModelUnlearning.Status.PENDING:
-            return job
-        if timezone.now() < job.not_before:  # woke early: wait for the batch to close
-            _queue(job)
-            return job
-        source = job.source_model_version
-        if not source.is_active:
-            _finish(job, ModelUnlearning.Status.CANCELLED, f"{source} is no longer served")
-            return job
-        revoked = sorted(
-            set(job.recording_ids) & set(model_version_revoked_recordings(model_version=source))
-        )
-        if not revoked:
-            _finish(job, ModelUnlearning.Status.CANCELLED, "training consent was granted again")
-            return job
-        job.recording_ids, job.status, job.started_at = revoked, "running", timezone.now()
-        job.save(update_fields=["recording_ids", "status", "started_at"])
+        if job.status == ModelUnlearning.Status.PENDING:
+            if timezone.now() < job.not_before:  # woke early: wait for the batch to close
+                _queue(job)
+                return job
+            revoked = sorted(set(job.recording_ids) & set(
+                model_version_revoked_recordings(model_version=job.source_model_version)
+            ))  # fmt: skip
+            if not revoked:
+                reason = "training consent was granted again"
+                _finish(job, ModelUnlearning.Status.CANCELLED, reason)
+                return job
+            job.recording_ids, job.status = revoked, ModelUnlearning.Status.QUEUED
+            job.save(update_fields=["recording_ids", "status"])  # the batch is closed
+    claimed = job_claim(UNLEARNING_JOB, job_id)
+    if claimed is None:  # finished, or failed out of attempts
+        return ModelUnlearning.objects.get(pk=job_id)
+    job, source, revoked = claimed, claimed.source_model_version, claimed.recording_ids
+    if not source.is_active:
+        _finish(job, ModelUnlearning.Status.CANCELLED, f"{source} is no longer served")
+        return job
     try:
         outcome = _remove(job, source, revoked)
     except JOB_ERRORS as exc:
         _finish(job, ModelUnlearning.Status.FAILED, f"{type(exc).__name__}: {exc}")
         return job
     with transaction.atomic():
+        holder = job.worker
         job = ModelUnlearning.objects.select_for_update().get(pk=job.pk)
+        if job.status != ModelUnlearning.Status.RUNNING or job.worker != holder:
+            return job  # the sweeper gave it to another worker (or failed it) meanwhile
         still = set(model_version_revoked_recordings(model_version=source))
         report = outcome["report"]
         if not set(revoked) <= still:  # re-granted while it ran: serve nothing, start over
@@ -191,10 +233,10 @@ def model_unlearning_run(*, job_id: int) -> ModelUnlearning:
 
 
 def _progress(job: ModelUnlearning):
+    beat = heartbeat_writer(UNLEARNING_JOB, job.pk)
+
     def write(stage: str, done: int, total: int) -> None:
-        ModelUnlearning.objects.filter(pk=job.pk).update(
-            progress={"stage": stage, "done": done, "total": total}
-        )
+        beat(final=done >= total, progress={"stage": stage, "done": done, "total": total})
 
     return write
 
@@ -277,10 +319,9 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
         fisher=fisher, config=removal, repair=repair, ascent=ascent, progress=progress,
     )  # fmt: skip
     new = Generator(repaired, config, device=generator.device)
-    progress("self-influence", 0, 1)
     influence = self_influence_check(
         target, model, repaired, revoked_windows, heldout_windows, fisher, removal, options,
-        n_items=len(items),
+        n_items=len(items), progress=progress,
     )  # fmt: skip
     quality = quality_check(source, generator, new, revoked, options)
     quality["checks"]["self_influence"] = influence

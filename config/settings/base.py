@@ -181,6 +181,7 @@ JOB_KINDS = [
     "generation.services.running.GENERATION_JOB",
     "attribution.services.training.TRAINING_ATTRIBUTION_JOB",
     "attribution.services.audit.SIMILARITY_AUDIT_JOB",
+    "attribution.services.unlearning.UNLEARNING_JOB",
 ]
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {

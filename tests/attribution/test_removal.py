@@ -11,7 +11,14 @@ import torch
 from attribution.tda import compute_fisher
 from attribution.tda.errors import TDAConfigError
 from attribution.tda.platform_model import PlatformTarget, TrainingWindow, platform_manifest
-from attribution.tda.removal import RemovalConfig, membership, remove_recordings, window_losses
+from attribution.tda.removal import (
+    Membership,
+    RemovalConfig,
+    membership,
+    no_longer_first,
+    remove_recordings,
+    window_losses,
+)
 from generation.model import Generator, GeneratorConfig, TrainConfig, train_generator
 from tests.attribution.test_tda import synthetic_items, tiny_config
 
@@ -116,3 +123,17 @@ def test_nothing_moves_and_nothing_is_repaired_when_it_is_already_indistinguisha
         torch.equal(p, q)
         for p, q in zip(repaired.parameters(), world["model"].parameters(), strict=True)
     )
+
+
+def test_the_self_influence_check_asks_that_it_no_longer_ranks_first_and_did_not_rise():
+    """Scores of held-out recordings 1-4; the revoked recording 9 before and after removal."""
+    heldout = {1: 0.1, 2: 0.4, 3: 2.0, 4: 30.0}
+    before = Membership({9: 50.0}, heldout)
+    assert no_longer_first(before, Membership({9: 3.0}, heldout))["passed"]  # under 30
+    verdict = no_longer_first(before, Membership({9: 40.0}, heldout))  # dropped, still first
+    assert not verdict["passed"] and verdict["recordings"]["9"]["ranks_first"]
+    assert verdict["recordings"]["9"]["percentile_before"] == 100.0
+    risen = no_longer_first(Membership({9: 1.0}, heldout), Membership({9: 1.5}, heldout))
+    assert not risen["passed"] and not risen["recordings"]["9"]["dropped"]
+    unchanged = Membership({9: 1.0}, heldout)  # nothing moved (already indistinguishable)
+    assert no_longer_first(unchanged, unchanged)["passed"]

@@ -75,8 +75,15 @@ def test_revocations_are_batched_into_one_job_and_a_regrant_takes_them_out(unlea
     assert model_unlearning_run(job_id=job.pk).status == "cancelled"
 
 
-def test_a_verified_removal_is_served_and_the_studio_generates_again(unlearning_on, client):
+def test_a_verified_removal_is_served_and_the_studio_generates_again(
+    unlearning_on, client, settings
+):
+    """The serving path. The tiny generator is so overfit that an ascent leaves the recording
+    ranking first in self-influence (next test), so here no ascent step is allowed: the weights
+    stay, the manifest drops the recording, and every check must still pass to serve it (as for
+    the demo recordings the model did not lean on)."""
     world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "max_steps": 0}}
     source = world["model_version"]
     revoked = world["recordings"][0]
     revoke(world, revoked)
@@ -114,6 +121,23 @@ def test_a_verified_removal_is_served_and_the_studio_generates_again(unlearning_
     assert "Removal from the model: done, verified on" in page
 
 
+def test_an_ascent_that_leaves_it_first_in_self_influence_is_not_served(unlearning_on):
+    """Ascent on an overfit tiny model pushes the recording's loss up but leaves it on a slope:
+    unlearning its own windows then raises its loss more than any held-out recording's. The
+    attribution check sees that and nothing is served."""
+    world = unlearning_on
+    revoked = world["recordings"][0]
+    revoke(world, revoked)
+    job = ModelUnlearning.objects.get()
+    due(job)
+    job = model_unlearning_run(job_id=job.pk)
+    assert job.report["ascent_steps"] >= 1
+    verdict = job.report["checks"]["self_influence"]["recordings"][str(revoked.pk)]
+    assert verdict["ranks_first"] and not job.report["checks"]["self_influence"]["passed"]
+    assert job.status == "failed" and "self_influence" in job.failure_reason
+    assert ModelVersion.objects.get(is_active=True) == world["model_version"]
+
+
 def test_a_failed_verification_serves_nothing_and_says_why(unlearning_on, settings):
     world = unlearning_on
     settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "retained_tolerance": 1e-12}}
@@ -146,3 +170,46 @@ def test_a_regrant_while_it_runs_cancels_it_and_nothing_is_served(unlearning_on,
     assert job.status == "cancelled" and "while the job ran" in job.failure_reason
     assert ModelVersion.objects.get(is_active=True) == world["model_version"]
     assert servable_model_version() == world["model_version"]  # consent is back
+
+
+def test_a_job_whose_worker_died_is_requeued_by_the_sweeper_and_run_again(
+    unlearning_on, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The job lifecycle: a live worker's job is left to it; one whose heartbeat stopped is
+    requeued by the sweeper and runs to the end; one lost three times fails with the reason."""
+    from attribution import tasks
+    from attribution.services.unlearning import UNLEARNING_JOB
+    from jobs.lifecycle import JobBusy
+    from jobs.sweeping import jobs_sweep
+
+    world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "max_steps": 0}}
+    revoked = world["recordings"][0]
+    revoke(world, revoked)
+    job = ModelUnlearning.objects.get()
+    due(job)
+    held = dict(status="running", attempts=1, worker="another-host:4242")
+    ModelUnlearning.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now(), **held)
+    with pytest.raises(JobBusy):  # alive elsewhere: delivered again later, not run twice
+        model_unlearning_run(job_id=job.pk)
+    stale = timezone.now() - UNLEARNING_JOB.stale_after - timedelta(seconds=5)
+    ModelUnlearning.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    sent = []
+    monkeypatch.setattr(tasks.model_unlearning_run, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = jobs_sweep()
+    assert outcome["model unlearning"].requeued == [job.pk] and sent == [job.pk]
+    assert ModelUnlearning.objects.get(pk=job.pk).status == "queued"
+    assert recording_removal_status(recording_id=revoked.pk)["status"] == "queued"
+    job = model_unlearning_run(job_id=job.pk)
+    assert job.status == "served" and job.attempts == 2
+
+    grant(world, revoked)
+    revoke(world, world["recordings"][1])
+    again = ModelUnlearning.objects.get(status="pending")
+    ModelUnlearning.objects.filter(pk=again.pk).update(heartbeat_at=stale, attempts=3, **{
+        k: v for k, v in held.items() if k != "attempts"
+    })  # fmt: skip
+    assert jobs_sweep()["model unlearning"].failed == [again.pk]
+    again.refresh_from_db()
+    assert again.status == "failed" and "lost 3 times" in again.failure_reason
