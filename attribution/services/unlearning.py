@@ -10,8 +10,9 @@ it from the model instead of withdrawing the model until someone retrains (issue
             recordings, a short repair fine-tune on the retained training data only
             (attribution/tda/removal.py), then verification
   verify    membership percentile in band; retained loss change within tolerance; the
-            conditioning gap of new outputs within tolerance of the old model's (same
-            references and seeds); no new output a near copy of a revoked recording (the
+            conditioning gap of new outputs and their Frechet distance (CLAP space) to
+            held-out audio within tolerance of the old model's (same references and seeds);
+            no new output a near copy of a revoked recording (the
             similarity audit's search); self-influence: unlearning a revoked recording's own
             windows no longer raises its loss more than any held-out recording's, and less
             than before (the last three in attribution/services/unlearning_checks.py)
@@ -74,8 +75,8 @@ def _settings() -> dict[str, Any]:
         "influence_windows": 3,
         "ascent_windows": 12, "retained_windows": 24, "fisher_items": 24,
         "repair_steps": 150, "repair_learning_rate": 1e-4, "repair_seconds": 240,
-        "quality_generations": 8, "quality_others": 6, "quality_seconds": 6.0,
-        "gap_tolerance": 0.05, "influence_learning_rate": 1e-6,
+        "quality_generations": 16, "quality_others": 6, "quality_seconds": 6.0,
+        "gap_tolerance": 0.05, "fd_tolerance": 0.10, "influence_learning_rate": 1e-6,
         "removal": {},
     }  # fmt: skip
     return {**defaults, **getattr(settings, "UNLEARNING", {})}
@@ -323,7 +324,7 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
         target, model, repaired, revoked_windows, heldout_windows, fisher, removal, options,
         n_items=len(items), progress=progress,
     )  # fmt: skip
-    quality = quality_check(source, generator, new, revoked, options)
+    quality = quality_check(source, generator, new, revoked, options, [r.pk for r in heldout])
     quality["checks"]["self_influence"] = influence
     report = removal_report.to_dict(removal)
     report["checks"].update(quality.pop("checks"))

@@ -5,6 +5,7 @@ the same references and seeds, and near copies of the removed recordings."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from attribution.tda import TDAConfig
@@ -17,6 +18,7 @@ from generation.model import Generator
 from generation.models import ModelVersion
 from generation.providers import near_copies
 from generation.selectors import permitted_track_vectors
+from generation.services.quality import outputs_clap_frechet
 
 
 def self_influence_check(
@@ -59,16 +61,23 @@ def self_influence_check(
 
 
 def quality_check(
-    source: ModelVersion, old: Generator, new: Generator, revoked: list[int], options: dict
+    source: ModelVersion,
+    old: Generator,
+    new: Generator,
+    revoked: list[int],
+    options: dict,
+    heldout_ids: list[int],
 ) -> dict[str, Any]:
-    """The conditioning gap of both models on the same references and seeds, and whether any
-    new output is a near copy of a revoked recording (the audit's flag)."""
+    """On the same references and seeds for both models: the conditioning gap, the Frechet
+    distance in the CLAP space from the outputs to held-out audio (the issue's fallback when
+    the full generator evaluation is too slow for a job), and whether any new output is a
+    near copy of a revoked recording (the audit's flag)."""
     vectors = {
         rid: v for rid, v in permitted_track_vectors(encoder_version=source.encoder).items()
         if rid not in revoked
     }  # fmt: skip
     encoder = loaded_encoder(source.encoder)
-    gaps, trials_new = {}, []
+    gaps, outputs, trials_new = {}, {}, []
     for name, generator in (("before", old), ("after", new)):
         trials = generate_trials(
             generator=generator, track_vectors=vectors, generations=options["quality_generations"],
@@ -82,7 +91,15 @@ def quality_check(
             conditioning["mean_similarity_to_references"]
             - conditioning["mean_similarity_to_random_others"], 4,
         )  # fmt: skip
-        trials_new = trials
+        trials_new, outputs[name] = trials, [t.audio for t in trials]
+    frechet = outputs_clap_frechet(
+        model_version=source, outputs=outputs, sample_rate=new.sample_rate,
+        heldout_ids=heldout_ids,
+    )  # fmt: skip
+    before, after = frechet["before"], frechet["after"]
+    fd_tolerance = max(
+        options["fd_tolerance"] * before["fd"], 2 * math.hypot(before["se"], after["se"])
+    )
     copies, audit = [], "run"
     try:
         for n, trial in enumerate(trials_new):
@@ -101,6 +118,10 @@ def quality_check(
             "conditioning_gap": {
                 "passed": gaps["after"] >= gaps["before"] - tolerance,
                 "before": gaps["before"], "after": gaps["after"], "tolerance": tolerance,
+            },
+            "clap_frechet": {
+                "passed": after["fd"] <= before["fd"] + fd_tolerance,
+                "before": before, "after": after, "tolerance": round(fd_tolerance, 4),
             },
             "no_near_copy": {"passed": not copies, "copies": copies, "audit": audit},
         },

@@ -173,28 +173,68 @@ def _resynthesised(generator: Generator, audio: np.ndarray) -> np.ndarray:
     return (out / peak * 0.89).astype(np.float32)
 
 
-def _embedders(model_version: ModelVersion) -> dict[str, Callable]:
+def _clap_clip_vectors(encoder, clips, rate: int, seconds: float = CLIP_SECONDS) -> list:
+    """Per clip, the CLAP vectors of its `seconds`-long windows (hop half of that)."""
     import librosa
 
+    spec = WindowSpec(seconds, seconds / 2, min_seconds=seconds)
+    out = []
+    for clip in clips:
+        if rate != encoder.sample_rate:
+            clip = librosa.resample(clip, orig_sr=rate, target_sr=encoder.sample_rate)
+        windows = split_windows(np.asarray(clip, np.float32), encoder.sample_rate, spec)
+        out.append(encoder.embed_audio(np.stack([w for _, w in windows])).astype(np.float64))
+    return out
+
+
+def _embedders(model_version: ModelVersion) -> dict[str, Callable]:
     from catalog.encoders.musicnn import MusicnnEmbedder
 
     musicnn = MusicnnEmbedder("MTT_musicnn")
     encoder = loaded_encoder(model_version.encoder)
-    spec = WindowSpec(CLIP_SECONDS, CLIP_HOP, min_seconds=CLIP_SECONDS)
 
     def musicnn_vectors(clips, rate):
         return np.concatenate([musicnn.embed(c, rate, layer="penultimate") for c in clips])
 
     def clap_vectors(clips, rate):
-        out = []
-        for clip in clips:
-            if rate != encoder.sample_rate:
-                clip = librosa.resample(clip, orig_sr=rate, target_sr=encoder.sample_rate)
-            windows = split_windows(np.asarray(clip, np.float32), encoder.sample_rate, spec)
-            out.append(encoder.embed_audio(np.stack([w for _, w in windows])))
-        return np.concatenate(out).astype(np.float64)
+        return np.concatenate(_clap_clip_vectors(encoder, clips, rate))
 
     return {"musicnn": musicnn_vectors, "clap": clap_vectors}
+
+
+def outputs_clap_frechet(
+    *,
+    model_version: ModelVersion,
+    outputs: dict[str, list[np.ndarray]],
+    sample_rate: int,
+    heldout_ids: list[int],
+    excerpts_per_recording: int = 4,
+) -> dict[str, dict[str, float]]:
+    """Frechet distance in the model's CLAP space from each named set of outputs to held-out
+    catalogue audio, with a bootstrap SE over output clips. A quick check for comparing two
+    models on the same seeds (equal set sizes, so the small-sample bias is the same for both);
+    `evaluate_generator` is the full measurement."""
+    from generation.quality import frechet_with_error
+
+    encoder = loaded_encoder(model_version.encoder)
+    shortest = min(len(a) for o in outputs.values() for a in o) / sample_rate
+    seconds = min(CLIP_SECONDS, shortest / 2)  # at least 3 clips per output
+    real = _excerpts(heldout_ids, excerpts_per_recording, 2 * seconds, sample_rate)
+    if len(real) < 2:
+        raise DomainError("not enough held-out audio for a Frechet distance")
+    real_vectors = np.concatenate(
+        _clap_clip_vectors(encoder, [c.audio for c in real], sample_rate, seconds)
+    )
+    result = {}
+    for name, audio in outputs.items():
+        clips = _clap_clip_vectors(encoder, audio, sample_rate, seconds)
+        value, error = frechet_with_error(clips, real_vectors)
+        result[name] = {
+            "fd": round(value, 4),
+            "se": round(error, 4),
+            "vectors": sum(map(len, clips)),
+        }
+    return result
 
 
 def _model_extras(

@@ -104,8 +104,11 @@ def test_a_verified_removal_is_served_and_the_studio_generates_again(
     assert removal["parent"]["checkpoint_sha256"] == source.checkpoint_sha256
     assert removal["removed_recordings"] == [revoked.pk]
     assert set(removal["verification"]) == {
-        "membership", "retained_loss", "conditioning_gap", "no_near_copy", "self_influence"
+        "membership", "retained_loss", "conditioning_gap", "clap_frechet", "no_near_copy",
+        "self_influence",
     }  # fmt: skip
+    frechet = job.report["checks"]["clap_frechet"]  # no weight moved: the same outputs
+    assert frechet["before"]["fd"] == frechet["after"]["fd"] and frechet["before"]["vectors"] > 2
     influence = job.report["checks"]["self_influence"]
     assert set(influence["scores_after"]) == {str(revoked.pk), *(
         str(r.pk) for r in world["recordings"][TRAINED:]

@@ -118,3 +118,33 @@ def test_staff_see_the_table_and_samples_and_nobody_else(evaluated, staff, make_
     maker.force_login(make_user("maker"))
     assert maker.get("/studio/quality/").status_code == 302  # to the admin sign-in
     assert maker.get(f"/studio/quality/{version.pk}/{sample['output']}").status_code == 302
+
+
+def test_the_quick_clap_frechet_puts_noise_far_from_held_out_audio_and_music_near(
+    settings, tmp_path, embedded_catalogue
+):
+    """The unlearning job's quality check: real excerpts of two recordings read close to two
+    other recordings' audio, white noise of the same length does not."""
+    import numpy as np
+
+    from generation.services.quality import _excerpts, outputs_clap_frechet
+
+    settings.GENERATOR_CHECKPOINT_DIR = tmp_path / "generators"
+    recordings = embedded_catalogue["recordings"]
+    for recording in recordings[:2]:
+        consent_grant(actor=embedded_catalogue["member"], holder=embedded_catalogue["holder"],
+                      recording=recording, uses=["training"])  # fmt: skip
+    version = generator_train(
+        config=GeneratorConfig.tiny(), train=TrainConfig.tiny(steps=5)
+    ).model_version
+    rate = 16_000
+    music = [c.audio for c in _excerpts([r.pk for r in recordings[2:4]], 3, 4.0, rate)]
+    noise = [np.random.default_rng(n).normal(0, 0.1, 4 * rate).astype(np.float32)
+             for n in range(len(music))]  # fmt: skip
+    result = outputs_clap_frechet(
+        model_version=version, outputs={"music": music, "noise": noise}, sample_rate=rate,
+        heldout_ids=[r.pk for r in recordings[4:]],
+    )  # fmt: skip
+    assert result["music"]["vectors"] == result["noise"]["vectors"] >= 3 * len(music)
+    gap = result["noise"]["fd"] - result["music"]["fd"]
+    assert gap > 2 * max(result["noise"]["se"], result["music"]["se"]), result
