@@ -33,9 +33,16 @@ TINY = {
 
 @pytest.fixture
 def unlearning_on(settings, studio):  # noqa: F811
+    """The studio world with removal on and the similarity audit ready (its clips embedded and
+    calibrated with the tiny encoder), as the near-copy check needs."""
+    from attribution.audit import CalibrationConfig
+    from attribution.services.audit import catalogue_clips_embed, clip_calibrate
+
     settings.UNLEARNING_ON_REVOCATION = True
     settings.UNLEARNING = TINY
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    catalogue_clips_embed()
+    clip_calibrate(config=CalibrationConfig(sample_clips=50))
     return studio
 
 
@@ -107,6 +114,7 @@ def test_a_verified_removal_is_served_and_the_studio_generates_again(
         "membership", "retained_loss", "conditioning_gap", "clap_frechet", "no_near_copy",
         "self_influence",
     }  # fmt: skip
+    assert job.report["checks"]["no_near_copy"]["audit"] == "run"
     frechet = job.report["checks"]["clap_frechet"]  # no weight moved: the same outputs
     assert frechet["before"]["fd"] == frechet["after"]["fd"] and frechet["before"]["vectors"] > 2
     influence = job.report["checks"]["self_influence"]
@@ -216,3 +224,18 @@ def test_a_job_whose_worker_died_is_requeued_by_the_sweeper_and_run_again(
     assert jobs_sweep()["model unlearning"].failed == [again.pk]
     again.refresh_from_db()
     assert again.status == "failed" and "lost 3 times" in again.failure_reason
+
+
+def test_a_near_copy_audit_that_cannot_run_does_not_pass(unlearning_on, settings):
+    from attribution.models import ClipCalibration
+
+    world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "max_steps": 0}}
+    ClipCalibration.objects.all().delete()  # the audit has no flag to apply
+    revoke(world, world["recordings"][0])
+    job = ModelUnlearning.objects.get()
+    due(job)
+    job = model_unlearning_run(job_id=job.pk)
+    check = job.report["checks"]["no_near_copy"]
+    assert job.status == "failed" and "no_near_copy" in job.failure_reason
+    assert not check["passed"] and check["audit"].startswith("not run")
