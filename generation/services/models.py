@@ -57,6 +57,9 @@ def generator_training_recordings() -> list[Recording]:
     )
 
 
+_HOW_IT_RAN = {"device", "time_budget_seconds", "learning_rate", "warmup_steps"}
+
+
 def training_fingerprint(
     recordings: list[Recording],
     encoder_version: EncoderVersion,
@@ -69,10 +72,9 @@ def training_fingerprint(
         "encoder": encoder_version.checkpoint_sha256,
         # how it samples does not change what it learned (the checkpoint keeps its own)
         "model": {k: v for k, v in config.to_dict().items() if k != "sampler"},
-        # where and how long it ran do not change what it learned from
-        "training": {
-            k: v for k, v in train.to_dict().items() if k not in {"device", "time_budget_seconds"}
-        },
+        # where, how long and at what learning rate it ran do not change what it learned
+        # from (a fine-tune from --parent at a lower rate is the same audio and settings)
+        "training": {k: v for k, v in train.to_dict().items() if k not in _HOW_IT_RAN},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

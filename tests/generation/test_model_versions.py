@@ -128,6 +128,20 @@ def test_fine_tuning_starts_from_the_parent_and_records_its_lineage(studio, tmp_
     child = ModelVersion.objects.get(is_active=True)
     settings_used = child.training_manifest["training_config"]
     assert (settings_used["learning_rate"], settings_used["warmup_steps"]) == (2e-4, 1)
+    # the rate it ran at is not what it learned from: the same fingerprint, so a committed
+    # fine-tune at a lower rate still installs on `make demo`; other steps are another run
+    from catalog.retrieval.runtime import active_encoder_version
+    from generation.model import GeneratorConfig, TrainConfig
+    from generation.services.models import generator_training_recordings, training_fingerprint
+
+    recordings, encoder = generator_training_recordings(), active_encoder_version()
+
+    def fingerprint(**train):
+        return training_fingerprint(
+            recordings, encoder, GeneratorConfig.tiny(), TrainConfig.tiny(**train)
+        )
+
+    assert fingerprint(learning_rate=2e-4, warmup_steps=1) == fingerprint() != fingerprint(steps=3)
     lineage = child.training_manifest["parent"]
     assert lineage["checkpoint_sha256"] == file_sha256(parent) and lineage["steps"] == 40
     before, after = load_generator(parent, "cpu"), load_generator(child.checkpoint_path, "cpu")
