@@ -104,7 +104,7 @@ def test_ascent_then_repair_makes_it_indistinguishable_and_keeps_the_rest(world)
 
 def test_bad_settings_are_refused():
     for bad in (dict(step_fraction=0), dict(target_percentile=90), dict(loss_draws=0),
-                dict(band=(60.0, 40.0))):  # fmt: skip
+                dict(band=(60.0, 40.0)), dict(act_below=60.0)):  # fmt: skip
         with pytest.raises(TDAConfigError):
             RemovalConfig(**bad)
 
@@ -137,3 +137,23 @@ def test_the_self_influence_check_asks_that_it_no_longer_ranks_first_and_did_not
     assert not risen["passed"] and not risen["recordings"]["9"]["dropped"]
     unchanged = Membership({9: 1.0}, heldout)  # nothing moved (already indistinguishable)
     assert no_longer_first(unchanged, unchanged)["passed"]
+
+
+def test_a_recording_inside_the_band_but_below_the_target_is_left_alone(world):
+    """Two held-out twins of its windows and two recordings the model never saw: it sits at the
+    25th percentile, which the verification already accepts, so nothing moves; asked to act
+    below the target instead, the ascent runs."""
+    revoked = world["revoked"][REVOKED]
+    losses = membership(world["target"], world["model"], world["revoked"], world["heldout"],
+                        RemovalConfig()).heldout  # fmt: skip
+    unseen = {rid: world["heldout"][rid] for rid in sorted(losses, key=losses.get)[-2:]}
+    heldout = {REVOKED + 1000: revoked, REVOKED + 1001: revoked, **unseen}
+    common = dict(revoked=world["revoked"], heldout=heldout, retained=world["retained"],
+                  fisher=world["fisher"], repair=None)  # fmt: skip
+    _, report = remove_recordings(world["target"], world["model"], config=RemovalConfig(),
+                                  **common)  # fmt: skip
+    assert report.before.percentile(REVOKED) == 25.0
+    assert report.stopped == "already indistinguishable" and report.steps == 0
+    eager = RemovalConfig(act_below=50.0, step_fraction=0.02, max_steps=2)
+    _, report = remove_recordings(world["target"], world["model"], config=eager, **common)
+    assert report.steps >= 1

@@ -27,7 +27,8 @@ TINY = {
     "repair_learning_rate": 5e-4, "repair_seconds": 60, "quality_generations": 2,
     "quality_others": 2, "quality_seconds": 2.0, "gap_tolerance": 1.0,
     "removal": {"loss_draws": 8, "step_fraction": 0.02, "max_steps": 15,
-                "target_percentile": 50.0, "band": [0.0, 100.0], "retained_tolerance": 0.5},
+                "target_percentile": 50.0, "band": [0.0, 100.0], "act_below": 50.0,
+                "retained_tolerance": 0.5},
 }  # fmt: skip
 
 
