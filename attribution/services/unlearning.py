@@ -320,11 +320,14 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
         fisher=fisher, config=removal, repair=repair, ascent=ascent, progress=progress,
     )  # fmt: skip
     new = Generator(repaired, config, device=generator.device)
+    moved = removal_report.steps > 0  # else the new weights are the old: measure them once
     influence = self_influence_check(
         target, model, repaired, revoked_windows, heldout_windows, fisher, removal, options,
-        n_items=len(items), progress=progress,
+        n_items=len(items), progress=progress, moved=moved,
     )  # fmt: skip
-    quality = quality_check(source, generator, new, revoked, options, [r.pk for r in heldout])
+    quality = quality_check(
+        source, generator, new, revoked, options, [r.pk for r in heldout], moved=moved
+    )
     quality["checks"]["self_influence"] = influence
     report = removal_report.to_dict(removal)
     report["checks"].update(quality.pop("checks"))

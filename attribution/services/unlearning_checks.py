@@ -32,11 +32,13 @@ def self_influence_check(
     options: dict,
     n_items: int,
     progress: Any = None,
+    moved: bool = True,
 ) -> dict[str, Any]:
     """Attribution's view: each recording's self-influence (the median over its membership
     windows of its own loss rise when the window is unlearned as a query), on the old and the
     new model with the same draws. It passes when no revoked recording ranks first among the
-    held-out recordings on the new model and its score did not rise (`no_longer_first`)."""
+    held-out recordings on the new model and its score did not rise (`no_longer_first`).
+    When no weight `moved`, the old model's scores are the new model's (not computed twice)."""
     config = TDAConfig(
         learning_rate=options["influence_learning_rate"], layer_group=removal.layer_group,
         unlearn_timesteps=16, loss_mask=True, device="cpu", seed=removal.seed,
@@ -44,10 +46,15 @@ def self_influence_check(
     count = options["influence_windows"]
     windows = {rid: ws[:count] for rid, ws in {**revoked_windows, **heldout_windows}.items()}
     result: dict[str, Any] = {"windows_per_recording": max(len(ws) for ws in windows.values())}
+
+    def scores_of(model: Any) -> dict[int, float]:
+        return self_scores(target, model, windows, fisher, config, n_items=n_items,
+                           removal=removal, progress=progress)  # fmt: skip
+
+    measured = {"before": scores_of(old)}
+    measured["after"] = scores_of(new) if moved else measured["before"]
     tests = {}
-    for name, model in (("before", old), ("after", new)):
-        scores = self_scores(target, model, windows, fisher, config, n_items=n_items,
-                             removal=removal, progress=progress)  # fmt: skip
+    for name, scores in measured.items():
         tests[name] = Membership(
             {rid: scores[rid] for rid in revoked_windows},
             {rid: scores[rid] for rid in heldout_windows},
@@ -67,18 +74,21 @@ def quality_check(
     revoked: list[int],
     options: dict,
     heldout_ids: list[int],
+    moved: bool = True,
 ) -> dict[str, Any]:
     """On the same references and seeds for both models: the conditioning gap, the Frechet
     distance in the CLAP space from the outputs to held-out audio (the issue's fallback when
     the full generator evaluation is too slow for a job), and whether any new output is a
-    near copy of a revoked recording (the audit's flag)."""
+    near copy of a revoked recording (the audit's flag). When no weight `moved`, the old
+    model's outputs are the new model's (not generated and measured twice)."""
     vectors = {
         rid: v for rid, v in permitted_track_vectors(encoder_version=source.encoder).items()
         if rid not in revoked
     }  # fmt: skip
     encoder = loaded_encoder(source.encoder)
     gaps, outputs, trials_new = {}, {}, []
-    for name, generator in (("before", old), ("after", new)):
+    measured = {"before": old, "after": new} if moved else {"before": old}
+    for name, generator in measured.items():
         trials = generate_trials(
             generator=generator, track_vectors=vectors, generations=options["quality_generations"],
             references_per_generation=2, others_per_generation=options["quality_others"],
@@ -92,11 +102,12 @@ def quality_check(
             - conditioning["mean_similarity_to_random_others"], 4,
         )  # fmt: skip
         trials_new, outputs[name] = trials, [t.audio for t in trials]
+    gaps.setdefault("after", gaps["before"])
     frechet = outputs_clap_frechet(
         model_version=source, outputs=outputs, sample_rate=new.sample_rate,
         heldout_ids=heldout_ids,
     )  # fmt: skip
-    before, after = frechet["before"], frechet["after"]
+    before, after = frechet["before"], frechet.get("after", frechet["before"])
     fd_tolerance = max(
         options["fd_tolerance"] * before["fd"], 2 * math.hypot(before["se"], after["se"])
     )
