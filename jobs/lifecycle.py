@@ -12,8 +12,8 @@ the rules are the same for all:
 - **fail with a reason** for every exception except transient database errors, which the
   task retries with backoff and a cap;
 - a **sweeper** (`manage.py sweep_jobs`, periodic in the demo) that requeues running jobs
-  whose heartbeat stopped and queued jobs whose message was lost, and fails those out of
-  attempts, so that nothing stays "running" or "queued" for good.
+  whose heartbeat stopped and queued (or overdue waiting) jobs whose message was lost, and
+  fails those out of attempts, so that nothing stays "running" or "queued" for good.
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ class JobKind:
     stale_after: timedelta = timedelta(minutes=2)  # no heartbeat this long: worker lost
     max_attempts: int = 3  # claims before a lost job fails for good
     claim_updates: dict[str, Any] = field(default_factory=dict)  # extra fields to reset
+    # A status that waits for a due time before it is queued (an unlearning batch window):
+    # its task was sent with a countdown, so a lost message would leave it waiting for good.
+    waiting: str | None = None
+    waiting_until: str = ""  # the field holding the due time
 
 
 def job_claim(kind: JobKind, pk: int) -> models.Model | None:
@@ -180,10 +184,30 @@ def job_sweep(kind: JobKind) -> SweepOutcome:
             outcome.failed.append(pk)
         else:
             outcome.requeued.append(pk)
+    if kind.waiting:
+        outcome.requeued.extend(_resend_overdue(kind, stale_before))
     if outcome.requeued or outcome.failed:
         log.warning("sweep of %s jobs: requeued %s, failed %s", kind.name, outcome.requeued,
                     outcome.failed)  # fmt: skip
     return outcome
+
+
+def _resend_overdue(kind: JobKind, stale_before: Any) -> list[int]:
+    """Send the task again for waiting jobs due more than `stale_after` ago (their message
+    was lost), at most once per `stale_after`; the task itself closes the wait."""
+    overdue = kind.model.objects.annotate(
+        last_sign=Coalesce("heartbeat_at", kind.waiting_until)
+    ).filter(status=kind.waiting, last_sign__lt=stale_before)
+    resent = []
+    for pk in overdue.values_list("pk", flat=True):
+        with transaction.atomic():
+            marked = kind.model.objects.filter(pk=pk, status=kind.waiting).update(
+                heartbeat_at=timezone.now()
+            )
+            if marked:
+                transaction.on_commit(lambda pk=pk: kind.requeue(pk), robust=True)
+                resent.append(pk)
+    return resent
 
 
 # -- the Celery side ----------------------------------------------------------------------

@@ -69,12 +69,13 @@ log = logging.getLogger(__name__)
 JOB_ERRORS = (TDAError, DomainError, GeneratorError, OSError, ValueError)
 
 
-def _settings() -> dict[str, Any]:
+def unlearning_settings() -> dict[str, Any]:
     defaults = {
         "batch_seconds": 60, "heldout_recordings": 16, "min_heldout": 3, "membership_windows": 3,
         "influence_windows": 3,
         "ascent_windows": 12, "retained_windows": 24, "fisher_items": 24,
-        "repair_steps": 150, "repair_learning_rate": 1e-4, "repair_seconds": 240,
+        "repair_steps": 150, "repair_learning_rate": 2e-5, "repair_ema_decay": 0.99,
+        "repair_seconds": 240,
         "quality_generations": 16, "quality_others": 6, "quality_seconds": 6.0,
         "gap_tolerance": 0.05, "fd_tolerance": 0.10, "influence_learning_rate": 1e-6,
         "removal": {},
@@ -118,7 +119,7 @@ def model_unlearning_schedule(*, recording_ids: tuple[int, ...] = ()) -> ModelUn
     job = ModelUnlearning.objects.create(
         source_model_version=source,
         recording_ids=wanted,
-        not_before=timezone.now() + timedelta(seconds=_settings()["batch_seconds"]),
+        not_before=timezone.now() + timedelta(seconds=unlearning_settings()["batch_seconds"]),
     )
     _queue(job)
     return job
@@ -171,6 +172,8 @@ UNLEARNING_JOB = JobKind(
     fail=lambda pk, reason: model_unlearning_fail(job_id=pk, reason=reason),
     # progress is written at every ascent and repair step and per self-influence recording
     stale_after=timedelta(minutes=10),
+    waiting=ModelUnlearning.Status.PENDING,  # the batch window; the task closes it
+    waiting_until="not_before",
 )  # fmt: skip
 
 
@@ -242,13 +245,15 @@ def _progress(job: ModelUnlearning):
     return write
 
 
-def _windows(target: PlatformTarget, item: GeneratorTrainingItem, count: int, config) -> list:
+def recording_windows(
+    target: PlatformTarget, item: GeneratorTrainingItem, count: int, config
+) -> list:
     starts = window_starts(item, config)
     chosen = [starts[int(k)] for k in np.linspace(0, len(starts) - 1, min(count, len(starts)))]
     return [target.example(TrainingWindow(item, start)) for start in dict.fromkeys(chosen)]
 
 
-def _heldout(source: ModelVersion, revoked: list[int], count: int) -> list[Recording]:
+def heldout_recordings(source: ModelVersion, revoked: list[int], count: int) -> list[Recording]:
     """Comparable recordings the model never trained on: permitted for song-level inference
     (audio the platform already compares with outputs), the revoked ones' genres first, then
     the closest in length."""
@@ -265,7 +270,7 @@ def _heldout(source: ModelVersion, revoked: list[int], count: int) -> list[Recor
 
 
 def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> dict[str, Any]:
-    options = _settings()
+    options = unlearning_settings()
     started = time.monotonic()
     progress = _progress(job)
     generator = model_version_generator(model_version_id=source.pk)
@@ -273,7 +278,7 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     items = model_version_training_items(model_version_id=source.pk)
     retained_items = [i for i in items if i.recording_id not in revoked]
     revoked_items = [i for i in items if i.recording_id in revoked]
-    heldout = _heldout(source, revoked, options["heldout_recordings"])
+    heldout = heldout_recordings(source, revoked, options["heldout_recordings"])
     if len(heldout) < options["min_heldout"] or not retained_items:
         raise ValueError(
             f"need at least {options['min_heldout']} held-out recordings and a retained set "
@@ -285,9 +290,13 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
     target = PlatformTarget(config)
     model = target.prepare(copy.deepcopy(generator.model).cpu())
     m = options["membership_windows"]
-    revoked_windows = {i.recording_id: _windows(target, i, m, config) for i in revoked_items}
-    heldout_windows = {i.recording_id: _windows(target, i, m, config) for i in heldout_items}
-    ascent = {i.recording_id: _windows(target, i, options["ascent_windows"], config)
+    revoked_windows = {
+        i.recording_id: recording_windows(target, i, m, config) for i in revoked_items
+    }
+    heldout_windows = {
+        i.recording_id: recording_windows(target, i, m, config) for i in heldout_items
+    }
+    ascent = {i.recording_id: recording_windows(target, i, options["ascent_windows"], config)
               for i in revoked_items}  # fmt: skip
     spread = np.linspace(0, len(retained_items) - 1, options["retained_windows"]).astype(int)
     retained = [target.example(TrainingWindow(retained_items[k], 0)) for k in spread]
@@ -302,7 +311,8 @@ def _remove(job: ModelUnlearning, source: ModelVersion, revoked: list[int]) -> d
 
     repair_train = TrainConfig(
         steps=options["repair_steps"], learning_rate=options["repair_learning_rate"],
-        warmup_steps=10, ema_decay=0.9, time_budget_seconds=options["repair_seconds"],
+        warmup_steps=10, ema_decay=options["repair_ema_decay"],
+        time_budget_seconds=options["repair_seconds"],
         device="cpu", seed=job.pk,
     )  # fmt: skip
 

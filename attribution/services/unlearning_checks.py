@@ -37,7 +37,8 @@ def self_influence_check(
     """Attribution's view: each recording's self-influence (the median over its membership
     windows of its own loss rise when the window is unlearned as a query), on the old and the
     new model with the same draws. It passes when no revoked recording ranks first among the
-    held-out recordings on the new model and its score did not rise (`no_longer_first`).
+    held-out recordings on the new model and its score did not rise or it sits inside the
+    membership band among them (`no_longer_first`).
     When no weight `moved`, the old model's scores are the new model's (not computed twice)."""
     config = TDAConfig(
         learning_rate=options["influence_learning_rate"], layer_group=removal.layer_group,
@@ -61,8 +62,9 @@ def self_influence_check(
         )
         result[f"percentile_{name}"] = {str(k): v for k, v in tests[name].percentiles().items()}
         result[f"scores_{name}"] = {str(k): round(v, 6) for k, v in scores.items()}
-    verdict = no_longer_first(tests["before"], tests["after"])
+    verdict = no_longer_first(tests["before"], tests["after"], removal.band[1])
     result["recordings"] = verdict["recordings"]
+    result["band_high"] = verdict["band_high"]
     result["passed"] = verdict["passed"]
     return result
 

@@ -125,18 +125,24 @@ def test_nothing_moves_and_nothing_is_repaired_when_it_is_already_indistinguisha
     )
 
 
-def test_the_self_influence_check_asks_that_it_no_longer_ranks_first_and_did_not_rise():
-    """Scores of held-out recordings 1-4; the revoked recording 9 before and after removal."""
-    heldout = {1: 0.1, 2: 0.4, 3: 2.0, 4: 30.0}
-    before = Membership({9: 50.0}, heldout)
-    assert no_longer_first(before, Membership({9: 3.0}, heldout))["passed"]  # under 30
-    verdict = no_longer_first(before, Membership({9: 40.0}, heldout))  # dropped, still first
-    assert not verdict["passed"] and verdict["recordings"]["9"]["ranks_first"]
-    assert verdict["recordings"]["9"]["percentile_before"] == 100.0
-    risen = no_longer_first(Membership({9: 1.0}, heldout), Membership({9: 1.5}, heldout))
-    assert not risen["passed"] and not risen["recordings"]["9"]["dropped"]
-    unchanged = Membership({9: 1.0}, heldout)  # nothing moved (already indistinguishable)
-    assert no_longer_first(unchanged, unchanged)["passed"]
+def test_the_self_influence_check_asks_that_it_no_longer_ranks_first_and_dropped_or_is_in_band():
+    """Scores of held-out recordings 1-10 (1.0 ... 10.0: percentiles in steps of 10, band top
+    80); the revoked recording 99 before and after removal."""
+    heldout = {rid: float(rid) for rid in range(1, 11)}
+
+    def check(before: float, after: float) -> dict:
+        return no_longer_first(Membership({99: before}, heldout), Membership({99: after}, heldout))
+
+    assert check(50.0, 3.5)["passed"]  # from first to the 30th percentile
+    first = check(50.0, 40.0)  # dropped, still first
+    assert not first["passed"] and first["recordings"]["99"]["ranks_first"]
+    assert first["recordings"]["99"]["percentile_before"] == 100.0
+    risen_above = check(9.2, 9.6)  # 90th percentile, rose: still stands out
+    assert not risen_above["passed"] and not risen_above["recordings"]["99"]["dropped"]
+    assert check(9.6, 9.2)["passed"]  # 90th, dropped and not first: the issue's own words
+    risen_inside = check(1.5, 2.5)  # 10th -> 20th: reads as never trained on both times
+    assert risen_inside["passed"] and risen_inside["recordings"]["99"]["within_band"]
+    assert check(1.0, 1.0)["passed"]  # nothing moved (already indistinguishable)
 
 
 def test_a_recording_inside_the_band_but_below_the_target_is_left_alone(world):

@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_torch_thread")
 TINY = {
     "batch_seconds": 60, "heldout_recordings": 2, "min_heldout": 2, "membership_windows": 1,
     "ascent_windows": 2, "retained_windows": 3, "fisher_items": 3, "repair_steps": 20,
-    "repair_learning_rate": 5e-4, "repair_seconds": 60, "quality_generations": 2,
-    "quality_others": 2, "quality_seconds": 2.0, "gap_tolerance": 1.0,
+    "repair_learning_rate": 5e-4, "repair_ema_decay": 0.9, "repair_seconds": 60,
+    "quality_generations": 2, "quality_others": 2, "quality_seconds": 2.0, "gap_tolerance": 1.0,
     "removal": {"loss_draws": 8, "step_fraction": 0.02, "max_steps": 15,
                 "target_percentile": 50.0, "band": [0.0, 100.0], "act_below": 50.0,
                 "retained_tolerance": 0.5},
@@ -227,6 +227,34 @@ def test_a_job_whose_worker_died_is_requeued_by_the_sweeper_and_run_again(
     assert again.status == "failed" and "lost 3 times" in again.failure_reason
 
 
+def test_a_batch_whose_message_was_lost_is_sent_again_once_it_is_overdue(
+    unlearning_on, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The task is sent with a countdown to the batch's close; if that message is lost, the
+    sweeper sends it again once the batch is `stale_after` overdue, once per `stale_after`."""
+    from attribution import tasks
+    from attribution.services.unlearning import UNLEARNING_JOB
+    from jobs.sweeping import jobs_sweep
+
+    world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "max_steps": 0}}
+    revoke(world, world["recordings"][0])
+    job = ModelUnlearning.objects.get()
+    sent = []
+    monkeypatch.setattr(tasks.model_unlearning_run, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_sweep()["model unlearning"].requeued == []  # the batch is still open
+    overdue = timezone.now() - UNLEARNING_JOB.stale_after - timedelta(seconds=5)
+    ModelUnlearning.objects.filter(pk=job.pk).update(not_before=overdue)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_sweep()["model unlearning"].requeued == [job.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_sweep()["model unlearning"].requeued == []  # not again at once
+    assert sent == [job.pk]
+    job = model_unlearning_run(job_id=job.pk)  # the resent task closes the batch and runs
+    assert job.status == "served"
+
+
 def test_a_near_copy_audit_that_cannot_run_does_not_pass(unlearning_on, settings):
     from attribution.models import ClipCalibration
 
@@ -240,3 +268,32 @@ def test_a_near_copy_audit_that_cannot_run_does_not_pass(unlearning_on, settings
     check = job.report["checks"]["no_near_copy"]
     assert job.status == "failed" and "no_near_copy" in job.failure_reason
     assert not check["passed"] and check["audit"].startswith("not run")
+
+
+def test_the_membership_scan_reads_what_the_removal_job_measures_and_changes_nothing(
+    unlearning_on, settings
+):
+    """`bench_unlearning --scan`: each training recording's percentile is the one the job's
+    membership test finds for it before any step, lowest first; unknown recordings refused."""
+    from attribution.services.membership_scan import membership_scan
+    from config.exceptions import InvalidInput
+
+    world = unlearning_on
+    settings.UNLEARNING = {**TINY, "removal": {**TINY["removal"], "max_steps": 0}}
+    served = world["model_version"]
+    rows = membership_scan(model_version=served)
+    assert sorted(r["recording"] for r in rows) == sorted(served.training_recording_ids)
+    assert [r["percentile"] for r in rows] == sorted(r["percentile"] for r in rows)
+    assert not ModelUnlearning.objects.exists()
+    with pytest.raises(InvalidInput, match="not in the manifest"):
+        membership_scan(model_version=served, recording_ids=[world["recordings"][TRAINED].pk])
+
+    revoked = world["recordings"][0]
+    scanned = next(r for r in rows if r["recording"] == revoked.pk)
+    revoke(world, revoked)
+    job = ModelUnlearning.objects.get()
+    due(job)
+    job = model_unlearning_run(job_id=job.pk)
+    before = job.report["membership_before"]
+    assert before["percentile"][str(revoked.pk)] == scanned["percentile"]
+    assert before["revoked_loss"][str(revoked.pk)] == pytest.approx(scanned["loss"], abs=1e-6)

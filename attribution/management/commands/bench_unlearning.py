@@ -3,6 +3,10 @@ its holders would (every holder of the recording and of its works, through the c
 services), run the removal job that starts in this process at once (instead of waiting for the
 batch window and a worker), and print the timing and every verification figure.
 
+`--scan` changes nothing: it prints every training recording's membership percentile (lowest
+first), so staff know which recordings the model leans on (below `act_below`: a removal moves
+weights) before they time one.
+
 It changes the database as the portal would: the recording stays revoked and, when the
 checks pass, the new model version is served. `--restore` grants training again afterwards
 (the served version stays what the job left).
@@ -29,11 +33,19 @@ class Command(BaseCommand):
     help = "Revoke a recording's training consent and time its removal from the served model."
 
     def add_arguments(self, parser):
-        parser.add_argument("--recording", type=int, required=True)
+        parser.add_argument("--recording", type=int)
+        parser.add_argument(
+            "--scan", action="store_true",
+            help="print each training recording's membership percentile and change nothing",
+        )  # fmt: skip
         parser.add_argument("--restore", action="store_true", help="grant training again after")
         parser.add_argument("--json", help="also write the job's report to this file")
 
-    def handle(self, *args, recording: int, restore: bool, json: str | None, **options):
+    def handle(self, *args, recording: int | None, restore: bool, json: str | None, **options):
+        if options["scan"]:
+            return self._scan()
+        if recording is None:
+            raise CommandError("give --recording ID (or --scan)")
         target = recording_get(recording_id=recording)
         served = active_model_version()
         if target.pk not in served.training_recording_ids:
@@ -78,6 +90,31 @@ class Command(BaseCommand):
                 actor = _member(holder.holder_id)
                 subject = {"work_id": holder.work_id} if holder.work_id else {"recording": target}
                 _change(consent_grant, actor, holder.holder_id, subject)
+
+    def _scan(self) -> None:
+        from attribution.services.membership_scan import membership_scan
+
+        served = active_model_version()
+        started = time.monotonic()
+        rows = membership_scan(
+            model_version=served,
+            progress=lambda done, total: self.stderr.write(f"scanned {done}/{total}"),
+        )
+        titles = {r["recording"]: recording_get(recording_id=r["recording"]).title for r in rows}
+        seconds = time.monotonic() - started
+        self.stdout.write(
+            f"membership of {served}'s {len(rows)} training recordings ({seconds:.0f} s), "
+            "lowest percentile first:"
+        )
+        for row in rows:
+            lean = "  <- below act_below: a removal moves weights" if (
+                row["percentile"] < row["act_below"]
+            ) else ""  # fmt: skip
+            self.stdout.write(
+                f"  {row['recording']:>5} {titles[row['recording']][:32]:<32} "
+                f"{row['percentile']:>5.1f} pct  loss {row['loss']:.4f}  "
+                f"vs {len(row['heldout'])} held out{lean}"
+            )
 
 
 def _dumps(value) -> str:
