@@ -195,16 +195,14 @@ def job_sweep(kind: JobKind) -> SweepOutcome:
 def _resend_overdue(kind: JobKind, stale_before: Any) -> list[int]:
     """Send the task again for waiting jobs due more than `stale_after` ago (their message
     was lost), at most once per `stale_after`; the task itself closes the wait."""
-    overdue = kind.model.objects.annotate(
-        last_sign=Coalesce("heartbeat_at", kind.waiting_until)
-    ).filter(status=kind.waiting, last_sign__lt=stale_before)
+    overdue = Q(status=kind.waiting) & (
+        Q(heartbeat_at__lt=stale_before)
+        | Q(heartbeat_at__isnull=True, **{f"{kind.waiting_until}__lt": stale_before})
+    )
     resent = []
-    for pk in overdue.values_list("pk", flat=True):
-        with transaction.atomic():
-            marked = kind.model.objects.filter(pk=pk, status=kind.waiting).update(
-                heartbeat_at=timezone.now()
-            )
-            if marked:
+    for pk in kind.model.objects.filter(overdue).values_list("pk", flat=True):
+        with transaction.atomic():  # marked only if still overdue: one resend per sweep window
+            if kind.model.objects.filter(overdue, pk=pk).update(heartbeat_at=timezone.now()):
                 transaction.on_commit(lambda pk=pk: kind.requeue(pk), robust=True)
                 resent.append(pk)
     return resent

@@ -56,19 +56,22 @@ def membership_scan(
         windows = recording_windows(target, item, count, config)
         return float(window_losses(target, model, windows, removal).mean())
 
-    heldout_loss: dict[int, float] = {}  # draws are keyed by window index: cacheable by recording
+    heldout_of = {
+        rid: heldout_recordings(model_version, [rid], options["heldout_recordings"])
+        for rid in wanted
+    }
+    pool = {r.pk: r for group in heldout_of.values() for r in group}
+    heldout_loss = {  # draws are keyed by window index: one loss per held-out recording
+        item.recording_id: loss_of(item)
+        for item in training_items(
+            recordings=list(pool.values()), encoder_version=model_version.encoder, config=config
+        )
+    }
     rows = []
     for n, rid in enumerate(wanted):
-        heldout = heldout_recordings(model_version, [rid], options["heldout_recordings"])
-        missing = [r for r in heldout if r.pk not in heldout_loss]
-        if missing:
-            for item in training_items(
-                recordings=missing, encoder_version=model_version.encoder, config=config
-            ):
-                heldout_loss[item.recording_id] = loss_of(item)
         test = Membership(
             {rid: loss_of(items[rid])},
-            {r.pk: heldout_loss[r.pk] for r in heldout if r.pk in heldout_loss},
+            {r.pk: heldout_loss[r.pk] for r in heldout_of[rid] if r.pk in heldout_loss},
         )
         if not test.heldout:
             raise InvalidInput(f"no held-out recording could be measured for recording {rid}")

@@ -12,8 +12,8 @@ short repair fine-tune on the retained data only (the caller's `repair`, which m
 the revoked audio) then restores what the ascent disturbed; the test is measured again after.
 When the test cannot tell them apart before any step (each sits at or above `act_below`, the
 model does not lean on them more than on recordings it never saw), nothing is moved and
-nothing repaired; the new version's
-manifest still leaves them out and the verification says so.
+nothing repaired; the new version's manifest still leaves them out and the verification says
+so.
 
 Plain torch, no Django (attribution/tda). The Django job is attribution/services/unlearning.py.
 """
@@ -350,9 +350,7 @@ def self_scores(
     return scores
 
 
-def no_longer_first(
-    before: Membership, after: Membership, band_high: float = 80.0
-) -> dict[str, Any]:
+def no_longer_first(before: Membership, after: Membership, band_high: float) -> dict[str, Any]:
     """The issue's attribution check on self-influence scores (`Membership` of scores, not
     losses): after the removal no revoked recording ranks first among the held-out ones (some
     recording the model never trained on leans on the model more), and either its score

@@ -131,7 +131,10 @@ def test_the_self_influence_check_asks_that_it_no_longer_ranks_first_and_dropped
     heldout = {rid: float(rid) for rid in range(1, 11)}
 
     def check(before: float, after: float) -> dict:
-        return no_longer_first(Membership({99: before}, heldout), Membership({99: after}, heldout))
+        return no_longer_first(
+            Membership({99: before}, heldout), Membership({99: after}, heldout),
+            RemovalConfig().band[1],
+        )  # fmt: skip
 
     assert check(50.0, 3.5)["passed"]  # from first to the 30th percentile
     first = check(50.0, 40.0)  # dropped, still first
