@@ -60,6 +60,7 @@ def _measure(generator: Generator, seconds: float, repeats: int) -> dict[str, An
         "griffin_lim_seconds": statistics.median(rendering),
         "steps": generator.config.sampler.steps,
         "cfg_scale": generator.config.sampler.cfg_scale,
+        "guidance_interval": list(generator.config.sampler.guidance_interval),
         "griffin_lim_iters": generator.config.mel.griffin_lim_iters,
         "repeats": repeats,
         "device": generator.device,

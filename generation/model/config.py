@@ -147,17 +147,25 @@ class SamplerConfig:
     """Defaults of `Generator.generate` (a request may override steps and cfg_scale)."""
 
     steps: int = 30  # DDIM steps from t=1 (SDEdit runs ceil(steps * strength))
-    # 1 = conditional only, 0 = unconditional only; 4.5 chosen by evaluate_generator's sweep
-    # (3 / 4.5 / 6: closer to own references 52 / 56 / 57 of 60, none memorised, FD best at 4.5)
-    cfg_scale: float = 4.5
+    # 1 = conditional only, 0 = unconditional only. 6 over t >= 0.3, chosen on 200-output
+    # sweeps of the served weights (docs/generation.md, "Sampler settings"): guidance at the
+    # last, nearly clean steps only moved outputs away from real music (FD musicnn), and with
+    # those steps unguided a stronger scale no longer cost quality.
+    cfg_scale: float = 6.0
     strength: float = 0.6  # SDEdit: noise level the init audio is pushed to
     # Outputs longer than the model's context are sampled window by window, each new window
     # inpainted after the last `continuation_overlap_seconds` of the one before.
     max_output_seconds: float = 60.0
     continuation_overlap_seconds: float = 3.0
+    # Noise levels t (1 = pure noise) where guidance applies; the other steps use the
+    # conditional prediction alone. (0, 1) = every step.
+    guidance_interval: tuple[float, float] = (0.3, 1.0)
 
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 1000, "steps must be in [1, 1000]")
+        _require(len(self.guidance_interval) == 2, "guidance_interval must be (low, high)")
+        low, high = self.guidance_interval
+        _require(0 <= low < high <= 1, "guidance_interval needs 0 <= low < high <= 1")
         _require(self.max_output_seconds > 0, "max_output_seconds must be > 0")
         _require(self.continuation_overlap_seconds > 0, "continuation_overlap_seconds must be > 0")
         _require(math.isfinite(self.cfg_scale) and self.cfg_scale >= 0, "cfg_scale must be >= 0")
@@ -165,10 +173,14 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SamplerConfig:
-        return _build(cls, values)
+        if isinstance(values, Mapping):  # saved before the interval existed: guided throughout
+            values = {"guidance_interval": (0.0, 1.0), **values}
+        return _build(cls, values, tuples=("guidance_interval",))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["guidance_interval"] = list(self.guidance_interval)
+        return data
 
 
 @dataclass(frozen=True)
@@ -303,6 +315,6 @@ class GeneratorConfig:
             ),
             sampler=SamplerConfig(
                 steps=8, cfg_scale=2.0, strength=0.6, max_output_seconds=6.0,
-                continuation_overlap_seconds=0.5,
+                continuation_overlap_seconds=0.5, guidance_interval=(0.0, 1.0),
             ),
         )  # fmt: skip

@@ -118,6 +118,7 @@ def sample(
     keep: torch.Tensor | None = None,  # (B, T) bool: frames taken from init (inpainting)
     frame_mask: torch.Tensor | None = None,
     progress: Progress | None = None,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),  # t where CFG applies; else cond only
 ) -> torch.Tensor:
     """DDIM (eta = 0) from t = strength down to 0 -> x0 (B, M, T).
 
@@ -125,6 +126,9 @@ def sample(
     result on any device. SDEdit: init noised to t = strength, ceil(steps * strength) steps.
     Inpainting: frames in `keep` are replaced by the init noised to the current t after every
     step (with the same noise), and by the init itself at the end.
+    Guidance applies at steps whose t lies in `guidance_interval` (Kynkaanniemi et al. 2024,
+    "Applying guidance in a limited interval"); the other steps use the conditional
+    prediction alone.
     """
     device = next(model.parameters()).device
     noise = torch.randn(shape, generator=generator).to(device)
@@ -141,9 +145,11 @@ def sample(
 
     x = noise if init is None else known(times[0])
     batch = shape[0]
+    low, high = guidance_interval
     for i in range(count):
         t, t_next = times[i], times[i + 1]
-        x0_hat = guided_x0(model, x, t.expand(batch), cond, cfg_scale, frame_mask)
+        scale = cfg_scale if low <= float(t) <= high else 1.0
+        x0_hat = guided_x0(model, x, t.expand(batch), cond, scale, frame_mask)
         alpha, sigma = alpha_sigma(t)
         eps_hat = (x - alpha * x0_hat) / sigma  # t > 0 inside the loop
         alpha_next, sigma_next = alpha_sigma(t_next)

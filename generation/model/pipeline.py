@@ -262,6 +262,7 @@ class Generator:
             self.model, plan.cond.to(self.device), (1, self.config.mel.n_mels, plan.frames),
             steps=plan.steps, cfg_scale=plan.cfg_scale, generator=generator, init=init,
             strength=plan.strength, keep=plan.keep, progress=progress,
+            guidance_interval=self.config.sampler.guidance_interval,
         )  # fmt: skip
         return self.denormalise(x[0])
 
@@ -294,7 +295,7 @@ class Generator:
             part = sample(
                 self.model, cond.to(self.device), (1, c.mel.n_mels, length), steps=plan.steps,
                 cfg_scale=plan.cfg_scale, generator=generator, init=init, strength=1.0,
-                keep=keep, progress=step,
+                keep=keep, progress=step, guidance_interval=c.sampler.guidance_interval,
             )  # fmt: skip
             x[..., start : start + length] = part.cpu()
         return self.denormalise(x[0])

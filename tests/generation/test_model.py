@@ -20,6 +20,7 @@ from generation.model import (
     MelConfig,
     MelFrontend,
     ReferenceCondition,
+    SamplerConfig,
     TrainConfig,
     canonical_example,
     diffusion_loss,
@@ -285,6 +286,46 @@ def test_output_is_finite_sized_and_audible(generator):
     assert steps[-1] == (CONFIG.sampler.steps, CONFIG.sampler.steps)
     unconditional = generator.generate(_spec(references=[], text_embedding=None))
     assert np.all(np.isfinite(unconditional))
+
+
+def _with_sampler(generator: Generator, **changes) -> Generator:
+    sampler = dataclasses.replace(generator.config.sampler, **changes)
+    config = dataclasses.replace(generator.config, sampler=sampler)
+    return Generator(generator.model, config, device="cpu")
+
+
+def test_guidance_interval_limits_where_guidance_applies(generator):
+    plain = generator.generate_mel(_spec(seed=3))
+    everywhere = _with_sampler(generator, guidance_interval=(0.0, 1.0))
+    assert np.array_equal(plain, everywhere.generate_mel(_spec(seed=3)))
+    # 8 steps sample at t = 1, 0.875, ...: none lies in (0.9, 0.95), so no step is guided
+    nowhere = _with_sampler(generator, guidance_interval=(0.9, 0.95))
+    conditional_only = generator.generate_mel(_spec(seed=3, cfg_scale=1.0))
+    assert np.allclose(nowhere.generate_mel(_spec(seed=3)), conditional_only, atol=1e-6)
+    assert np.abs(conditional_only - plain).mean() > 1e-3
+    middle = _with_sampler(generator, guidance_interval=(0.2, 0.8)).generate_mel(_spec(seed=3))
+    assert np.abs(middle - plain).mean() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"guidance_interval": (0.6, 0.4)}, "guidance_interval"),
+        ({"guidance_interval": (0.0, 1.5)}, "guidance_interval"),
+        ({"guidance_interval": (0.1,)}, "guidance_interval"),
+    ],
+)
+def test_guidance_settings_are_checked(changes, message):
+    with pytest.raises(GeneratorError, match=message):
+        SamplerConfig.from_dict({**SamplerConfig().to_dict(), **changes})
+
+
+def test_checkpoints_without_guidance_settings_load_with_plain_guidance():
+    stored = SamplerConfig().to_dict()
+    del stored["guidance_interval"]  # saved before guidance intervals existed
+    assert SamplerConfig.from_dict(stored).guidance_interval == (0.0, 1.0)
+    tuned = SamplerConfig(guidance_interval=(0.1, 0.9))
+    assert SamplerConfig.from_dict(tuned.to_dict()) == tuned
 
 
 def test_sdedit_strength_controls_distance_from_init(trained):
