@@ -148,9 +148,9 @@ class SamplerConfig:
 
     steps: int = 30  # DDIM steps from t=1 (SDEdit runs ceil(steps * strength))
     # 1 = conditional only, 0 = unconditional only. 6 over t >= 0.3, chosen on 200-output
-    # sweeps of the served weights (docs/generation.md, "Sampler settings"): guidance at the
-    # last, nearly clean steps only moved outputs away from real music (FD musicnn), and with
-    # those steps unguided a stronger scale no longer cost quality.
+    # sweeps of the served weights (docs/generation.md, "Guidance in a limited interval"):
+    # guidance at the last, nearly clean steps only moved outputs away from real music (FD
+    # musicnn), and with those steps unguided a stronger scale no longer cost quality.
     cfg_scale: float = 6.0
     strength: float = 0.6  # SDEdit: noise level the init audio is pushed to
     # Outputs longer than the model's context are sampled window by window, each new window
