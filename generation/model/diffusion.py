@@ -145,11 +145,11 @@ def sample(
 
     x = noise if init is None else known(times[0])
     batch = shape[0]
-    low, high = guidance_interval
+    low, high = guidance_interval  # decided for every step up front: no device sync per step
+    scales = [cfg_scale if low <= t <= high else 1.0 for t in times[:-1].tolist()]
     for i in range(count):
         t, t_next = times[i], times[i + 1]
-        scale = cfg_scale if low <= float(t) <= high else 1.0
-        x0_hat = guided_x0(model, x, t.expand(batch), cond, scale, frame_mask)
+        x0_hat = guided_x0(model, x, t.expand(batch), cond, scales[i], frame_mask)
         alpha, sigma = alpha_sigma(t)
         eps_hat = (x - alpha * x0_hat) / sigma  # t > 0 inside the loop
         alpha_next, sigma_next = alpha_sigma(t_next)
