@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from catalog.encoders import AudioTextEncoder, WindowSpec, split_windows
+from catalog.encoders import AudioTextEncoder
+from generation.candidates import embed_output, generate_best
 from generation.model import GenerationSpec, Generator, ReferenceCondition
 
 
@@ -57,19 +58,6 @@ class ConditioningReport:
         }
 
 
-def embed_output(audio: np.ndarray, sample_rate: int, encoder: AudioTextEncoder) -> np.ndarray:
-    """Unit track vector of generated audio in the encoder's space."""
-    import librosa
-
-    if sample_rate != encoder.sample_rate:
-        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=encoder.sample_rate)
-    spec = WindowSpec(encoder.window_seconds, encoder.window_seconds, min_seconds=1.0)
-    windows = split_windows(np.asarray(audio, dtype=np.float32), encoder.sample_rate, spec)
-    vectors = encoder.embed_audio(np.stack([w for _, w in windows])).astype(np.float64)
-    mean = vectors.mean(axis=0)
-    return mean / np.linalg.norm(mean)
-
-
 @dataclass(frozen=True)
 class GeneratedTrial:
     """One output of a random reference set, with the random others it is compared to."""
@@ -77,7 +65,7 @@ class GeneratedTrial:
     reference_ids: list[int]
     other_ids: list[int]
     audio: np.ndarray
-    seconds_taken: float  # wall time of generate()
+    seconds_taken: float  # wall time of the generation, all candidates included
 
 
 def generate_trials(
@@ -90,9 +78,13 @@ def generate_trials(
     seconds: float = 10.0,
     seed: int = 0,
     cfg_scale: float | None = None,
+    candidates: int = 1,
+    encoder: AudioTextEncoder | None = None,
     on_trial: Callable[[int, GeneratedTrial], None] | None = None,
 ) -> list[GeneratedTrial]:
-    """Outputs of random reference sets (the same sets and seeds for every model measured)."""
+    """Outputs of random reference sets (the same sets and seeds for every model measured).
+    With `candidates` > 1 each output is the best of that many draws, as the worker serves
+    it (`generation.candidates`; `encoder` is the references' CLAP encoder)."""
     ids = sorted(track_vectors)
     needed = references_per_generation + others_per_generation
     if len(ids) < needed:
@@ -109,7 +101,7 @@ def generate_trials(
             cfg_scale=cfg_scale,
         )
         started = time.monotonic()
-        audio = generator.generate(spec)
+        audio = generate_best(generator, spec, count=candidates, encoder=encoder).audio
         trial = GeneratedTrial(refs, others, audio, time.monotonic() - started)
         trials.append(trial)
         if on_trial:

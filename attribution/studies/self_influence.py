@@ -40,7 +40,7 @@ from attribution.tda import (
 from catalog.encoders import AudioTextEncoder
 from catalog.retrieval.runtime import loaded_encoder
 from config.exceptions import InvalidInput
-from generation.evaluation import embed_output
+from generation.candidates import embed_output
 from generation.model import Generator
 
 # -- Train-to-Train: self-influence grid (seed 000 3.2) -------------------------------------------

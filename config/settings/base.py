@@ -241,6 +241,10 @@ GENERATION_REFUSE_REVOKED_MODELS = os.environ.get("GENERATION_REFUSE_REVOKED_MOD
 # verified (attribution/services/unlearning.py); `UNLEARNING` overrides its settings.
 UNLEARNING_ON_REVOCATION = os.environ.get("UNLEARNING_ON_REVOCATION", "1") != "0"
 UNLEARNING = json.loads(os.environ.get("UNLEARNING_JSON") or "{}")
+# New music is the best of this many draws: the one closest to its references in the CLAP
+# space (generation/candidates.py; 3: 184 of 200 outputs closer to their own references than
+# to random recordings, against 174 for one draw, docs/generation.md). 1 samples once.
+GENERATION_CANDIDATES = int(os.environ.get("GENERATION_CANDIDATES", "3"))
 GENERATION_MAX_UPLOAD_BYTES = int(os.environ.get("GENERATION_MAX_UPLOAD_BYTES", str(10 * 2**20)))
 # C2PA signing of outputs. Unset: a development chain generated under C2PA_DEVELOPMENT_DIR
 # (readers report it untrusted unless its root is configured as a trust anchor).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class EvaluationSettings:
     excerpts_per_recording: int | None = None  # of the real reference half A; None: all
     seed: int = 0
     cfg_scale: float | None = None  # None: each model's own sampler default
+    candidates: int | None = None  # draws per output (best kept); None: as served
 
 
 def generator_evaluate(
@@ -65,6 +66,8 @@ def generator_evaluate(
     """Measure `generator` (the model version's, or a candidate checkpoint trained on the same
     data) and optionally a baseline beside it; store the report on the model version."""
     say = progress or (lambda message: None)
+    if settings_.candidates is None:
+        settings_ = replace(settings_, candidates=settings.GENERATION_CANDIDATES)
     rate = generator.sample_rate
     track_vectors = permitted_track_vectors(encoder_version=model_version.encoder)
     needed = settings_.references_per_generation + settings_.others_per_generation
@@ -106,6 +109,7 @@ def generator_evaluate(
             references_per_generation=settings_.references_per_generation,
             others_per_generation=settings_.others_per_generation,
             seconds=settings_.seconds, seed=settings_.seed, cfg_scale=settings_.cfg_scale,
+            candidates=settings_.candidates, encoder=loaded_encoder(model_version.encoder),
             on_trial=lambda n, t, name=name: say(f"{name}: output {n + 1}/{settings_.generations}"),
         )  # fmt: skip
         clips = [

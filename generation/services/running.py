@@ -30,6 +30,7 @@ from catalog.rights_signals import recordings_training_mining
 from catalog.selectors import recordings_rights_holders
 from config.exceptions import DomainError
 from generation import provenance
+from generation.candidates import CandidateChoice, candidates_compared, generate_best
 from generation.events import CompletedReference, GenerationCompleted, generation_completed_publish
 from generation.model import (
     GenerationSpec,
@@ -201,13 +202,26 @@ def _run(generation: GenerationRequest) -> GenerationRequest:
     generator = loaded_generator(model_version)
     spec = generation_spec_for(generation, specs, generator)
     started = time.monotonic()
-    logmel = generator.generate_mel(spec, progress=_progress_writer(generation))
-    audio = generator.render(logmel, spec)
+    choice = generate_best(
+        generator, spec, count=settings.GENERATION_CANDIDATES,
+        encoder=_candidate_encoder(generation, spec), progress=_progress_writer(generation),
+    )  # fmt: skip
     elapsed = time.monotonic() - started
 
-    output = _write_output(generation, verification, audio, generator.sample_rate, start_record)
-    sample = _write_sample(generation, logmel)
-    return _complete(generation, verification, output, sample, elapsed)
+    output = _write_output(
+        generation, verification, choice.audio, generator.sample_rate, start_record
+    )
+    sample = _write_sample(generation, choice.logmel)
+    return _complete(generation, verification, output, sample, elapsed, choice)
+
+
+def _candidate_encoder(generation: GenerationRequest, spec: GenerationSpec):
+    """The CLAP encoder candidates are compared in (the references' own), when they are."""
+    if settings.GENERATION_CANDIDATES == 1 or not candidates_compared(spec):
+        return None
+    from catalog.retrieval.runtime import loaded_encoder
+
+    return loaded_encoder(generation.model_version.encoder)
 
 
 def generation_spec_for(
@@ -380,7 +394,12 @@ def completed_event(generation: GenerationRequest) -> GenerationCompleted:
 
 
 def _complete(
-    generation: GenerationRequest, verification, output: Path, sample: Path, elapsed: float
+    generation: GenerationRequest,
+    verification,
+    output: Path,
+    sample: Path,
+    elapsed: float,
+    choice: CandidateChoice,
 ) -> GenerationRequest:
     digest = file_sha256(output)
     sample_digest = file_sha256(sample)
@@ -432,6 +451,7 @@ def _complete(
                     )
                 ],
                 "seed": generation.seed,
+                "candidates": choice.to_dict(),
                 "seconds": generation.seconds,
                 "prompt": generation.prompt,
                 "upload_sha256": generation.upload_sha256,

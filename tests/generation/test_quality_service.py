@@ -60,6 +60,8 @@ def test_the_report_is_stored_separates_real_audio_from_the_model_and_refuses_ba
     for space in ("musicnn", "clap"):
         assert model["frechet"][space]["distance"] > real["frechet"][space]["distance"]
     assert model["conditioning"]["generations"] == 3
+    # measured as served: each output the best of the configured number of draws
+    assert report["settings"]["candidates"] == settings.GENERATION_CANDIDATES == 3
     assert model["memorisation"]["rate"] is None  # no audit clips here: said, not guessed
     assert (
         "calibrat" in model["memorisation"]["problem"]
@@ -78,6 +80,8 @@ def test_the_report_is_stored_separates_real_audio_from_the_model_and_refuses_ba
         call_command("evaluate_generator", generations=1)
     with pytest.raises(CommandError, match="between 3 and 60"):
         call_command("evaluate_generator", seconds=1.0)
+    with pytest.raises(CommandError, match="--candidates must be between 1 and 8"):
+        call_command("evaluate_generator", candidates=0)
     with pytest.raises(CommandError, match="no model version"):
         call_command("evaluate_generator", model_version=987654)
     with pytest.raises(CommandError, match="12 are needed"):

@@ -154,7 +154,7 @@ class Command(BaseCommand):
     @staticmethod
     def _embedder(encoder):
         from catalog.retrieval.runtime import loaded_encoder
-        from generation.evaluation import embed_output
+        from generation.candidates import embed_output
 
         model = loaded_encoder(encoder)
         return lambda audio, rate: embed_output(audio, rate, model)

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config.exceptions import DomainError
+from generation.candidates import MAX_CANDIDATES
 from generation.model import GeneratorError, load_generator
 from generation.models import ModelVersion
 from generation.selectors import active_model_version
@@ -38,6 +39,10 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--cfg-scale", type=float, help="default: each model's own")
+        parser.add_argument(
+            "--candidates", type=int,
+            help="draws per output, the best kept (default: as served, GENERATION_CANDIDATES)",
+        )  # fmt: skip
         parser.add_argument("--json", type=Path, help="also write the report to this file")
         parser.add_argument(
             "--no-store", action="store_true", help="print only (e.g. a guidance-scale sweep)"
@@ -53,6 +58,9 @@ class Command(BaseCommand):
         cfg = options["cfg_scale"]
         if cfg is not None and not 0 <= cfg <= 20:
             raise CommandError("--cfg-scale must be between 0 and 20")
+        candidates = options["candidates"]
+        if candidates is not None and not 1 <= candidates <= MAX_CANDIDATES:
+            raise CommandError(f"--candidates must be between 1 and {MAX_CANDIDATES}")
         try:
             if options["model_version"]:
                 model_version = ModelVersion.objects.filter(pk=options["model_version"]).first()
@@ -74,6 +82,7 @@ class Command(BaseCommand):
                     seed=options["seed"],
                     others_per_generation=options["others"],
                     cfg_scale=options["cfg_scale"],
+                    candidates=candidates,
                 ),
                 baseline=baseline,
                 progress=lambda message: self.stderr.write(message),
