@@ -55,6 +55,10 @@ class ConditioningReport:
             "mean_similarity_to_random_others": round(self.mean_to_others, 4),
             "closer_to_references": self.wins,
             "paired_t": round(self.paired_t(), 2),
+            # per output, so two models or samplers can be compared output by output
+            "gaps": [
+                round(t.similarity_to_references - t.similarity_to_others, 4) for t in self.trials
+            ],
         }
 
 
@@ -117,9 +121,19 @@ def conditioning_of(
     track_vectors: dict[int, np.ndarray],
 ) -> ConditioningReport:
     """Each output's similarity to its own references versus to its random others."""
+    outputs = [embed_output(t.audio, sample_rate, encoder) for t in trials]
+    return conditioning_of_vectors(trials, outputs, track_vectors)
+
+
+def conditioning_of_vectors(
+    trials: Sequence[GeneratedTrial],
+    outputs: Sequence[np.ndarray],
+    track_vectors: dict[int, np.ndarray],
+) -> ConditioningReport:
+    """The same comparison in any space: one vector per output and per recording."""
     report = ConditioningReport()
-    for trial in trials:
-        output = embed_output(trial.audio, sample_rate, encoder)
+    for trial, output in zip(trials, outputs, strict=True):
+        output = np.asarray(output, np.float64) / np.linalg.norm(output)
         report.trials.append(
             ConditioningTrial(
                 reference_ids=trial.reference_ids,

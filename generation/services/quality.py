@@ -22,10 +22,16 @@ from django.utils import timezone
 
 from catalog.audio.decoding import AudioDecodeError, load_mono
 from catalog.encoders import WindowSpec, split_windows
+from catalog.encoders.musicnn import MusicnnEmbedder
 from catalog.models import Recording
 from catalog.retrieval.runtime import loaded_encoder
 from config.exceptions import DomainError, InvalidInput
-from generation.evaluation import GeneratedTrial, conditioning_of, generate_trials
+from generation.evaluation import (
+    GeneratedTrial,
+    conditioning_of,
+    conditioning_of_vectors,
+    generate_trials,
+)
 from generation.listening import write_spectrograms, write_wav
 from generation.model import Generator
 from generation.models import ModelVersion
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 CLIP_SECONDS, CLIP_HOP = 3.0, 1.5  # CLAP vectors per 3-s clip, as the similarity audit cuts
 SAMPLES_KEPT = 6  # listening samples per evaluated model
+MUSICNN_EXCERPTS = 3  # 10-s excerpts a recording's musicnn vector is the mean of
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ def generator_evaluate(
     per_b = max(1, -(-settings_.generations // len(half_b)))
     real_b = _excerpts(half_b, per_b, settings_.seconds, rate)[: settings_.generations]
 
-    embedders = _embedders(model_version)
+    musicnn = MusicnnEmbedder("MTT_musicnn")
+    embedders = _embedders(model_version, musicnn)
     reference = reference_vectors(real_a, rate, embedders)
     say(f"reference set: {len(real_a)} clips; spaces {', '.join(embedders)}")
     rows = [measure_set("real held-out audio", real_b, rate, embedders=embedders,
@@ -119,6 +127,7 @@ def generator_evaluate(
         row = measure_set(name, clips, rate, embedders=embedders, reference=reference,
                           seed=settings_.seed)  # fmt: skip
         row.extra.update(_model_extras(model_version, candidate, trials, track_vectors))
+        row.extra["conditioning_musicnn"] = _musicnn_conditioning(trials, rate, musicnn)
         rows.append(row)
         if index == len(models) - 1 and store:  # a sweep keeps the stored report's samples
             samples = _write_samples(model_version, trials, rate)
@@ -191,10 +200,7 @@ def _clap_clip_vectors(encoder, clips, rate: int, seconds: float = CLIP_SECONDS)
     return out
 
 
-def _embedders(model_version: ModelVersion) -> dict[str, Callable]:
-    from catalog.encoders.musicnn import MusicnnEmbedder
-
-    musicnn = MusicnnEmbedder("MTT_musicnn")
+def _embedders(model_version: ModelVersion, musicnn: MusicnnEmbedder) -> dict[str, Callable]:
     encoder = loaded_encoder(model_version.encoder)
 
     def musicnn_vectors(clips, rate):
@@ -238,6 +244,30 @@ def outputs_clap_frechet(
             "se": round(error, 4),
             "vectors": sum(map(len, clips)),
         }
+    return result
+
+
+def _musicnn_conditioning(
+    trials: list[GeneratedTrial], rate: int, musicnn: MusicnnEmbedder
+) -> dict[str, Any]:
+    """The conditioning comparison in musicnn's space, which neither the model nor the choice
+    between candidates ever sees (both work in CLAP's): recordings by the mean vector of
+    three 10-s excerpts, outputs by the mean of their 3-s patches."""
+    ids = sorted({r for t in trials for r in (*t.reference_ids, *t.other_ids)})
+    recordings = {}
+    for rid in ids:
+        excerpts = _excerpts([rid], MUSICNN_EXCERPTS, 10.0, rate)
+        if excerpts:
+            vectors = [musicnn.embed(c.audio, rate, layer="penultimate") for c in excerpts]
+            recordings[rid] = np.concatenate(vectors).mean(axis=0)
+    measured = [t for t in trials if all(r in recordings for r in (*t.reference_ids, *t.other_ids))]
+    if not measured:
+        return {"problem": "no recording audio could be read"}
+    outputs = [musicnn.embed(t.audio, rate, layer="penultimate").mean(axis=0) for t in measured]
+    result = conditioning_of_vectors(measured, outputs, recordings).to_dict()
+    result["gap"] = round(
+        result["mean_similarity_to_references"] - result["mean_similarity_to_random_others"], 4
+    )
     return result
 
 

@@ -62,6 +62,15 @@ def test_the_report_is_stored_separates_real_audio_from_the_model_and_refuses_ba
     assert model["conditioning"]["generations"] == 3
     # measured as served: each output the best of the configured number of draws
     assert report["settings"]["candidates"] == settings.GENERATION_CANDIDATES == 3
+    # and the conditioning again in musicnn's space, which the choice never sees
+    by_musicnn = model["conditioning_musicnn"]
+    assert by_musicnn["generations"] == 3 and len(by_musicnn["gaps"]) == 3
+    assert by_musicnn["gap"] == pytest.approx(
+        by_musicnn["mean_similarity_to_references"]
+        - by_musicnn["mean_similarity_to_random_others"],
+        abs=1e-3,
+    )
+    assert "wins m" in evaluated["table"]
     assert model["memorisation"]["rate"] is None  # no audit clips here: said, not guessed
     assert (
         "calibrat" in model["memorisation"]["problem"]

@@ -106,8 +106,8 @@ def _unbiased(frechet: dict, digits: int) -> str:
 def format_table(report: dict) -> str:
     head = (
         f"{'set':<40} {'FD∞ musicnn':>15} {'FD musicnn':>15} {'FD∞ CLAP':>15} {'FD CLAP':>15} "
-        f"{'flat':>6} {'harm':>5} {'onset':>5} {'LRA':>5} {'gap':>6} {'wins':>7} {'mem':>5} "
-        f"{'RTF':>5}"
+        f"{'flat':>6} {'harm':>5} {'onset':>5} {'LRA':>5} {'gap':>6} {'wins':>7} {'wins m':>7} "
+        f"{'mem':>5} {'RTF':>5}"
     )
     lines = [head, "-" * len(head)]
     for row in report["rows"]:
@@ -116,6 +116,12 @@ def format_table(report: dict) -> str:
         cond = row.get("conditioning") or {}
         mem = (row.get("memorisation") or {}).get("rate")
         wins = f"{cond['closer_to_references']}/{cond['generations']}" if cond else "-"
+        by_musicnn = row.get("conditioning_musicnn") or {}
+        wins_m = (
+            f"{by_musicnn['closer_to_references']}/{by_musicnn['generations']}"
+            if "generations" in by_musicnn
+            else "-"
+        )
         lines.append(
             f"{row['name'][:40]:<40} "
             f"{_unbiased(fd['musicnn'], 2)}"
@@ -124,7 +130,7 @@ def format_table(report: dict) -> str:
             f"{fd['clap']['distance']:>8.3f}±{fd['clap']['se']:<6.3f}"
             f"{sig['spectral_flatness']:>6.3f} {sig['harmonic_share']:>5.2f} "
             f"{sig['onset_strength']:>5.2f} {sig['loudness_range_db']:>5.1f} "
-            f"{cond.get('gap', float('nan')):>6.3f} {wins:>7} "
+            f"{cond.get('gap', float('nan')):>6.3f} {wins:>7} {wins_m:>7} "
             f"{'-' if mem is None else f'{mem:.2f}':>5} "
             f"{row.get('real_time_factor', float('nan')):>5.2f}"
         )
