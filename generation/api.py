@@ -315,7 +315,7 @@ class GenerationProvenanceApi(APIView):
     )
     def get(self, request: Request, uid) -> Response:
         from generation import provenance
-        from generation.services.running import signing_credentials
+        from generation.services.outputs import signing_credentials
 
         generation = _finished_output(request, uid)
         report = provenance.read_provenance(

@@ -15,7 +15,8 @@ from attribution_log.selectors import attribution_chain_verify
 from catalog.services.consent import consent_revoke
 from generation import provenance
 from generation.models import GenerationRequest
-from generation.services.running import generation_run, signing_credentials
+from generation.services.outputs import signing_credentials
+from generation.services.running import generation_run
 from royalties.models import LedgerEntry, LedgerTransaction
 from tests.generation.conftest import user_track, wav_bytes
 
