@@ -108,8 +108,10 @@ def generate_best(
         candidate = replace(spec, seed=candidate_seed(spec.seed, index))
         logmel = generator.generate_mel(candidate, progress=_share(progress, index, count))
         audio = generator.render(logmel, candidate)
-        output = embed_output(audio, generator.sample_rate, encoder)
-        similarities.append(similarity_to_request(output, spec))
+        similarity = similarity_to_request(
+            embed_output(audio, generator.sample_rate, encoder), spec
+        )
+        similarities.append(similarity if np.isfinite(similarity) else -1.0)  # silence: last
         if kept is None or similarities[-1] > similarities[kept.index]:
             kept = CandidateChoice(logmel, audio, index, int(candidate.seed), ())
     return replace(kept, similarities=tuple(similarities))
