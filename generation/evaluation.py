@@ -53,6 +53,7 @@ class ConditioningReport:
             "generations": len(self.trials),
             "mean_similarity_to_references": round(self.mean_to_references, 4),
             "mean_similarity_to_random_others": round(self.mean_to_others, 4),
+            "gap": round(self.mean_to_references - self.mean_to_others, 4),
             "closer_to_references": self.wins,
             "paired_t": round(self.paired_t(), 2),
             # per output, so two models or samplers can be compared output by output

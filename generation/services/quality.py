@@ -264,11 +264,7 @@ def _musicnn_conditioning(
     if not measured:
         return {"problem": "no recording audio could be read"}
     outputs = [musicnn.embed(t.audio, rate, layer="penultimate").mean(axis=0) for t in measured]
-    result = conditioning_of_vectors(measured, outputs, recordings).to_dict()
-    result["gap"] = round(
-        result["mean_similarity_to_references"] - result["mean_similarity_to_random_others"], 4
-    )
-    return result
+    return conditioning_of_vectors(measured, outputs, recordings).to_dict()
 
 
 def _model_extras(
@@ -281,11 +277,6 @@ def _model_extras(
     conditioning = conditioning_of(
         trials, sample_rate=generator.sample_rate, encoder=encoder, track_vectors=track_vectors
     ).to_dict()
-    conditioning["gap"] = round(
-        conditioning["mean_similarity_to_references"]
-        - conditioning["mean_similarity_to_random_others"],
-        4,
-    )
     seconds = [len(t.audio) / generator.sample_rate for t in trials]
     rtf = float(np.median([t.seconds_taken / s for t, s in zip(trials, seconds, strict=True)]))
     return {
