@@ -261,6 +261,8 @@ class SetReport:
     signal: dict[str, float] = field(default_factory=dict)  # medians over clips
     signal_iqr: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)  # conditioning, memorisation, rtf
+    # per space, each clip's vectors (not in the report; for measures that reuse them)
+    vectors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -291,6 +293,7 @@ def measure_set(
     report = SetReport(name, len(clips), sum(len(c.audio) for c in clips) / sample_rate)
     for space, embed in embedders.items():
         per_clip = [embed([c.audio], sample_rate) for c in clips]
+        report.vectors[space] = per_clip
         real = _as_clips(reference[space])
         value, error = frechet_with_error(per_clip, np.concatenate(real), seed=seed)
         report.frechet[space] = {"distance": round(value, 4), "se": round(error, 4)}

@@ -110,6 +110,7 @@ def generator_evaluate(
     say("real and ceiling rows measured")
 
     samples: list[dict[str, Any]] = []
+    recording_vectors: dict[int, np.ndarray] = {}  # musicnn, shared by the model rows
     models = [*([baseline] if baseline else []), (label, generator)]
     for index, (name, candidate) in enumerate(models):
         trials = generate_trials(
@@ -127,7 +128,9 @@ def generator_evaluate(
         row = measure_set(name, clips, rate, embedders=embedders, reference=reference,
                           seed=settings_.seed)  # fmt: skip
         row.extra.update(_model_extras(model_version, candidate, trials, track_vectors))
-        row.extra["conditioning_musicnn"] = _musicnn_conditioning(trials, rate, musicnn)
+        row.extra["conditioning_musicnn"] = _musicnn_conditioning(
+            trials, row.vectors["musicnn"], rate, musicnn, recording_vectors
+        )
         rows.append(row)
         if index == len(models) - 1 and store:  # a sweep keeps the stored report's samples
             samples = _write_samples(model_version, trials, rate)
@@ -248,23 +251,32 @@ def outputs_clap_frechet(
 
 
 def _musicnn_conditioning(
-    trials: list[GeneratedTrial], rate: int, musicnn: MusicnnEmbedder
+    trials: list[GeneratedTrial],
+    output_vectors: list[np.ndarray],
+    rate: int,
+    musicnn: MusicnnEmbedder,
+    recording_vectors: dict[int, np.ndarray],
 ) -> dict[str, Any]:
     """The conditioning comparison in musicnn's space, which neither the model nor the choice
     between candidates ever sees (both work in CLAP's): recordings by the mean vector of
-    three 10-s excerpts, outputs by the mean of their 3-s patches."""
-    ids = sorted({r for t in trials for r in (*t.reference_ids, *t.other_ids)})
-    recordings = {}
-    for rid in ids:
+    three 10-s excerpts (added to `recording_vectors` once), outputs by the mean of their 3-s
+    patches (`output_vectors`, as the Frechet distance embedded them)."""
+    for rid in sorted({r for t in trials for r in (*t.reference_ids, *t.other_ids)}):
+        if rid in recording_vectors:
+            continue
         excerpts = _excerpts([rid], MUSICNN_EXCERPTS, 10.0, rate)
         if excerpts:
             vectors = [musicnn.embed(c.audio, rate, layer="penultimate") for c in excerpts]
-            recordings[rid] = np.concatenate(vectors).mean(axis=0)
-    measured = [t for t in trials if all(r in recordings for r in (*t.reference_ids, *t.other_ids))]
+            recording_vectors[rid] = np.concatenate(vectors).mean(axis=0)
+    measured = [
+        (t, v.mean(axis=0))
+        for t, v in zip(trials, output_vectors, strict=True)
+        if all(r in recording_vectors for r in (*t.reference_ids, *t.other_ids))
+    ]
     if not measured:
         return {"problem": "no recording audio could be read"}
-    outputs = [musicnn.embed(t.audio, rate, layer="penultimate").mean(axis=0) for t in measured]
-    return conditioning_of_vectors(measured, outputs, recordings).to_dict()
+    kept, outputs = zip(*measured, strict=True)
+    return conditioning_of_vectors(kept, outputs, recording_vectors).to_dict()
 
 
 def _model_extras(
