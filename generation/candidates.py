@@ -77,10 +77,11 @@ def similarity_to_request(output: np.ndarray, spec: GenerationSpec) -> float:
     return float(cosines @ weights / weights.sum())
 
 
-def candidates_compared(spec: GenerationSpec) -> bool:
-    """Whether candidates are compared for this request: new music only. Transforming or
+def draws_for(spec: GenerationSpec, count: int) -> int:
+    """How many draws a request gets: `count` for new music, one otherwise. Transforming or
     inpainting a maker's track keeps one draw, so the track, not the references, leads."""
-    return spec.init_audio is None and bool(spec.references or spec.text_embedding is not None)
+    new_music = spec.init_audio is None
+    return count if new_music and (spec.references or spec.text_embedding is not None) else 1
 
 
 def generate_best(
@@ -92,12 +93,11 @@ def generate_best(
     progress: Callable[[int, int], None] | None = None,
 ) -> CandidateChoice:
     """Sample `count` candidates of `spec` and keep the one most similar to its references.
-    With `count` 1, or a request `candidates_compared` leaves out, it samples once, with the
-    request's own seed."""
+    With one draw (`draws_for`) it samples once, with the request's own seed."""
     if not 1 <= count <= MAX_CANDIDATES:
         raise GeneratorError(f"candidates must be in [1, {MAX_CANDIDATES}], got {count}")
     generator.validate(spec)
-    if count == 1 or not candidates_compared(spec):
+    if draws_for(spec, count) == 1:
         logmel = generator.generate_mel(spec, progress=progress)
         return CandidateChoice(logmel, generator.render(logmel, spec), 0, int(spec.seed), ())
     if encoder is None:

@@ -24,7 +24,7 @@ from attribution_log.models import AttributionRecord
 from attribution_log.services import attribution_record_append
 from catalog.audio.decoding import AudioDecodeError, file_sha256, load_mono
 from config.exceptions import DomainError
-from generation.candidates import CandidateChoice, candidates_compared, generate_best
+from generation.candidates import CandidateChoice, draws_for, generate_best
 from generation.events import CompletedReference, GenerationCompleted, generation_completed_publish
 from generation.model import (
     GenerationSpec,
@@ -212,7 +212,7 @@ def _run(generation: GenerationRequest) -> GenerationRequest:
 
 def _candidate_encoder(generation: GenerationRequest, spec: GenerationSpec):
     """The CLAP encoder candidates are compared in (the references' own), when they are."""
-    if settings.GENERATION_CANDIDATES == 1 or not candidates_compared(spec):
+    if draws_for(spec, settings.GENERATION_CANDIDATES) == 1:
         return None
     from catalog.retrieval.runtime import loaded_encoder
 
